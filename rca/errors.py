@@ -1,0 +1,69 @@
+"""Errors, grouped by who must act.
+
+The CLI prints them as one line; the API maps them to HTTP once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RcaError(Exception):
+    """Base of every error rca raises on purpose; its message is safe to show to a user."""
+
+
+# --- the caller sent something we cannot use -------------------------------------------------
+
+
+@dataclass
+class Problem:
+    """One thing wrong with an input: where (file, line, field path) and why."""
+
+    reason: str
+    path: str | None = None
+    line: int | None = None
+    location: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path or "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        if self.location:
+            return f"{where}: {self.location}: {self.reason}"
+        return f"{where}: {self.reason}"
+
+
+class InvalidInput(RcaError):
+    """An input document is malformed or breaks the format; carries every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class NotFound(RcaError):
+    """The thing asked for does not exist."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(f"{kind} {ident!r} not found")
+
+
+class Conflict(RcaError):
+    """The write collides with the stored state (stale version, immutable record)."""
+
+    def __init__(self, message: str, current_version: int | None = None) -> None:
+        self.current_version = current_version
+        super().__init__(message)
+
+
+# --- the operator must fix the installation or configuration ---------------------------------
+
+
+class ConfigurationError(RcaError):
+    """A setting is missing or wrong."""
+
+
+class StoreUnavailable(RcaError):
+    """The system of record cannot be opened or written."""

@@ -1,0 +1,460 @@
+"""Postmortems as Markdown with YAML front matter (see docs/markdown-format.md).
+
+`parse_markdown` turns the text into plain data plus a map from field paths to line numbers,
+so that validation errors can name the line; `to_markdown` writes the same shape back, so that
+export → import is lossless.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from rca.errors import InvalidInput, Problem
+from rca.models import Postmortem
+
+Loc = tuple[str | int, ...]
+
+FREE_TEXT_SECTIONS = {
+    "summary": "Summary",
+    "impact": "Impact",
+    "trigger": "Trigger",
+    "detection": "Detection",
+    "resolution": "Resolution",
+}
+SECTION_ORDER = [
+    ("summary", "Summary"),
+    ("impact", "Impact"),
+    ("trigger", "Trigger"),
+    ("root_causes", "Root Causes"),
+    ("contributing_factors", "Contributing Factors"),
+    ("causal_chain", "Causal Chain"),
+    ("detection", "Detection"),
+    ("resolution", "Resolution"),
+    ("timeline", "Timeline"),
+    ("action_items", "Action Items"),
+    ("lessons", "Lessons Learned"),
+]
+_HEADING_TO_FIELD = {title.lower(): name for name, title in SECTION_ORDER}
+LESSON_HEADINGS = [
+    ("went_well", "What went well"),
+    ("went_wrong", "What went wrong"),
+    ("lucky", "Where we got lucky"),
+]
+_LESSON_TO_FIELD = {title.lower(): name for name, title in LESSON_HEADINGS}
+FRONT_MATTER_KEYS = ("id", "title", "date", "severity", "services", "tags", "incident_id")
+ACTION_COLUMNS = ("Action", "Kind", "Priority", "Owner", "Status")
+
+_H2 = re.compile(r"^##[ \t]+(?P<title>.*?)[ \t]*#*[ \t]*$")
+_H3 = re.compile(r"^###[ \t]+(?P<title>.*?)[ \t]*#*[ \t]*$")
+_BULLET = re.compile(r"^[-*+][ \t]+(?P<text>.*)$")
+_FACTOR = re.compile(r"^\[(?P<category>[^\]]*)\][ \t]*(?P<text>.*)$")
+_NODE = re.compile(
+    r"^(?P<id>[^\s(]+)[ \t]+\((?P<kind>[^)]*)\)"
+    r"(?:[ \t]*(?:→|->)[ \t]*(?P<to>[^:]*?))?[ \t]*:[ \t]+(?P<text>.*)$"
+)
+_TIMELINE = re.compile(r"^(?P<at>\S+)[ \t]+(?:\u2014|\u2013|-)[ \t]+(?P<text>.*)$")
+_TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+
+
+@dataclass
+class Parsed:
+    """A document parsed into plain data, with the line each field path came from."""
+
+    data: dict[str, Any]
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of the longest known prefix of `loc`."""
+        for end in range(len(loc), -1, -1):
+            line = self.lines.get(loc[:end])
+            if line is not None:
+                return line
+        return None
+
+
+class _Collector:
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, line: int | None, reason: str) -> None:
+        self.problems.append(Problem(reason=reason, path=self.path, line=line))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def yaml_to_plain(node: yaml.Node, loc: Loc, lines: dict[Loc, int], first_line: int) -> Any:
+    """Turn a composed YAML node into plain data, every scalar a string (or None for null).
+
+    Scalars stay strings so that `id: 2024` or `title: yes` mean what they say; pydantic then
+    parses dates and enums. The line of every node is recorded under its path.
+    """
+    lines[loc] = node.start_mark.line + first_line
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == "tag:yaml.org,2002:null":
+            return None
+        return node.value
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            yaml_to_plain(item, (*loc, index), lines, first_line)
+            for index, item in enumerate(node.value)
+        ]
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            if key in result:
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r}", problem_mark=key_node.start_mark
+                )
+            result[key] = yaml_to_plain(value_node, (*loc, key), lines, first_line)
+        return result
+    raise yaml.MarkedYAMLError(problem="unsupported YAML node", problem_mark=node.start_mark)
+
+
+def _parse_front_matter(all_lines: list[str], parsed: Parsed, problems: _Collector) -> int | None:
+    """Parse the front matter into `parsed.data`; return the index of the first body line."""
+    if not all_lines or all_lines[0].strip() != "---":
+        problems.add(1, "missing YAML front matter (the file must start with a '---' line)")
+        return None
+    end = next(
+        (i for i in range(1, len(all_lines)) if all_lines[i].rstrip() in ("---", "...")), None
+    )
+    if end is None:
+        problems.add(1, "YAML front matter is not closed with a '---' line")
+        return None
+    text = "\n".join(all_lines[1:end])
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        front = {} if node is None else yaml_to_plain(node, (), parsed.lines, 2)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 2 if mark is not None else 2
+        problems.add(line, f"invalid YAML front matter: {err.problem or err}")
+        return None
+    except yaml.YAMLError as err:
+        problems.add(2, f"invalid YAML front matter: {err}")
+        return None
+    if not isinstance(front, dict):
+        problems.add(2, "YAML front matter must be a mapping of keys to values")
+        return None
+    for key, value in front.items():
+        if key not in FRONT_MATTER_KEYS:
+            allowed = ", ".join(FRONT_MATTER_KEYS)
+            problems.add(parsed.lines.get((key,)), f"unknown front matter key {key!r} ({allowed})")
+        elif value is not None:
+            parsed.data[key] = value
+    return end + 1
+
+
+def _unescape_free_line(line: str) -> str:
+    if line.startswith("\\") and line[1:2] in ("#", "\\"):
+        return line[1:]
+    return line
+
+
+def escape_free_line(line: str) -> str:
+    """Protect a free-text line that would read as a heading (or an escape) on import."""
+    return "\\" + line if line.startswith(("#", "\\")) else line
+
+
+def _bullets(
+    body: list[tuple[int, str]], section: str, problems: _Collector
+) -> list[tuple[int, str]]:
+    """Bullet items of a list section, continuation lines (indented) folded in."""
+    items: list[tuple[int, str]] = []
+    for number, raw in body:
+        if not raw.strip():
+            continue
+        match = _BULLET.match(raw)
+        if match:
+            items.append((number, match.group("text").strip()))
+        elif raw[:1] in (" ", "\t") and items:
+            first, text = items[-1]
+            items[-1] = (first, f"{text} {raw.strip()}")
+        else:
+            problems.add(number, f"{section}: expected a '- ' list item, got {raw.strip()[:60]!r}")
+    return items
+
+
+def split_cells(row: str) -> list[str]:
+    """Split a Markdown table row on unescaped pipes; `\\|` and `\\\\` are escapes."""
+    row = row.strip()
+    if row.startswith("|"):
+        row = row[1:]
+    cells: list[str] = []
+    current: list[str] = []
+    index = 0
+    closed = False
+    while index < len(row):
+        char = row[index]
+        if char == "\\" and row[index + 1 : index + 2] in ("|", "\\"):
+            current.append(row[index + 1])
+            index += 2
+            continue
+        if char == "|":
+            cells.append("".join(current).strip())
+            current = []
+            closed = True
+        else:
+            current.append(char)
+            closed = False
+        index += 1
+    if current or not closed:
+        tail = "".join(current).strip()
+        if tail or not closed:
+            cells.append(tail)
+    return cells
+
+
+def escape_cell(text: str) -> str:
+    """Escape a table cell's backslashes and pipes."""
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def _parse_action_table(
+    body: list[tuple[int, str]], parsed: Parsed, problems: _Collector
+) -> list[dict[str, Any]]:
+    rows = [(n, raw) for n, raw in body if raw.strip()]
+    if not rows:
+        return []
+    header_line, header = rows[0]
+    columns = [c.lower() for c in split_cells(header)]
+    if columns != [c.lower() for c in ACTION_COLUMNS]:
+        problems.add(
+            header_line,
+            "Action Items: the table must have the columns " + " | ".join(ACTION_COLUMNS),
+        )
+        return []
+    if len(rows) < 2 or not _TABLE_SEPARATOR.match(rows[1][1]):
+        problems.add(header_line, "Action Items: the header row must be followed by |---| row")
+        return []
+    items: list[dict[str, Any]] = []
+    for number, raw in rows[2:]:
+        if not raw.lstrip().startswith("|"):
+            problems.add(number, "Action Items: expected a table row starting with '|'")
+            continue
+        cells = split_cells(raw)
+        if len(cells) != len(ACTION_COLUMNS):
+            problems.add(
+                number, f"Action Items: expected {len(ACTION_COLUMNS)} cells, got {len(cells)}"
+            )
+            continue
+        text, kind, priority, owner, status = cells
+        item: dict[str, Any] = {"text": text, "kind": kind}
+        if priority:
+            item["priority"] = priority
+        if owner:
+            item["owner"] = owner
+        if status:
+            item["status"] = status
+        parsed.lines[("action_items", len(items))] = number
+        items.append(item)
+    return items
+
+
+def _parse_lessons(
+    body: list[tuple[int, str]], parsed: Parsed, problems: _Collector
+) -> dict[str, list[str]]:
+    lessons: dict[str, list[str]] = {}
+    current: str | None = None
+    skipping = False  # under an unknown heading, already reported
+    blocks: dict[str, list[tuple[int, str]]] = {}
+    for number, raw in body:
+        heading = _H3.match(raw)
+        if heading:
+            name = _LESSON_TO_FIELD.get(heading.group("title").strip().lower())
+            if name is None:
+                known = ", ".join(t for _, t in LESSON_HEADINGS)
+                problems.add(number, f"Lessons Learned: unknown heading {raw.strip()!r} ({known})")
+                current, skipping = None, True
+                continue
+            if name in blocks:
+                problems.add(number, f"Lessons Learned: heading {raw.strip()!r} appears twice")
+            current, skipping = name, False
+            blocks[name] = []
+            parsed.lines[("lessons", name)] = number
+            continue
+        if current is None:
+            if raw.strip() and not skipping:
+                problems.add(number, "Lessons Learned: text before a '### What went ...' heading")
+            continue
+        blocks[current].append((number, raw))
+    for name, block in blocks.items():
+        items = _bullets(block, "Lessons Learned", problems)
+        for index, (number, _text) in enumerate(items):
+            parsed.lines[("lessons", name, index)] = number
+        if items:
+            lessons[name] = [text for _, text in items]
+    return lessons
+
+
+def _parse_section(
+    name: str, body: list[tuple[int, str]], parsed: Parsed, problems: _Collector
+) -> Any:
+    if name in FREE_TEXT_SECTIONS:
+        return "\n".join(_unescape_free_line(raw) for _, raw in body).strip() or None
+    if name == "action_items":
+        return _parse_action_table(body, parsed, problems)
+    if name == "lessons":
+        return _parse_lessons(body, parsed, problems)
+    values: list[Any] = []
+    for number, text in _bullets(body, dict(SECTION_ORDER)[name], problems):
+        parsed.lines[(name, len(values))] = number
+        values.append(_parse_item(name, number, text, problems))
+    return values
+
+
+def _parse_item(name: str, number: int, text: str, problems: _Collector) -> Any:
+    if name == "root_causes":
+        return text
+    if name == "contributing_factors":
+        match = _FACTOR.match(text)
+        if not match:
+            problems.add(number, "Contributing Factors: expected '- [category] text'")
+            return {"text": text, "category": ""}
+        return {"category": match.group("category").strip(), "text": match.group("text")}
+    if name == "causal_chain":
+        match = _NODE.match(text)
+        if not match:
+            problems.add(number, "Causal Chain: expected '- ID (kind) → ID, ID: text'")
+            return {"id": "", "kind": "", "text": text}
+        targets = match.group("to") or ""
+        return {
+            "id": match.group("id"),
+            "kind": match.group("kind").strip(),
+            "leads_to": [t.strip() for t in targets.split(",") if t.strip()],
+            "text": match.group("text"),
+        }
+    match = _TIMELINE.match(text)  # timeline
+    if not match:
+        problems.add(number, "Timeline: expected '- 2024-03-02T10:01:40Z — text'")
+        return {"at": "", "text": text}
+    return {"at": match.group("at"), "text": match.group("text")}
+
+
+def parse_markdown(text: str, path: str | None = None) -> Parsed:
+    """Parse a postmortem in Markdown into plain data and line numbers; raise on format errors."""
+    problems = _Collector(path)
+    parsed = Parsed(data={})
+    all_lines = text.split("\n")
+    start = _parse_front_matter(all_lines, parsed, problems)
+    if start is None:
+        raise InvalidInput(problems.problems)
+    sections: dict[str, list[tuple[int, str]]] = {}
+    current: str | None = None
+    skipping = False  # under an unknown section, already reported
+    for index in range(start, len(all_lines)):
+        number, raw = index + 1, all_lines[index]
+        heading = _H2.match(raw)
+        if heading and not raw.startswith("###"):
+            title = heading.group("title").strip()
+            name = _HEADING_TO_FIELD.get(title.lower())
+            if name is None:
+                known = ", ".join(t for _, t in SECTION_ORDER)
+                problems.add(number, f"unknown section {title!r} (known: {known})")
+                current, skipping = None, True
+                continue
+            if name in sections:
+                problems.add(number, f"section {title!r} appears twice")
+            current, skipping = name, False
+            sections[name] = []
+            parsed.lines[(name,)] = number
+            continue
+        if current is None:
+            if raw.strip() and not skipping and not (raw.startswith("# ") or raw.strip() == "#"):
+                problems.add(number, "text outside any '## Section'")
+            continue
+        sections[current].append((number, raw))
+    for name, body in sections.items():
+        value = _parse_section(name, body, parsed, problems)
+        if value not in (None, [], {}):
+            parsed.data[name] = value
+    if problems.problems:
+        raise InvalidInput(problems.problems)
+    return parsed
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _front_matter(pm: Postmortem) -> str:
+    front: dict[str, Any] = {"id": pm.id, "title": pm.title}
+    if pm.date is not None:
+        front["date"] = pm.date.isoformat()
+    if pm.severity is not None:
+        front["severity"] = pm.severity.value
+    if pm.services:
+        front["services"] = list(pm.services)
+    if pm.tags:
+        front["tags"] = list(pm.tags)
+    if pm.incident_id is not None:
+        front["incident_id"] = pm.incident_id
+    dumped = yaml.safe_dump(
+        front, sort_keys=False, allow_unicode=True, default_flow_style=None, width=10_000
+    )
+    return f"---\n{dumped}---\n"
+
+
+def _free(text: str) -> str:
+    return "\n".join(escape_free_line(line) for line in text.split("\n"))
+
+
+def to_markdown(pm: Postmortem) -> str:
+    """Write a postmortem as Markdown; `parse_markdown` reads it back to the same value."""
+    data = pm.model_dump(mode="json")
+    parts = [_front_matter(pm), f"\n# {pm.title}\n"]
+
+    def section(title: str, body: str) -> None:
+        parts.append(f"\n## {title}\n\n{body}\n")
+
+    for name, title in SECTION_ORDER:
+        if name in FREE_TEXT_SECTIONS:
+            value = getattr(pm, name)
+            if value:
+                section(title, _free(value))
+        elif name == "root_causes" and pm.root_causes:
+            section(title, "\n".join(f"- {cause}" for cause in pm.root_causes))
+        elif name == "contributing_factors" and pm.contributing_factors:
+            section(
+                title,
+                "\n".join(f"- [{f.category.value}] {f.text}" for f in pm.contributing_factors),
+            )
+        elif name == "causal_chain" and pm.causal_chain:
+            lines = []
+            for node in pm.causal_chain:
+                arrow = f" → {', '.join(node.leads_to)}" if node.leads_to else ""
+                lines.append(f"- {node.id} ({node.kind.value}){arrow}: {node.text}")
+            section(title, "\n".join(lines))
+        elif name == "timeline" and pm.timeline:
+            section(title, "\n".join(f"- {e['at']} — {e['text']}" for e in data["timeline"]))
+        elif name == "action_items" and pm.action_items:
+            rows = [
+                "| " + " | ".join(ACTION_COLUMNS) + " |",
+                "|" + "---|" * len(ACTION_COLUMNS),
+            ]
+            for item in pm.action_items:
+                cells = [
+                    item.text,
+                    item.kind.value,
+                    item.priority.value,
+                    item.owner or "",
+                    item.status.value,
+                ]
+                rows.append("| " + " | ".join(escape_cell(c) for c in cells) + " |")
+            section(title, "\n".join(rows))
+        elif name == "lessons" and not pm.lessons.is_empty():
+            blocks = []
+            for key, heading in LESSON_HEADINGS:
+                items: list[str] = getattr(pm.lessons, key)
+                if items:
+                    blocks.append(f"### {heading}\n\n" + "\n".join(f"- {i}" for i in items))
+            section(title, "\n\n".join(blocks))
+    return "".join(parts)

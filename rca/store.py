@@ -1,0 +1,301 @@
+"""The system of record: incidents, postmortems and their revisions.
+
+Every public write is one transaction. A stored postmortem revision never changes (the database
+refuses updates and deletes of revisions); saving different content under the same id makes a
+new revision, saving the same content changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from rca.config import Settings
+from rca.db import (
+    incidents,
+    make_engine,
+    migrate,
+    postmortem_revisions,
+    postmortems,
+    read_transaction,
+    write_transaction,
+)
+from rca.errors import Conflict, NotFound, StoreUnavailable
+from rca.models import Incident, Postmortem, Severity, canonical_json, content_hash
+
+
+class Outcome(StrEnum):
+    """What a save did."""
+
+    CREATED = "created"
+    REVISED = "revised"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """The result of saving one document."""
+
+    kind: str
+    id: str
+    outcome: Outcome
+    revision: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredPostmortem:
+    """A postmortem revision as stored."""
+
+    postmortem: Postmortem
+    revision: int
+    latest_revision: int
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PostmortemSummary:
+    """One row of a postmortem listing."""
+
+    id: str
+    title: str
+    date: str | None
+    severity: Severity | None
+    latest_revision: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision's metadata."""
+
+    revision: int
+    content_hash: str
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """One row of an incident listing."""
+
+    id: str
+    title: str
+    severity: Severity
+    started_at: datetime
+
+
+Document = Postmortem | Incident
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """Reads and writes the system of record through one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """Open (and migrate) the configured database."""
+        try:
+            engine = make_engine(settings)
+        except Exception as err:  # a bad URL or missing driver: the operator must act
+            raise StoreUnavailable(f"cannot open the database: {err}") from err
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def save(self, documents: Sequence[Document], source: str) -> list[SaveResult]:
+        """Save several documents in one transaction: all of them, or none."""
+        try:
+            with write_transaction(self.engine) as conn:
+                return [self._save_one(conn, doc, source) for doc in documents]
+        except IntegrityError as err:
+            raise Conflict(f"concurrent write collided, nothing saved: {err.orig}") from err
+        except OperationalError as err:
+            raise StoreUnavailable(f"database write failed, nothing saved: {err.orig}") from err
+
+    def save_postmortem(self, postmortem: Postmortem, source: str) -> SaveResult:
+        """Save one postmortem; a changed one becomes a new revision."""
+        return self.save([postmortem], source)[0]
+
+    def save_incident(self, incident: Incident, source: str) -> SaveResult:
+        """Save one incident; a changed one replaces the stored version."""
+        return self.save([incident], source)[0]
+
+    def _save_one(self, conn: Connection, doc: Document, source: str) -> SaveResult:
+        if isinstance(doc, Postmortem):
+            return _save_postmortem(conn, doc, source)
+        return _save_incident(conn, doc)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_postmortem(self, ident: str, revision: int | None = None) -> StoredPostmortem:
+        """One revision of a postmortem (the latest by default)."""
+        with read_transaction(self.engine) as conn:
+            head = conn.execute(
+                select(postmortems.c.latest_revision).where(postmortems.c.id == ident)
+            ).scalar_one_or_none()
+            if head is None:
+                raise NotFound("postmortem", ident)
+            wanted = head if revision is None else revision
+            row = conn.execute(
+                select(postmortem_revisions).where(
+                    postmortem_revisions.c.postmortem_id == ident,
+                    postmortem_revisions.c.revision == wanted,
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound("postmortem revision", f"{ident}@{wanted}")
+        return StoredPostmortem(
+            postmortem=Postmortem.model_validate_json(row.document),
+            revision=row.revision,
+            latest_revision=head,
+            source=row.source,
+            created_at=row.created_at,
+        )
+
+    def list_postmortems(self) -> list[PostmortemSummary]:
+        """Every postmortem, newest incident date first."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(postmortems).order_by(
+                    postmortems.c.date.desc().nulls_last(), postmortems.c.id
+                )
+            ).all()
+        return [
+            PostmortemSummary(
+                id=row.id,
+                title=row.title,
+                date=row.date.isoformat() if row.date else None,
+                severity=Severity(row.severity) if row.severity else None,
+                latest_revision=row.latest_revision,
+                updated_at=row.updated_at,
+            )
+            for row in rows
+        ]
+
+    def revisions(self, ident: str) -> list[RevisionInfo]:
+        """Every revision of one postmortem, oldest first."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(postmortem_revisions)
+                .where(postmortem_revisions.c.postmortem_id == ident)
+                .order_by(postmortem_revisions.c.revision)
+            ).all()
+        if not rows:
+            raise NotFound("postmortem", ident)
+        return [RevisionInfo(r.revision, r.content_hash, r.source, r.created_at) for r in rows]
+
+    def get_incident(self, ident: str) -> Incident:
+        """One incident."""
+        with read_transaction(self.engine) as conn:
+            document = conn.execute(
+                select(incidents.c.document).where(incidents.c.id == ident)
+            ).scalar_one_or_none()
+        if document is None:
+            raise NotFound("incident", ident)
+        return Incident.model_validate_json(document)
+
+    def list_incidents(self) -> list[IncidentSummary]:
+        """Every incident, newest first."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(
+                    incidents.c.id, incidents.c.title, incidents.c.severity, incidents.c.started_at
+                ).order_by(incidents.c.started_at.desc(), incidents.c.id)
+            ).all()
+        return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        """How many incidents, postmortems and postmortem revisions are stored."""
+        with read_transaction(self.engine) as conn:
+            return {
+                "incidents": conn.execute(select(func.count()).select_from(incidents)).scalar_one(),
+                "postmortems": conn.execute(
+                    select(func.count()).select_from(postmortems)
+                ).scalar_one(),
+                "revisions": conn.execute(
+                    select(func.count()).select_from(postmortem_revisions)
+                ).scalar_one(),
+            }
+
+
+def _save_postmortem(conn: Connection, pm: Postmortem, source: str) -> SaveResult:
+    digest = content_hash(pm)
+    now = _now()
+    head = conn.execute(
+        select(postmortems.c.latest_revision).where(postmortems.c.id == pm.id).with_for_update()
+    ).scalar_one_or_none()
+    if head is not None:
+        latest_hash = conn.execute(
+            select(postmortem_revisions.c.content_hash).where(
+                postmortem_revisions.c.postmortem_id == pm.id,
+                postmortem_revisions.c.revision == head,
+            )
+        ).scalar_one()
+        if latest_hash == digest:
+            return SaveResult("postmortem", pm.id, Outcome.UNCHANGED, head)
+    revision = 1 if head is None else head + 1
+    summary = {
+        "title": pm.title,
+        "date": pm.date,
+        "severity": pm.severity.value if pm.severity else None,
+        "incident_id": pm.incident_id,
+        "updated_at": now,
+        "latest_revision": revision,
+    }
+    if head is None:
+        conn.execute(insert(postmortems).values(id=pm.id, created_at=now, **summary))
+    else:
+        conn.execute(update(postmortems).where(postmortems.c.id == pm.id).values(**summary))
+    conn.execute(
+        insert(postmortem_revisions).values(
+            postmortem_id=pm.id,
+            revision=revision,
+            content_hash=digest,
+            document=canonical_json(pm),
+            source=source,
+            created_at=now,
+        )
+    )
+    outcome = Outcome.CREATED if head is None else Outcome.REVISED
+    return SaveResult("postmortem", pm.id, outcome, revision)
+
+
+def _save_incident(conn: Connection, inc: Incident) -> SaveResult:
+    digest = content_hash(inc)
+    now = _now()
+    stored = conn.execute(
+        select(incidents.c.content_hash).where(incidents.c.id == inc.id).with_for_update()
+    ).scalar_one_or_none()
+    if stored == digest:
+        return SaveResult("incident", inc.id, Outcome.UNCHANGED)
+    values = {
+        "title": inc.title,
+        "severity": inc.severity.value,
+        "started_at": inc.started_at,
+        "content_hash": digest,
+        "document": canonical_json(inc),
+        "updated_at": now,
+    }
+    if stored is None:
+        conn.execute(insert(incidents).values(id=inc.id, created_at=now, **values))
+        return SaveResult("incident", inc.id, Outcome.CREATED)
+    conn.execute(update(incidents).where(incidents.c.id == inc.id).values(**values))
+    return SaveResult("incident", inc.id, Outcome.UPDATED)

@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (sys.argv[1:] if argv is None else argv):
         argv = ["--help"]
     try:
-        result = app(args=argv, standalone_mode=False)
+        result = app(args=argv, prog_name="rca", standalone_mode=False)
     except Exit as done:
         sys.exit(done.exit_code)
     except TyperException as err:

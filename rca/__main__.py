@@ -1,0 +1,5 @@
+"""`python -m rca` runs the CLI."""
+
+from rca.cli import main
+
+main()

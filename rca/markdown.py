@@ -38,16 +38,15 @@ SECTION_ORDER = [
     ("action_items", "Action Items"),
     ("lessons", "Lessons Learned"),
 ]
-_HEADING_TO_FIELD = {title.lower(): name for name, title in SECTION_ORDER}
 LESSON_HEADINGS = [
     ("went_well", "What went well"),
     ("went_wrong", "What went wrong"),
     ("lucky", "Where we got lucky"),
 ]
-_LESSON_TO_FIELD = {title.lower(): name for name, title in LESSON_HEADINGS}
 FRONT_MATTER_KEYS = ("id", "title", "date", "severity", "services", "tags", "incident_id")
 ACTION_COLUMNS = ("Action", "Kind", "Priority", "Owner", "Status")
 
+_H1 = re.compile(r"^#([ \t].*)?$")
 _H2 = re.compile(r"^##[ \t]+(?P<title>.*?)[ \t]*#*[ \t]*$")
 _H3 = re.compile(r"^###[ \t]+(?P<title>.*?)[ \t]*#*[ \t]*$")
 _BULLET = re.compile(r"^[-*+][ \t]+(?P<text>.*)$")
@@ -259,33 +258,52 @@ def _parse_action_table(
     return items
 
 
-def _parse_lessons(
-    body: list[tuple[int, str]], parsed: Parsed, problems: _Collector
-) -> dict[str, list[str]]:
-    lessons: dict[str, list[str]] = {}
+def _split_by_headings(
+    body: list[tuple[int, str]],
+    heading: re.Pattern[str],
+    known: list[tuple[str, str]],
+    context: str,
+    loc: Loc,
+    parsed: Parsed,
+    problems: _Collector,
+) -> dict[str, list[tuple[int, str]]]:
+    """Group lines under the known headings; report unknown, repeated and stray ones.
+
+    Text before the first heading may only be blank (or a `# Title` at the top level).
+    """
+    by_title = {title.lower(): name for name, title in known}
+    blocks: dict[str, list[tuple[int, str]]] = {}
     current: str | None = None
     skipping = False  # under an unknown heading, already reported
-    blocks: dict[str, list[tuple[int, str]]] = {}
     for number, raw in body:
-        heading = _H3.match(raw)
-        if heading:
-            name = _LESSON_TO_FIELD.get(heading.group("title").strip().lower())
+        match = heading.match(raw)
+        if match:
+            title = match.group("title").strip()
+            name = by_title.get(title.lower())
             if name is None:
-                known = ", ".join(t for _, t in LESSON_HEADINGS)
-                problems.add(number, f"Lessons Learned: unknown heading {raw.strip()!r} ({known})")
+                names = ", ".join(t for _, t in known)
+                problems.add(number, f"{context}unknown heading {title!r} (known: {names})")
                 current, skipping = None, True
                 continue
             if name in blocks:
-                problems.add(number, f"Lessons Learned: heading {raw.strip()!r} appears twice")
+                problems.add(number, f"{context}heading {title!r} appears twice")
             current, skipping = name, False
             blocks[name] = []
-            parsed.lines[("lessons", name)] = number
-            continue
-        if current is None:
-            if raw.strip() and not skipping:
-                problems.add(number, "Lessons Learned: text before a '### What went ...' heading")
-            continue
-        blocks[current].append((number, raw))
+            parsed.lines[(*loc, name)] = number
+        elif current is not None:
+            blocks[current].append((number, raw))
+        elif raw.strip() and not skipping and not (not loc and _H1.match(raw)):
+            problems.add(number, f"{context}text before the first heading")
+    return blocks
+
+
+def _parse_lessons(
+    body: list[tuple[int, str]], parsed: Parsed, problems: _Collector
+) -> dict[str, list[str]]:
+    blocks = _split_by_headings(
+        body, _H3, LESSON_HEADINGS, "Lessons Learned: ", ("lessons",), parsed, problems
+    )
+    lessons: dict[str, list[str]] = {}
     for name, block in blocks.items():
         items = _bullets(block, "Lessons Learned", problems)
         for index, (number, _text) in enumerate(items):
@@ -347,31 +365,8 @@ def parse_markdown(text: str, path: str | None = None) -> Parsed:
     start = _parse_front_matter(all_lines, parsed, problems)
     if start is None:
         raise InvalidInput(problems.problems)
-    sections: dict[str, list[tuple[int, str]]] = {}
-    current: str | None = None
-    skipping = False  # under an unknown section, already reported
-    for index in range(start, len(all_lines)):
-        number, raw = index + 1, all_lines[index]
-        heading = _H2.match(raw)
-        if heading and not raw.startswith("###"):
-            title = heading.group("title").strip()
-            name = _HEADING_TO_FIELD.get(title.lower())
-            if name is None:
-                known = ", ".join(t for _, t in SECTION_ORDER)
-                problems.add(number, f"unknown section {title!r} (known: {known})")
-                current, skipping = None, True
-                continue
-            if name in sections:
-                problems.add(number, f"section {title!r} appears twice")
-            current, skipping = name, False
-            sections[name] = []
-            parsed.lines[(name,)] = number
-            continue
-        if current is None:
-            if raw.strip() and not skipping and not (raw.startswith("# ") or raw.strip() == "#"):
-                problems.add(number, "text outside any '## Section'")
-            continue
-        sections[current].append((number, raw))
+    body = [(index + 1, all_lines[index]) for index in range(start, len(all_lines))]
+    sections = _split_by_headings(body, _H2, SECTION_ORDER, "", (), parsed, problems)
     for name, body in sections.items():
         value = _parse_section(name, body, parsed, problems)
         if value not in (None, [], {}):

@@ -161,8 +161,8 @@ def test_human_written_variants_are_accepted() -> None:
         ("---\nid: [unclosed\n---\n", ["pm.md:2: invalid YAML front matter"]),
         ("---\nid: a\nid: b\n---\n", ["pm.md:3: invalid YAML front matter: duplicate key 'id'"]),
         (_GOOD.replace("title:", "owner: me\ntitle:"), ["pm.md:3: unknown front matter key"]),
-        (_GOOD + "\n## Root Cause Analysis\n\nbody\n", ["pm.md:10: unknown section 'Root Cause"]),
-        (_GOOD + "\n## summary\n\nagain\n", ["pm.md:10: section 'summary' appears twice"]),
+        (_GOOD + "\n## Root Cause Analysis\n\nbody\n", ["pm.md:10: unknown heading 'Root Cause"]),
+        (_GOOD + "\n## summary\n\nagain\n", ["pm.md:10: heading 'summary' appears twice"]),
         (_GOOD + "\n## Root Causes\n\nnot a bullet\n", ["pm.md:12: Root Causes: expected"]),
         (_GOOD + "\n## Contributing Factors\n\n- no category\n", ["pm.md:12: Contributing"]),
         (_GOOD + "\n## Causal Chain\n\n- n1 trigger: x\n", ["pm.md:12: Causal Chain: expected"]),
@@ -180,7 +180,7 @@ def test_human_written_variants_are_accepted() -> None:
             _GOOD + "\n## Lessons Learned\n\n### Surprises\n\n- x\n",
             ["pm.md:12: Lessons Learned: unknown heading"],
         ),
-        ("---\nid: pm-x\ntitle: t\n---\nstray text\n", ["pm.md:5: text outside any"]),
+        ("---\nid: pm-x\ntitle: t\n---\nstray text\n", ["pm.md:5: text before the first heading"]),
     ],
 )
 def test_format_errors_name_the_line(text: str, expected: list[str]) -> None:

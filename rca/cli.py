@@ -10,7 +10,10 @@ import os
 import sys
 import traceback
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +36,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+@dataclass
+class CliHooks:
+    """Extension points filled by other packages' CLI plugins (entry point group `rca.cli`)."""
+
+    after_import: list[Callable[[Settings, Store], None]] = field(default_factory=list)
+    """Run after `rca import` saved documents (e.g. to bring the search index up to date)."""
+
+
+HOOKS = CliHooks()
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Let installed packages add commands: each `rca.cli` entry point is `register(app, hooks)`.
+
+    This keeps the dependency direction: rca does not import retrieval or evals; they plug in.
+    """
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in sorted(entry_points(group="rca.cli"), key=lambda e: e.name):
+        entry.load()(app, HOOKS)
 
 
 class ExportFormat(StrEnum):
@@ -99,6 +127,9 @@ def import_command(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or directories (searched recursively).")
     ],
+    no_index: Annotated[
+        bool, typer.Option("--no-index", help="Do not update the search index afterwards.")
+    ] = False,
 ) -> int:
     """Import postmortems (Markdown or JSON), incidents (JSON) and eval cases (JSON).
 
@@ -109,6 +140,16 @@ def import_command(
     store = _open_store(ctx)
     try:
         report = import_paths(store, paths, _settings(ctx).imports.max_file_bytes)
+        if not no_index:
+            for hook in HOOKS.after_import:
+                try:
+                    hook(_settings(ctx), store)
+                except RcaError as err:
+                    typer.echo(
+                        f"warning: imported, but the search index was not updated: {err} "
+                        "(run `rca index sync`)",
+                        err=True,
+                    )
     finally:
         store.close()
     counts: Counter[str] = Counter()
@@ -290,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (sys.argv[1:] if argv is None else argv):
         argv = ["--help"]
     try:
+        load_plugins()
         result = app(args=argv, prog_name="rca", standalone_mode=False)
     except Exit as done:
         sys.exit(done.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,29 @@ class ImportSettings(BaseModel):
 
     max_file_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     """Largest file `rca import` reads; bigger files are refused."""
+
+
+class RetrievalSettings(BaseModel):
+    """Embeddings, the vector index and similar-incident search."""
+
+    embedder: Literal["sentence-transformers", "fake"] = "sentence-transformers"
+    """`fake`: a deterministic bag-of-words embedder for tests and demos (no model loaded)."""
+    model_dir: Path | None = None
+    """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
+    chroma_url: str | None = None
+    """URL of a Chroma server (`http://host:8000`); default: embedded, under the data directory."""
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    """Texts per embedding batch."""
+    chunk_words: int = Field(default=180, ge=20, le=2000)
+    """Longest chunk, in words (MiniLM reads at most 256 word pieces)."""
+    candidates: int = Field(default=100, ge=10, le=10_000)
+    """Postmortems each retriever proposes before fusion."""
+    rrf_k: int = Field(default=60, ge=1)
+    """Reciprocal-rank-fusion constant."""
+    lexical_weight: float = Field(default=1.0, ge=0.0)
+    """Weight of BM25 in the fusion."""
+    dense_weight: float = Field(default=1.0, ge=0.0)
+    """Weight of dense search in the fusion."""
 
 
 class Settings(BaseSettings):
@@ -33,6 +57,8 @@ class Settings(BaseSettings):
     """How long a SQLite writer waits for a lock before failing."""
     imports: ImportSettings = Field(default_factory=ImportSettings)
     """Limits on imported files."""
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    """Embeddings, vector index and search."""
 
     def effective_database_url(self) -> str:
         """The configured database URL, or the SQLite file in the data directory."""

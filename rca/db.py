@@ -119,6 +119,26 @@ postmortem_revisions = Table(
 )
 
 
+index_outbox = Table(
+    "index_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("postmortem_id", ID, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""Postmortem revisions waiting to be indexed; written in the same transaction as the revision."""
+
+index_state = Table(
+    "index_state",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Small facts about derived indexes, such as which vector collection is active for a model."""
+
+
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" hook issue BEGIN itself (pysqlite's own is unreliable).

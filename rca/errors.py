@@ -67,3 +67,15 @@ class ConfigurationError(RcaError):
 
 class StoreUnavailable(RcaError):
     """The system of record cannot be opened or written."""
+
+
+class IndexUnavailable(RcaError):
+    """The vector index cannot be opened or read; search falls back to lexical."""
+
+
+class IndexLocked(RcaError):
+    """Another process is writing the vector index."""
+
+
+class InvalidQuery(RcaError):
+    """A search query with nothing to search for."""

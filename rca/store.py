@@ -7,17 +7,19 @@ new revision, saving the same content changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from rca.config import Settings
 from rca.db import (
     incidents,
+    index_outbox,
+    index_state,
     make_engine,
     migrate,
     postmortem_revisions,
@@ -222,6 +224,46 @@ class Store:
             ).all()
         return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]
 
+    def latest_revisions(self) -> dict[str, int]:
+        """Every postmortem id with its latest revision number."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(postmortems.c.id, postmortems.c.latest_revision)).all()
+        return {row.id: row.latest_revision for row in rows}
+
+    def latest_postmortems(
+        self, ids: Sequence[str] | None = None, batch: int = 500
+    ) -> Iterator[tuple[Postmortem, int]]:
+        """The latest revision of every postmortem (or of the given ones), in id order."""
+        wanted = sorted(set(ids)) if ids is not None else sorted(self.latest_revisions())
+        for start in range(0, len(wanted), batch):
+            chunk = wanted[start : start + batch]
+            with read_transaction(self.engine) as conn:
+                rows = conn.execute(
+                    select(postmortem_revisions.c.document, postmortem_revisions.c.revision)
+                    .join(
+                        postmortems,
+                        (postmortems.c.id == postmortem_revisions.c.postmortem_id)
+                        & (postmortems.c.latest_revision == postmortem_revisions.c.revision),
+                    )
+                    .where(postmortems.c.id.in_(chunk))
+                    .order_by(postmortems.c.id)
+                ).all()
+            for row in rows:
+                yield Postmortem.model_validate_json(row.document), row.revision
+
+    def fingerprint(self) -> str:
+        """Changes whenever any postmortem revision is added."""
+        with read_transaction(self.engine) as conn:
+            count, newest = conn.execute(
+                select(func.count(), func.max(postmortem_revisions.c.created_at))
+            ).one()
+        return f"{count}:{newest.isoformat() if newest else '-'}"
+
+    @property
+    def index_state(self) -> IndexStateStore:
+        """Outbox and index-state access."""
+        return IndexStateStore(self.engine)
+
     def counts(self) -> dict[str, int]:
         """How many incidents, postmortems and postmortem revisions are stored."""
         with read_transaction(self.engine) as conn:
@@ -234,6 +276,65 @@ class Store:
                     select(func.count()).select_from(postmortem_revisions)
                 ).scalar_one(),
             }
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A revision waiting to be indexed."""
+
+    id: int
+    postmortem_id: str
+    revision: int
+
+
+class IndexStateStore:
+    """Outbox and index-state access for the indexer (part of the store, kept apart for clarity)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def pending(self, limit: int = 500) -> list[OutboxEntry]:
+        """The oldest outbox entries."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(index_outbox).order_by(index_outbox.c.id).limit(limit)).all()
+        return [OutboxEntry(r.id, r.postmortem_id, r.revision) for r in rows]
+
+    def pending_count(self) -> int:
+        """How many outbox entries wait."""
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(index_outbox)).scalar_one())
+
+    def acknowledge(self, up_to_id: int, postmortem_ids: Sequence[str] | None = None) -> int:
+        """Delete handled entries (all up to an id, or only those of some postmortems)."""
+        statement = delete(index_outbox).where(index_outbox.c.id <= up_to_id)
+        if postmortem_ids is not None:
+            statement = statement.where(index_outbox.c.postmortem_id.in_(list(postmortem_ids)))
+        with write_transaction(self.engine) as conn:
+            return conn.execute(statement).rowcount
+
+    def last_outbox_id(self) -> int:
+        """The newest outbox id, 0 when empty."""
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.max(index_outbox.c.id))).scalar_one() or 0)
+
+    def get(self, name: str) -> str | None:
+        """A stored index-state value."""
+        with read_transaction(self.engine) as conn:
+            value = conn.execute(
+                select(index_state.c.value).where(index_state.c.name == name)
+            ).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def put(self, name: str, value: str) -> None:
+        """Set an index-state value."""
+        with write_transaction(self.engine) as conn:
+            updated = conn.execute(
+                update(index_state)
+                .where(index_state.c.name == name)
+                .values(value=value, updated_at=_now())
+            ).rowcount
+            if not updated:
+                conn.execute(insert(index_state).values(name=name, value=value, updated_at=_now()))
 
 
 def _save_postmortem(conn: Connection, pm: Postmortem, source: str) -> SaveResult:
@@ -273,6 +374,9 @@ def _save_postmortem(conn: Connection, pm: Postmortem, source: str) -> SaveResul
             source=source,
             created_at=now,
         )
+    )
+    conn.execute(
+        insert(index_outbox).values(postmortem_id=pm.id, revision=revision, created_at=now)
     )
     outcome = Outcome.CREATED if head is None else Outcome.REVISED
     return SaveResult("postmortem", pm.id, outcome, revision)

@@ -1,0 +1,241 @@
+"""`rca similar` and `rca index ...`, plugged into the rca CLI (entry point group `rca.cli`)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.progress import Progress as RichProgress
+
+from rca.cli import CliHooks
+from rca.config import Settings
+from rca.errors import ConfigurationError, InvalidInput, InvalidQuery
+from rca.importer import load_file
+from rca.models import Incident, Severity
+from rca.similar import SearchFilters, SearchMode, SearchResult
+from rca.store import Store
+from retrieval.indexer import Progress
+from retrieval.service import Retrieval, open_retrieval
+
+index_app = typer.Typer(
+    help="Maintain the vector index. It is derived from the store: rebuilding loses nothing.",
+    no_args_is_help=True,
+)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    if not isinstance(settings, Settings):  # pragma: no cover - the root callback sets it
+        raise ConfigurationError("settings were not loaded")
+    return settings
+
+
+@contextmanager
+def _retrieval(ctx: typer.Context) -> Iterator[Retrieval]:
+    settings = _settings(ctx)
+    store = Store.open(settings)
+    retrieval = open_retrieval(settings, store)
+    try:
+        yield retrieval
+    finally:
+        retrieval.close()
+        store.close()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Progress | None]:
+    """A progress bar on a terminal; nothing when output is piped."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with RichProgress(transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _sync_after_import(settings: Settings, store: Store) -> None:
+    retrieval = open_retrieval(settings, store)
+    try:
+        with _progress("indexing") as progress:
+            report = retrieval.indexer.sync(progress)
+    finally:
+        retrieval.close()
+    if report.postmortems:
+        verb = "rebuilt the search index" if report.rebuilt else "indexed"
+        typer.echo(f"{verb}: {report.postmortems} postmortems, {report.chunks} chunks")
+
+
+@index_app.command("sync")
+def sync_command(ctx: typer.Context) -> int:
+    """Index the postmortem revisions waiting in the outbox."""
+    with _retrieval(ctx) as retrieval, _progress("indexing") as progress:
+        report = retrieval.indexer.sync(progress)
+    rebuilt = " (the collection was missing: rebuilt it)" if report.rebuilt else ""
+    typer.echo(f"indexed {report.postmortems} postmortems, {report.chunks} chunks{rebuilt}")
+    return 0
+
+
+@index_app.command("rebuild")
+def rebuild_command(ctx: typer.Context) -> int:
+    """Build a new collection from the store, verify its count, then switch to it."""
+    with _retrieval(ctx) as retrieval, _progress("rebuilding") as progress:
+        report = retrieval.indexer.rebuild(progress)
+    if report.moved_aside:
+        typer.echo(f"the old index was unreadable; moved it to {report.moved_aside}")
+    typer.echo(
+        f"rebuilt {report.collection}: {report.postmortems} postmortems, {report.chunks} chunks"
+    )
+    return 0
+
+
+@index_app.command("check")
+def check_command(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair/--no-repair", help="Fix drift found.")] = True,
+) -> int:
+    """Compare the store with the index; repair drift (exit 1 if drift remains)."""
+    with _retrieval(ctx) as retrieval:
+        report = retrieval.indexer.check(repair=repair)
+    typer.echo(
+        f"{report.collection}: {report.expected_chunks} chunks expected, "
+        f"{report.indexed_chunks} indexed"
+    )
+    for label, ids in (
+        ("missing", report.missing),
+        ("stale", report.stale),
+        ("orphaned", report.orphans),
+    ):
+        if ids:
+            shown = ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
+            typer.echo(f"{label}: {len(ids)} postmortems ({shown})")
+    if report.in_sync:
+        typer.echo("in sync")
+        return 0
+    if report.repaired:
+        typer.echo("repaired" + (" by a rebuild" if report.rebuilt else ""))
+        return 0
+    return 1
+
+
+@index_app.command("status")
+def status_command(ctx: typer.Context) -> int:
+    """Which collection is active, how many chunks it holds, how many revisions wait."""
+    with _retrieval(ctx) as retrieval:
+        name = retrieval.vectors.active_name()
+        pending = retrieval.indexer.store.index_state.pending_count()
+        try:
+            count: int | str = retrieval.vectors.count()
+        except Exception as err:  # any failure is reported, never raised
+            count = f"unavailable ({err})"
+    typer.echo(f"model {retrieval.embedder.model_id}, collection {name}: {count} chunks")
+    typer.echo(f"{pending} revisions waiting in the outbox")
+    return 0
+
+
+def _load_incident(path: Path, max_bytes: int) -> Incident:
+    for document in load_file(path, max_bytes):
+        if isinstance(document, Incident):
+            return document
+    raise InvalidQuery(f"{path} holds no incident (a postmortem? use --text)")
+
+
+def similar_command(
+    ctx: typer.Context,
+    incident: Annotated[
+        Path | None, typer.Argument(help="Incident JSON (or eval case) to find history for.")
+    ] = None,
+    text: Annotated[str | None, typer.Option("--text", "-t", help="Free-text query.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many hits.")] = 5,
+    service: Annotated[
+        list[str] | None, typer.Option("--service", help="Only with this service (repeat).")
+    ] = None,
+    severity: Annotated[
+        list[Severity] | None, typer.Option("--severity", help="Only this severity (repeat).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only on or after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only on or before YYYY-MM-DD.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only with this tag (repeat).")
+    ] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid, lexical or dense.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> int:
+    """Find past postmortems similar to an incident file or a free-text query."""
+    if (incident is None) == (text is None):
+        raise InvalidQuery("give either an incident file or --text, not both or neither")
+    if mode not in ("hybrid", "lexical", "dense"):
+        raise InvalidQuery(f"--mode must be hybrid, lexical or dense, not {mode!r}")
+    settings = _settings(ctx)
+    try:
+        filters = SearchFilters(
+            services=service or [],
+            severities=severity or [],
+            date_from=date.fromisoformat(since) if since else None,
+            date_to=date.fromisoformat(until) if until else None,
+            tags=tag or [],
+        )
+    except (ValueError, ValidationError) as err:
+        raise InvalidQuery(f"bad filter: {err}") from err
+    query: str | Incident
+    if incident is not None:
+        try:
+            query = _load_incident(incident, settings.imports.max_file_bytes)
+        except InvalidInput as err:
+            raise InvalidQuery(str(err.problems[0]) if err.problems else str(err)) from err
+    else:
+        query = text or ""
+    search_mode: SearchMode = (
+        "hybrid" if mode == "hybrid" else ("lexical" if mode == "lexical" else "dense")
+    )
+    with _retrieval(ctx) as retrieval:
+        result = retrieval.search.search(query, k=k, filters=filters, mode=search_mode)
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        _print_result(result)
+    return 0
+
+
+def _print_result(result: SearchResult) -> None:
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    if not result.hits:
+        typer.echo("no similar postmortems found")
+        return
+    for rank, hit in enumerate(result.hits, start=1):
+        facts = " ".join(
+            part
+            for part in (
+                hit.date.isoformat() if hit.date else "",
+                hit.severity.value if hit.severity else "",
+                ",".join(hit.services),
+            )
+            if part
+        )
+        typer.echo(f"{rank}. {hit.postmortem_id}  {hit.title}")
+        typer.echo(f"   score {hit.score:.4f}  {facts}")
+        for reason in hit.why:
+            typer.echo(f"   why: {reason}")
+        for section in hit.sections[:2]:
+            typer.echo(f"   [{section.section}] {section.snippet}")
+
+
+def register(app: typer.Typer, hooks: CliHooks) -> None:
+    """Add `rca similar` and `rca index` to the CLI; keep the index current after imports."""
+    app.command("similar")(similar_command)
+    app.add_typer(index_app, name="index")
+    hooks.after_import.append(_sync_after_import)

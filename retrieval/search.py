@@ -1,0 +1,252 @@
+"""Hybrid similar-incident search: BM25 and dense retrieval, fused by reciprocal rank.
+
+Lexical search runs over the store's latest revisions (rebuilt in memory when the store
+changes), so it is always current and works without the vector index; dense search reads the
+vector index. When the vector index is unusable, search answers lexically and says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from rca.config import Settings
+from rca.errors import IndexUnavailable, InvalidQuery
+from rca.models import Incident, Postmortem
+from rca.ports import Embedder
+from rca.similar import (
+    MatchedSection,
+    SearchFilters,
+    SearchMode,
+    SearchResult,
+    SimilarHit,
+    incident_query,
+)
+from rca.store import Store
+from retrieval.chunking import full_text, section_texts
+from retrieval.lexical import LexicalIndex, terms
+from retrieval.vector_index import ChromaVectorIndex, VectorHit
+
+SNIPPET_CHARS = 220
+
+
+@dataclass
+class _Corpus:
+    """The store's latest revisions as search needs them, built once per store fingerprint."""
+
+    fingerprint: str
+    postmortems: dict[str, tuple[Postmortem, int]]
+    sections: dict[str, dict[str, str]]
+    lexical: LexicalIndex
+
+
+@dataclass
+class _Candidate:
+    postmortem_id: str
+    lexical_rank: int | None = None
+    lexical_score: float = 0.0
+    dense_rank: int | None = None
+    dense_hits: list[VectorHit] = field(default_factory=list)
+    score: float = 0.0
+
+
+def passes(pm: Postmortem, filters: SearchFilters) -> bool:
+    """Whether a postmortem satisfies the filters (the lexical side's version of `where`)."""
+    if filters.services and not set(filters.services) & set(pm.services):
+        return False
+    if filters.severities and pm.severity not in filters.severities:
+        return False
+    if filters.date_from and (pm.date is None or pm.date < filters.date_from):
+        return False
+    if filters.date_to and (pm.date is None or pm.date > filters.date_to):
+        return False
+    return set(filters.tags) <= set(pm.tags)
+
+
+def snippet(text: str, query_terms: set[str]) -> str:
+    """A short excerpt, centred on the first word that matches a query term."""
+    words = text.split()
+    start = 0
+    for index, word in enumerate(words):
+        if query_terms & set(terms(word)):
+            start = max(0, index - 8)
+            break
+    excerpt = " ".join(words[start:])
+    if len(excerpt) > SNIPPET_CHARS:
+        excerpt = excerpt[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
+    return ("… " if start else "") + excerpt
+
+
+class SimilarSearch:
+    """Finds past postmortems similar to an incident or a text."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder | None,
+        vectors: ChromaVectorIndex | None,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.vectors = vectors
+        self.settings = settings
+        self._corpus: _Corpus | None = None
+        self._lock = threading.Lock()
+
+    def corpus(self) -> _Corpus:
+        """The in-memory lexical side, rebuilt when the store has changed."""
+        fingerprint = self.store.fingerprint()
+        with self._lock:
+            if self._corpus is None or self._corpus.fingerprint != fingerprint:
+                postmortems = {pm.id: (pm, rev) for pm, rev in self.store.latest_postmortems()}
+                ids = list(postmortems)
+                self._corpus = _Corpus(
+                    fingerprint=fingerprint,
+                    postmortems=postmortems,
+                    sections={i: section_texts(postmortems[i][0]) for i in ids},
+                    lexical=LexicalIndex(ids, [full_text(postmortems[i][0]) for i in ids]),
+                )
+            return self._corpus
+
+    def search(
+        self,
+        query: str | Incident,
+        k: int = 5,
+        filters: SearchFilters | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
+        """The `k` most similar postmortems, best first."""
+        filters = filters or SearchFilters()
+        text = incident_query(query) if isinstance(query, Incident) else query.strip()
+        query_terms = set(terms(text))
+        if not query_terms:
+            raise InvalidQuery("the query has no searchable words")
+        corpus = self.corpus()
+        retrieval = self.settings.retrieval
+        candidates: dict[str, _Candidate] = {}
+        notes: list[str] = []
+        degraded = False
+        if mode in ("hybrid", "lexical"):
+            allowed = None
+            if not filters.is_empty():
+                allowed = {i for i, (pm, _) in corpus.postmortems.items() if passes(pm, filters)}
+            for rank, (pm_id, score) in enumerate(
+                corpus.lexical.search(text, retrieval.candidates, allowed), start=1
+            ):
+                candidates[pm_id] = _Candidate(pm_id, lexical_rank=rank, lexical_score=score)
+        if mode in ("hybrid", "dense"):
+            try:
+                self._dense(text, filters, corpus, candidates)
+                pending = self.store.index_state.pending_count()
+                if pending:
+                    notes.append(
+                        f"{pending} postmortem revisions are not in the vector index yet "
+                        "(run `rca index sync`)"
+                    )
+            except IndexUnavailable as err:
+                if mode == "dense":
+                    raise
+                degraded = True
+                notes.append(f"vector index unavailable, lexical results only: {err}")
+                notes.append("run `rca index rebuild` to repair the vector index")
+        for candidate in candidates.values():
+            candidate.score = self._fused(candidate)
+        ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.postmortem_id))[:k]
+        hits = [self._hit(c, corpus, query_terms, query) for c in ranked]
+        return SearchResult(query=text, mode=mode, hits=hits, degraded=degraded, notes=notes)
+
+    def _dense(
+        self,
+        text: str,
+        filters: SearchFilters,
+        corpus: _Corpus,
+        candidates: dict[str, _Candidate],
+    ) -> None:
+        if self.embedder is None or self.vectors is None:
+            raise IndexUnavailable("no embedder or vector index configured")
+        vector = self.embedder.embed([text], "query")[0]
+        pool = self.settings.retrieval.candidates * 4
+        found = self.vectors.query(vector, pool, filters)
+        grouped: dict[str, list[VectorHit]] = defaultdict(list)
+        for hit in found:
+            pm_id = str(hit.metadata.get("postmortem_id", ""))
+            current = corpus.postmortems.get(pm_id)
+            if current is None or hit.metadata.get("revision") != current[1]:
+                continue  # stale or orphaned chunk: the store is the truth
+            grouped[pm_id].append(hit)
+        order = sorted(grouped, key=lambda i: -max(h.similarity for h in grouped[i]))
+        for rank, pm_id in enumerate(order[: self.settings.retrieval.candidates], start=1):
+            candidate = candidates.setdefault(pm_id, _Candidate(pm_id))
+            candidate.dense_rank = rank
+            candidate.dense_hits = sorted(grouped[pm_id], key=lambda h: -h.similarity)
+
+    def _fused(self, candidate: _Candidate) -> float:
+        retrieval = self.settings.retrieval
+        score = 0.0
+        if candidate.lexical_rank is not None:
+            score += retrieval.lexical_weight / (retrieval.rrf_k + candidate.lexical_rank)
+        if candidate.dense_rank is not None:
+            score += retrieval.dense_weight / (retrieval.rrf_k + candidate.dense_rank)
+        return score
+
+    def _hit(
+        self,
+        candidate: _Candidate,
+        corpus: _Corpus,
+        query_terms: set[str],
+        query: str | Incident,
+    ) -> SimilarHit:
+        pm, revision = corpus.postmortems[candidate.postmortem_id]
+        sections: list[MatchedSection] = []
+        seen: set[str] = set()
+        for hit in candidate.dense_hits[:3]:
+            section = str(hit.metadata.get("section", ""))
+            if section in seen:
+                continue
+            seen.add(section)
+            sections.append(
+                MatchedSection(
+                    section=section,
+                    snippet=snippet(hit.text, query_terms),
+                    similarity=round(hit.similarity, 4),
+                )
+            )
+        overlap_by_section = {
+            name: query_terms & set(terms(body)) for name, body in corpus.sections[pm.id].items()
+        }
+        shared = sorted(set().union(*overlap_by_section.values()) if overlap_by_section else set())
+        best_lexical = max(overlap_by_section, key=lambda n: len(overlap_by_section[n]), default="")
+        if best_lexical and overlap_by_section[best_lexical] and best_lexical not in seen:
+            body = corpus.sections[pm.id][best_lexical]
+            sections.append(
+                MatchedSection(section=best_lexical, snippet=snippet(body, query_terms))
+            )
+        why: list[str] = []
+        if candidate.lexical_rank is not None and shared:
+            why.append(f"shares terms: {', '.join(shared[:8])}")
+        if candidate.dense_hits:
+            best = candidate.dense_hits[0]
+            why.append(
+                f"close in meaning to its {str(best.metadata.get('section', '')).replace('_', ' ')}"
+                f" (cosine {best.similarity:.2f})"
+            )
+        if isinstance(query, Incident):
+            common = sorted(set(query.services) & set(pm.services))
+            if common:
+                why.append(f"same services: {', '.join(common)}")
+            common_tags = sorted(set(query.tags) & set(pm.tags))
+            if common_tags:
+                why.append(f"same tags: {', '.join(common_tags)}")
+        return SimilarHit(
+            postmortem_id=pm.id,
+            title=pm.title,
+            score=round(candidate.score, 6),
+            revision=revision,
+            date=pm.date,
+            severity=pm.severity,
+            services=list(pm.services),
+            sections=sections,
+            why=why,
+        )

@@ -1,0 +1,316 @@
+"""The vector index: chromadb, embedded on disk by default or a Chroma server by URL.
+
+We always pass our own embeddings; collections are created without an embedding function, so
+chroma never loads (or downloads) a model of its own. One collection per embedding model and
+dimension; `rca index rebuild` writes a new generation and switches to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import chromadb
+import numpy as np
+from chromadb.api import ClientAPI
+from chromadb.api.models.Collection import Collection
+from chromadb.api.shared_system_client import SharedSystemClient
+from chromadb.api.types import Where
+from chromadb.config import Settings as ChromaSettings
+
+from rca.config import Settings
+from rca.errors import ConfigurationError, IndexLocked, IndexUnavailable
+from rca.similar import SearchFilters
+from rca.store import IndexStateStore
+from retrieval.chunking import Chunk, Metadata
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """One chunk found by dense search."""
+
+    chunk_id: str
+    similarity: float
+    metadata: dict[str, Any]
+    text: str
+
+
+def collection_base(model_id: str, dimension: int) -> str:
+    """`rca-<model>-<dimension>`, in the characters chroma allows."""
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", model_id).strip("-._").lower() or "model"
+    return f"rca-{slug[:80]}-{dimension}"
+
+
+@contextmanager
+def write_lock(path: Path) -> Iterator[None]:
+    """One writer per index directory: a second writer gets IndexLocked at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise IndexLocked(
+                f"another process (pid {holder}) is writing the vector index; "
+                f"wait for it to finish (lock file {path})"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
+
+
+class ChromaVectorIndex:
+    """Dense chunk index for one embedding model."""
+
+    def __init__(
+        self, settings: Settings, model_id: str, dimension: int, state: IndexStateStore
+    ) -> None:
+        self._settings = settings
+        self.base = collection_base(model_id, dimension)
+        self.dimension = dimension
+        self._state = state
+        self._client: ClientAPI | None = None
+        self.directory = settings.data_dir / "chroma"
+        self.lock_path = settings.data_dir / "chroma.lock"
+
+    # --- connection --------------------------------------------------------------------------
+
+    def _connect(self) -> ClientAPI:
+        if self._client is not None:
+            return self._client
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        url = self._settings.retrieval.chroma_url
+        try:
+            if url:
+                parsed = urlparse(url)
+                if parsed.scheme not in ("http", "https") or not parsed.hostname:
+                    raise ConfigurationError(f"RCA_RETRIEVAL__CHROMA_URL is not a URL: {url!r}")
+                self._client = chromadb.HttpClient(
+                    host=parsed.hostname,
+                    port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                    ssl=parsed.scheme == "https",
+                    settings=chroma_settings,
+                )
+            else:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(
+                    path=str(self.directory), settings=chroma_settings
+                )
+        except ConfigurationError:
+            raise
+        except Exception as err:  # chroma raises many kinds; all mean "unusable"
+            raise IndexUnavailable(f"cannot open the vector index: {err}") from err
+        return self._client
+
+    @property
+    def is_remote(self) -> bool:
+        """True when a Chroma server holds the index."""
+        return bool(self._settings.retrieval.chroma_url)
+
+    def close(self) -> None:
+        """Forget the client (chroma keeps one system per path per process)."""
+        self._client = None
+        SharedSystemClient.clear_system_cache()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the writer lock (embedded index only; a server coordinates its own writers)."""
+        if self.is_remote:
+            yield
+            return
+        with write_lock(self.lock_path):
+            yield
+
+    # --- collections -------------------------------------------------------------------------
+
+    @property
+    def _state_key(self) -> str:
+        return f"active_collection:{self.base}"
+
+    def active_name(self) -> str:
+        """The collection searches read."""
+        return self._state.get(self._state_key) or f"{self.base}-g1"
+
+    def next_name(self) -> str:
+        """A fresh generation's name, for a rebuild (g1 when none was ever active)."""
+        current = self._state.get(self._state_key)
+        generation = int(current.rsplit("-g", 1)[1]) if current else 0
+        return f"{self.base}-g{generation + 1}"
+
+    def _collection(self, name: str, create: bool) -> Collection:
+        client = self._connect()
+        try:
+            if create:
+                return client.get_or_create_collection(
+                    name=name,
+                    embedding_function=None,
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"rca_base": self.base, "dimension": self.dimension},
+                )
+            return client.get_collection(name=name, embedding_function=None)
+        except Exception as err:
+            raise IndexUnavailable(f"vector collection {name} is unusable: {err}") from err
+
+    def create(self, name: str) -> None:
+        """Create an empty collection (so an empty store still has a usable index)."""
+        self._collection(name, create=True)
+
+    def exists(self, name: str | None = None) -> bool:
+        """Whether the (active) collection exists."""
+        wanted = name or self.active_name()
+        try:
+            return any(c.name == wanted for c in self._connect().list_collections())
+        except IndexUnavailable:
+            raise
+        except Exception as err:
+            raise IndexUnavailable(f"cannot list vector collections: {err}") from err
+
+    def switch_to(self, name: str) -> None:
+        """Make `name` the active collection and drop older generations of this model."""
+        self._state.put(self._state_key, name)
+        client = self._connect()
+        for collection in client.list_collections():
+            if collection.name.startswith(f"{self.base}-g") and collection.name != name:
+                client.delete_collection(collection.name)
+
+    def drop(self, name: str) -> None:
+        """Delete a collection (a failed rebuild's leftovers)."""
+        try:
+            self._connect().delete_collection(name)
+        except Exception as err:
+            raise IndexUnavailable(f"cannot delete collection {name}: {err}") from err
+
+    # --- writes and reads --------------------------------------------------------------------
+
+    def upsert(
+        self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]], name: str | None = None
+    ) -> None:
+        """Write chunks with their vectors (same ids overwrite: replays are harmless)."""
+        if not chunks:
+            return
+        collection = self._collection(name or self.active_name(), create=True)
+        step = 2_000
+        try:
+            for start in range(0, len(chunks), step):
+                part = chunks[start : start + step]
+                collection.upsert(
+                    ids=[c.id for c in part],
+                    embeddings=np.asarray(vectors[start : start + step], dtype=np.float32),
+                    documents=[c.text for c in part],
+                    metadatas=[_chroma_metadata(c.metadata) for c in part],
+                )
+        except Exception as err:
+            raise IndexUnavailable(f"cannot write the vector index: {err}") from err
+
+    def delete_chunks(self, ids: Sequence[str], name: str | None = None) -> None:
+        """Delete chunks by id."""
+        if not ids:
+            return
+        collection = self._collection(name or self.active_name(), create=True)
+        try:
+            collection.delete(ids=list(ids))
+        except Exception as err:
+            raise IndexUnavailable(f"cannot delete from the vector index: {err}") from err
+
+    def chunk_revisions(self, name: str | None = None) -> dict[str, tuple[str, int]]:
+        """Every chunk id with its postmortem id and revision."""
+        collection = self._collection(name or self.active_name(), create=True)
+        result: dict[str, tuple[str, int]] = {}
+        try:
+            total = collection.count()
+            for offset in range(0, total, 5_000):
+                page = collection.get(include=["metadatas"], limit=5_000, offset=offset)
+                for ident, meta in zip(page["ids"], page["metadatas"] or [], strict=True):
+                    result[ident] = (str(meta["postmortem_id"]), int(str(meta["revision"])))
+        except Exception as err:
+            raise IndexUnavailable(f"cannot read the vector index: {err}") from err
+        return result
+
+    def chunk_ids_of(self, postmortem_ids: Sequence[str], name: str | None = None) -> list[str]:
+        """Ids of the chunks held for some postmortems."""
+        if not postmortem_ids:
+            return []
+        collection = self._collection(name or self.active_name(), create=True)
+        try:
+            where = cast("Where", {"postmortem_id": {"$in": list(postmortem_ids)}})
+            found = collection.get(where=where)
+        except Exception as err:
+            raise IndexUnavailable(f"cannot read the vector index: {err}") from err
+        return list(found["ids"])
+
+    def count(self, name: str | None = None) -> int:
+        """Chunks in the (active) collection."""
+        try:
+            return self._collection(name or self.active_name(), create=False).count()
+        except IndexUnavailable:
+            raise
+        except Exception as err:
+            raise IndexUnavailable(f"cannot count the vector index: {err}") from err
+
+    def query(
+        self, vector: Sequence[float], n: int, filters: SearchFilters | None = None
+    ) -> list[VectorHit]:
+        """The `n` nearest chunks (cosine similarity, best first) passing the filter."""
+        collection = self._collection(self.active_name(), create=False)
+        try:
+            total = collection.count()
+            if total == 0:
+                return []
+            found = collection.query(
+                query_embeddings=np.asarray([vector], dtype=np.float32),
+                n_results=min(n, total),
+                where=chroma_where(filters) if filters else None,
+                include=["metadatas", "distances", "documents"],
+            )
+        except Exception as err:
+            raise IndexUnavailable(f"cannot search the vector index: {err}") from err
+        ids = found["ids"][0]
+        distances = (found["distances"] or [[]])[0]
+        metadatas = (found["metadatas"] or [[]])[0]
+        documents = (found["documents"] or [[]])[0]
+        return [
+            VectorHit(ident, 1.0 - float(dist), dict(meta or {}), doc or "")
+            for ident, dist, meta, doc in zip(ids, distances, metadatas, documents, strict=True)
+        ]
+
+
+def chroma_where(filters: SearchFilters) -> Where | None:
+    """The filters as a chroma `where` clause."""
+    clauses: list[dict[str, object]] = []
+    if filters.services:
+        clauses.append({"$or": [{"services": {"$contains": s}} for s in filters.services]})
+    if filters.severities:
+        clauses.append({"severity": {"$in": [s.value for s in filters.severities]}})
+    if filters.date_from:
+        d = filters.date_from
+        clauses.append({"date": {"$gte": d.year * 10_000 + d.month * 100 + d.day}})
+    if filters.date_to:
+        d = filters.date_to
+        clauses.append({"date": {"$lte": d.year * 10_000 + d.month * 100 + d.day}})
+    clauses.extend({"tags": {"$contains": tag}} for tag in filters.tags)
+    flat: list[dict[str, object]] = []
+    for clause in clauses:  # chroma wants at least two operands in an $or
+        if "$or" in clause and len(cast(list[object], clause["$or"])) == 1:
+            flat.append(cast(list[dict[str, object]], clause["$or"])[0])
+        else:
+            flat.append(clause)
+    if not flat:
+        return None
+    return cast(Where, flat[0] if len(flat) == 1 else {"$and": flat})
+
+
+def _chroma_metadata(meta: Metadata) -> dict[str, Any]:
+    return {key: value for key, value in meta.items() if value != []}

@@ -23,7 +23,7 @@ from typer.exceptions import Abort, Exit, TyperException
 
 from rca.config import Settings
 from rca.errors import ConfigurationError, NotFound, RcaError
-from rca.importer import import_paths
+from rca.importer import ImportReport, import_paths
 from rca.markdown import to_markdown
 from rca.models import Incident, Postmortem
 from rca.store import Store
@@ -77,15 +77,16 @@ class ListKind(StrEnum):
     incidents = "incidents"
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.obj
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings the root callback loaded; for plugin commands too."""
+    settings = ctx.find_root().obj
     if not isinstance(settings, Settings):  # pragma: no cover - the callback always sets it
         raise ConfigurationError("settings were not loaded")
     return settings
 
 
 def _open_store(ctx: typer.Context) -> Store:
-    return Store.open(_settings(ctx))
+    return Store.open(settings_of(ctx))
 
 
 @app.callback()
@@ -139,11 +140,12 @@ def import_command(
     """
     store = _open_store(ctx)
     try:
-        report = import_paths(store, paths, _settings(ctx).imports.max_file_bytes)
+        report = import_paths(store, paths, settings_of(ctx).imports.max_file_bytes)
+        _print_import_report(report)
         if not no_index:
             for hook in HOOKS.after_import:
                 try:
-                    hook(_settings(ctx), store)
+                    hook(settings_of(ctx), store)
                 except RcaError as err:
                     typer.echo(
                         f"warning: imported, but the search index was not updated: {err} "
@@ -152,6 +154,10 @@ def import_command(
                     )
     finally:
         store.close()
+    return 1 if report.problems else 0
+
+
+def _print_import_report(report: ImportReport) -> None:
     counts: Counter[str] = Counter()
     for path, result in report.saved:
         counts[result.outcome.value] += 1
@@ -165,7 +171,6 @@ def import_command(
         f"{report.files_read} files read: {summary}; {failed} failed",
         err=bool(report.problems),
     )
-    return 1 if report.problems else 0
 
 
 @app.command("export")

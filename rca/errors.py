@@ -41,6 +41,10 @@ class InvalidInput(RcaError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+class InvalidArgument(RcaError):
+    """A command option or request parameter has a value we cannot use."""
+
+
 class NotFound(RcaError):
     """The thing asked for does not exist."""
 

@@ -252,12 +252,15 @@ class Store:
                 yield Postmortem.model_validate_json(row.document), row.revision
 
     def fingerprint(self) -> str:
-        """Changes whenever any postmortem revision is added."""
+        """Changes whenever any postmortem revision is added.
+
+        Revisions are numbered 1, 2, ... and never deleted, so the sum of the latest revision
+        numbers is the number of revisions stored: it grows with every new one. It is read from
+        the small `postmortems` table, not the revisions (whose rows carry whole documents).
+        """
         with read_transaction(self.engine) as conn:
-            count, newest = conn.execute(
-                select(func.count(), func.max(postmortem_revisions.c.created_at))
-            ).one()
-        return f"{count}:{newest.isoformat() if newest else '-'}"
+            total = conn.execute(select(func.sum(postmortems.c.latest_revision))).scalar_one()
+        return str(total or 0)
 
     @property
     def index_state(self) -> IndexStateStore:

@@ -34,6 +34,12 @@ class Chunk:
     metadata: Metadata
 
 
+def split_chunk_id(chunk_id: str) -> tuple[str, str]:
+    """(postmortem id, section) of a chunk id; postmortem ids never contain `#`."""
+    postmortem_id, section, _n = chunk_id.rsplit("#", 2)
+    return postmortem_id, section
+
+
 def section_texts(pm: Postmortem) -> dict[str, str]:
     """The text of each section, empty sections left out."""
     summary = [pm.summary, pm.impact or "", pm.detection or "", pm.resolution or ""]

@@ -13,9 +13,9 @@ import typer
 from pydantic import ValidationError
 from rich.progress import Progress as RichProgress
 
-from rca.cli import CliHooks
+from rca.cli import CliHooks, settings_of
 from rca.config import Settings
-from rca.errors import ConfigurationError, InvalidInput, InvalidQuery
+from rca.errors import InvalidArgument, InvalidInput, InvalidQuery
 from rca.importer import load_file
 from rca.models import Incident, Severity
 from rca.similar import SearchFilters, SearchMode, SearchResult
@@ -29,16 +29,9 @@ index_app = typer.Typer(
 )
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    if not isinstance(settings, Settings):  # pragma: no cover - the root callback sets it
-        raise ConfigurationError("settings were not loaded")
-    return settings
-
-
 @contextmanager
 def _retrieval(ctx: typer.Context) -> Iterator[Retrieval]:
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     store = Store.open(settings)
     retrieval = open_retrieval(settings, store)
     try:
@@ -71,8 +64,7 @@ def _sync_after_import(settings: Settings, store: Store) -> None:
     finally:
         retrieval.close()
     if report.postmortems:
-        verb = "rebuilt the search index" if report.rebuilt else "indexed"
-        typer.echo(f"{verb}: {report.postmortems} postmortems, {report.chunks} chunks")
+        typer.echo(f"indexed {report.postmortems} postmortems ({report.chunks} chunks)")
 
 
 @index_app.command("sync")
@@ -176,10 +168,10 @@ def similar_command(
 ) -> int:
     """Find past postmortems similar to an incident file or a free-text query."""
     if (incident is None) == (text is None):
-        raise InvalidQuery("give either an incident file or --text, not both or neither")
+        raise InvalidArgument("give either an incident file or --text, not both or neither")
     if mode not in ("hybrid", "lexical", "dense"):
-        raise InvalidQuery(f"--mode must be hybrid, lexical or dense, not {mode!r}")
-    settings = _settings(ctx)
+        raise InvalidArgument(f"--mode must be hybrid, lexical or dense, not {mode!r}")
+    settings = settings_of(ctx)
     try:
         filters = SearchFilters(
             services=service or [],
@@ -189,7 +181,7 @@ def similar_command(
             tags=tag or [],
         )
     except (ValueError, ValidationError) as err:
-        raise InvalidQuery(f"bad filter: {err}") from err
+        raise InvalidArgument(f"bad filter: {err}") from err
     query: str | Incident
     if incident is not None:
         try:

@@ -59,11 +59,30 @@ def _declared_dimension(model_dir: Path) -> int | None:
         return None
 
 
+def _quantized(model: SentenceTransformer) -> SentenceTransformer:
+    """The model with its linear layers in int8 (PyTorch dynamic quantization, CPU only)."""
+    import warnings
+
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its successor
+        quantized: SentenceTransformer = quantize_dynamic(  # type: ignore[no-untyped-call]
+            model, {torch.nn.Linear}, dtype=torch.qint8
+        )
+    return quantized
+
+
 class SentenceTransformerEmbedder:
     """Embeds with a local sentence-transformers model on the CPU; loads lazily, thread-safe."""
 
     def __init__(
-        self, model_dir: Path | None = None, batch_size: int = 32, model_id: str | None = None
+        self,
+        model_dir: Path | None = None,
+        batch_size: int = 32,
+        model_id: str | None = None,
+        int8: bool = False,
     ) -> None:
         if model_dir is None:
             self._model_dir = bundled_model_dir()
@@ -79,6 +98,10 @@ class SentenceTransformerEmbedder:
                 )
             self._model_dir = model_dir
             self._model_id = model_id or model_dir.name
+        if int8:
+            # Different vectors, so a different collection: the id carries the precision.
+            self._model_id += "-int8"
+        self._int8 = int8
         self._batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
@@ -114,6 +137,8 @@ class SentenceTransformerEmbedder:
                     raise ConfigurationError(
                         f"cannot load the embedding model from {self._model_dir}: {err}"
                     ) from err
+                if self._int8:
+                    self._model = _quantized(self._model)
             return self._model
 
     def embed(self, texts: Sequence[str], input_type: InputType) -> list[list[float]]:

@@ -51,6 +51,20 @@ class _Candidate:
     score: float = 0.0
 
 
+@dataclass
+class Ranking:
+    """Fused candidates, best first, and whether the dense side was missing."""
+
+    corpus: _Corpus
+    candidates: list[_Candidate]
+    degraded: bool
+    notes: list[str]
+
+    def scored(self) -> list[tuple[str, float]]:
+        """(postmortem id, fused score) pairs, best first."""
+        return [(c.postmortem_id, c.score) for c in self.candidates]
+
+
 def passes(pm: Postmortem, filters: SearchFilters) -> bool:
     """Whether a postmortem satisfies the filters (the lexical side's version of `where`)."""
     if filters.services and not set(filters.services) & set(pm.services):
@@ -118,10 +132,27 @@ class SimilarSearch:
         mode: SearchMode = "hybrid",
     ) -> SearchResult:
         """The `k` most similar postmortems, best first."""
-        filters = filters or SearchFilters()
         text = incident_query(query) if isinstance(query, Incident) else query.strip()
+        ranking = self.rank(text, filters, mode)
         query_terms = set(terms(text))
-        if not query_terms:
+        hits = [self._hit(c, ranking.corpus, query_terms, query) for c in ranking.candidates[:k]]
+        return SearchResult(
+            query=text, mode=mode, hits=hits, degraded=ranking.degraded, notes=ranking.notes
+        )
+
+    def rank(
+        self,
+        text: str,
+        filters: SearchFilters | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> Ranking:
+        """Every candidate the retrievers propose, fused and ordered, without hit details.
+
+        What `search` builds its hits from; benchmarks read it directly, since they need long
+        rankings and no snippets.
+        """
+        filters = filters or SearchFilters()
+        if not terms(text):
             raise InvalidQuery("the query has no searchable words")
         corpus = self.corpus()
         retrieval = self.settings.retrieval
@@ -153,9 +184,8 @@ class SimilarSearch:
                 notes.append("run `rca index rebuild` to repair the vector index")
         for candidate in candidates.values():
             candidate.score = self._fused(candidate)
-        ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.postmortem_id))[:k]
-        hits = [self._hit(c, corpus, query_terms, query) for c in ranked]
-        return SearchResult(query=text, mode=mode, hits=hits, degraded=degraded, notes=notes)
+        ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.postmortem_id))
+        return Ranking(corpus=corpus, candidates=ranked, degraded=degraded, notes=notes)
 
     def _dense(
         self,
@@ -171,10 +201,9 @@ class SimilarSearch:
         found = self.vectors.query(vector, pool, filters)
         grouped: dict[str, list[VectorHit]] = defaultdict(list)
         for hit in found:
-            pm_id = str(hit.metadata.get("postmortem_id", ""))
-            current = corpus.postmortems.get(pm_id)
-            if current is None or hit.metadata.get("revision") != current[1]:
-                continue  # stale or orphaned chunk: the store is the truth
+            pm_id = hit.postmortem_id
+            if hit.section not in corpus.sections.get(pm_id, {}):
+                continue  # orphaned, or a section the latest revision no longer has
             grouped[pm_id].append(hit)
         order = sorted(grouped, key=lambda i: -max(h.similarity for h in grouped[i]))
         for rank, pm_id in enumerate(order[: self.settings.retrieval.candidates], start=1):
@@ -202,14 +231,13 @@ class SimilarSearch:
         sections: list[MatchedSection] = []
         seen: set[str] = set()
         for hit in candidate.dense_hits[:3]:
-            section = str(hit.metadata.get("section", ""))
-            if section in seen:
+            if hit.section in seen:
                 continue
-            seen.add(section)
+            seen.add(hit.section)
             sections.append(
                 MatchedSection(
-                    section=section,
-                    snippet=snippet(hit.text, query_terms),
+                    section=hit.section,
+                    snippet=snippet(corpus.sections[pm.id][hit.section], query_terms),
                     similarity=round(hit.similarity, 4),
                 )
             )
@@ -229,7 +257,7 @@ class SimilarSearch:
         if candidate.dense_hits:
             best = candidate.dense_hits[0]
             why.append(
-                f"close in meaning to its {str(best.metadata.get('section', '')).replace('_', ' ')}"
+                f"close in meaning to its {best.section.replace('_', ' ')}"
                 f" (cosine {best.similarity:.2f})"
             )
         if isinstance(query, Incident):

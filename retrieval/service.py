@@ -19,7 +19,9 @@ def make_embedder(settings: Settings) -> Embedder:
     retrieval = settings.retrieval
     if retrieval.embedder == "fake":
         return FakeEmbedder()
-    return SentenceTransformerEmbedder(retrieval.model_dir, batch_size=retrieval.batch_size)
+    return SentenceTransformerEmbedder(
+        retrieval.model_dir, batch_size=retrieval.batch_size, int8=retrieval.int8
+    )
 
 
 @dataclass

@@ -29,17 +29,25 @@ from rca.config import Settings
 from rca.errors import ConfigurationError, IndexLocked, IndexUnavailable
 from rca.similar import SearchFilters
 from rca.store import IndexStateStore
-from retrieval.chunking import Chunk, Metadata
+from retrieval.chunking import Chunk, Metadata, split_chunk_id
 
 
 @dataclass(frozen=True)
 class VectorHit:
-    """One chunk found by dense search."""
+    """One chunk found by dense search: its id says which postmortem and section it is from."""
 
     chunk_id: str
     similarity: float
-    metadata: dict[str, Any]
-    text: str
+
+    @property
+    def postmortem_id(self) -> str:
+        """The postmortem the chunk belongs to."""
+        return split_chunk_id(self.chunk_id)[0]
+
+    @property
+    def section(self) -> str:
+        """The section the chunk was cut from."""
+        return split_chunk_id(self.chunk_id)[1]
 
 
 def collection_base(model_id: str, dimension: int) -> str:
@@ -263,27 +271,25 @@ class ChromaVectorIndex:
     def query(
         self, vector: Sequence[float], n: int, filters: SearchFilters | None = None
     ) -> list[VectorHit]:
-        """The `n` nearest chunks (cosine similarity, best first) passing the filter."""
+        """The `n` nearest chunks (cosine similarity, best first) passing the filter.
+
+        Only ids and distances are read: fetching hundreds of chunks' metadata and text costs
+        ten times the nearest-neighbour search itself, and the ids say everything ranking needs.
+        """
         collection = self._collection(self.active_name(), create=False)
         try:
-            total = collection.count()
-            if total == 0:
-                return []
             found = collection.query(
                 query_embeddings=np.asarray([vector], dtype=np.float32),
-                n_results=min(n, total),
+                n_results=n,
                 where=chroma_where(filters) if filters else None,
-                include=["metadatas", "distances", "documents"],
+                include=["distances"],
             )
         except Exception as err:
             raise IndexUnavailable(f"cannot search the vector index: {err}") from err
         ids = found["ids"][0]
         distances = (found["distances"] or [[]])[0]
-        metadatas = (found["metadatas"] or [[]])[0]
-        documents = (found["documents"] or [[]])[0]
         return [
-            VectorHit(ident, 1.0 - float(dist), dict(meta or {}), doc or "")
-            for ident, dist, meta, doc in zip(ids, distances, metadatas, documents, strict=True)
+            VectorHit(ident, 1.0 - float(dist)) for ident, dist in zip(ids, distances, strict=True)
         ]
 
 

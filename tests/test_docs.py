@@ -24,7 +24,7 @@ def _env_names(model: type[BaseModel], prefix: str) -> set[str]:
 
 
 def test_readme_configuration_table_matches_settings() -> None:
-    documented = set(re.findall(r"^\| `(RCA_[A-Z_]+)` \|", README.read_text(), re.MULTILINE))
+    documented = set(re.findall(r"^\| `(RCA_[A-Z0-9_]+)` \|", README.read_text(), re.MULTILINE))
     assert documented == _env_names(Settings, "RCA_")
 
 

@@ -49,11 +49,12 @@ def test_perfect_ranking() -> None:
 def test_graded_ndcg_by_hand() -> None:
     grades = {"a": 2, "b": 1, "c": 2}
     ranked = ["x", "b", "a"]  # x is unjudged: gain 0
-    # DCG  = 0/log2(2) + 1/log2(3) + 2/log2(4) = 0 + 0.6309298 + 1 = 1.6309298
-    # IDCG = 2/log2(2) + 2/log2(3) + 1/log2(4) = 2 + 1.2618595 + 0.5 = 3.7618595
-    # nDCG = 1.6309298 / 3.7618595 = 0.4335435
-    expected = (1 / math.log2(3) + 2 / 2) / (2 + 2 / math.log2(3) + 1 / 2)
-    assert expected == pytest.approx(0.4335435, abs=1e-7)
+    # Gains are 2**grade - 1: grade 2 -> 3, grade 1 -> 1.
+    # DCG  = 0/log2(2) + 1/log2(3) + 3/log2(4) = 0 + 0.6309298 + 1.5 = 2.1309298
+    # IDCG = 3/log2(2) + 3/log2(3) + 1/log2(4) = 3 + 1.8927893 + 0.5 = 5.3927893
+    # nDCG = 2.1309298 / 5.3927893 = 0.3951443
+    expected = (1 / math.log2(3) + 3 / 2) / (3 + 3 / math.log2(3) + 1 / 2)
+    assert expected == pytest.approx(0.3951443, abs=1e-7)
     assert ndcg_at_k(ranked, grades) == pytest.approx(expected)
     # First grade-2 document is "a" at rank 3 ("b" is only grade 1): 1/3.
     assert reciprocal_rank(ranked, grades) == pytest.approx(1 / 3)
@@ -63,11 +64,11 @@ def test_graded_ndcg_by_hand() -> None:
 
 def test_cutoff_and_ideal_from_all_judged() -> None:
     grades = {"a": 2, "b": 1, "c": 2}
-    # k=2 sees only x and b: DCG@2 = 1/log2(3); IDCG@2 = 2 + 2/log2(3) (the two grade-2 docs).
-    expected = (1 / math.log2(3)) / (2 + 2 / math.log2(3))
+    # k=2 sees only x and b: DCG@2 = 1/log2(3); IDCG@2 = 3 + 3/log2(3) (the two grade-2 docs).
+    expected = (1 / math.log2(3)) / (3 + 3 / math.log2(3))
     assert ndcg_at_k(["x", "b", "a"], grades, k=2) == pytest.approx(expected)
-    # The ideal counts "c" although the run never returned it: DCG = 2, IDCG@10 = 3.7618595.
-    assert ndcg_at_k(["a"], grades) == pytest.approx(2 / (2 + 2 / math.log2(3) + 0.5))
+    # The ideal counts "c" although the run never returned it: DCG = 3, IDCG@10 = 5.3927893.
+    assert ndcg_at_k(["a"], grades) == pytest.approx(3 / (3 + 3 / math.log2(3) + 0.5))
 
 
 def test_no_relevant_documents_scores_zero() -> None:

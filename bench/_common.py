@@ -1,0 +1,53 @@
+"""Shared bits of the benchmark scripts: timing, medians, memory, temporary settings."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rca.config import RetrievalSettings, Settings
+
+
+def scratch_settings(data_dir: Path, **retrieval: object) -> Settings:
+    """Settings for a throw-away data directory (embedded chroma, SQLite)."""
+    return Settings(
+        data_dir=data_dir,
+        database_url=None,
+        retrieval=RetrievalSettings(**retrieval),  # type: ignore[arg-type]
+    )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far (VmHWM), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Seconds one call takes."""
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (the benchmarks quote medians: the machines are noisy)."""
+    return statistics.median(values)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

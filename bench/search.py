@@ -1,0 +1,232 @@
+"""Similar-incident search latency and memory on a 10,000-postmortem synthetic corpus.
+
+    .venv/bin/python bench/search.py [--postmortems 10000] [--queries 400]
+
+The corpus is generated from the project's own example postmortems (ids, services, numbers and
+sentences recombined), stored in a temporary SQLite store and indexed into embedded chroma.
+Embedding 60,000 chunks with MiniLM would take most of an hour on 2 cores, so document vectors
+come from the deterministic bag-of-words `FakeEmbedder` at MiniLM's dimension (384): search
+cost depends on the number and size of vectors, not on which model made them. Queries are
+embedded by the real model, so every measured search includes a real query embedding.
+
+Building and searching run in separate processes so that each reports its own peak RSS. Each
+query is timed once after a warm-up; latencies are percentiles over queries. The baseline is
+the query embedding alone -- the part of a search no index can avoid -- timed in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import peak_rss_mib, percentile, scratch_settings
+from rca.importer import load_file
+from rca.models import Incident, Postmortem
+from rca.ports import InputType
+from rca.similar import SearchMode, incident_query
+from rca.store import Store
+from rca.testing import FakeEmbedder
+from retrieval.embedder import SentenceTransformerEmbedder
+from retrieval.indexer import Indexer
+from retrieval.search import SimilarSearch
+from retrieval.vector_index import ChromaVectorIndex
+
+ROOT = Path(__file__).resolve().parent.parent
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_NUMBER = re.compile(r"\b\d+\b")
+
+
+class SyntheticDocsEmbedder:
+    """Documents: hashed bag-of-words at 384 dimensions. Queries: the real MiniLM."""
+
+    def __init__(self, real: SentenceTransformerEmbedder) -> None:
+        self.real = real
+        self.model_id = real.model_id
+        self.dimension = real.dimension
+        self.fake = FakeEmbedder(dimension=self.dimension, model_id=self.model_id)
+
+    def embed(self, texts: Sequence[str], input_type: InputType) -> list[list[float]]:
+        if input_type == "query":
+            return self.real.embed(texts, input_type)
+        return self.fake.embed(texts, input_type)
+
+
+def examples() -> tuple[list[Postmortem], list[Incident]]:
+    """The project's example postmortems and incidents."""
+    postmortems: list[Postmortem] = []
+    incidents: list[Incident] = []
+    for path in sorted((ROOT / "examples").rglob("*")):
+        if path.suffix not in (".md", ".json"):
+            continue
+        for document in load_file(path, max_bytes=10_000_000):
+            if isinstance(document, Postmortem):
+                postmortems.append(document)
+            elif isinstance(document, Incident):
+                incidents.append(document)
+    return postmortems, incidents
+
+
+def synthetic_corpus(size: int, seed: int = 7) -> list[Postmortem]:
+    """`size` postmortems recombined from the examples: new ids, services, numbers, sentences."""
+    rng = random.Random(seed)
+    bases, _ = examples()
+    sentences = [s for pm in bases for s in _SENTENCE.split(pm.summary) if len(s.split()) > 5]
+    services = [
+        f"{a}-{b}" for a in ("svc", "api", "db", "edge", "queue", "auth") for b in range(40)
+    ]
+    hosts = [f"node-{n:04d}" for n in range(2000)]
+    corpus = []
+    for n in range(size):
+        base = bases[n % len(bases)]
+
+        def vary(text: str) -> str:
+            return _NUMBER.sub(lambda _m: str(rng.randint(1, 9999)), text)
+
+        extra = " ".join(rng.sample(sentences, 2))
+        summary = f"{vary(base.summary)} {extra} Hosts involved: {', '.join(rng.sample(hosts, 3))}."
+        corpus.append(
+            base.model_copy(
+                update={
+                    "id": f"syn-{n:05d}-{base.id}"[:120],
+                    "title": f"{base.title} ({rng.choice(services)})",
+                    "services": sorted(set(rng.sample(services, 2)) | set(base.services)),
+                    "summary": summary,
+                    "root_causes": [vary(cause) for cause in base.root_causes],
+                }
+            )
+        )
+    return corpus
+
+
+def query_texts(count: int, seed: int = 11) -> list[str]:
+    """Incident-like queries: the example incidents' search text and postmortem symptoms."""
+    rng = random.Random(seed)
+    bases, incidents = examples()
+    pool = [incident_query(incident) for incident in incidents]
+    for pm in bases:
+        words = f"{pm.title}. {pm.impact or pm.summary}".split()
+        pool.append(" ".join(words[:60]))
+    texts = []
+    for n in range(count):
+        words = pool[n % len(pool)].split()
+        kept = [w for w in words if rng.random() > 0.2] or words
+        texts.append(" ".join(kept))
+    return texts
+
+
+def build(data_dir: Path, size: int) -> dict[str, float]:
+    settings = scratch_settings(data_dir)
+    corpus = synthetic_corpus(size)
+    store = Store.open(settings)
+    embedder = SyntheticDocsEmbedder(SentenceTransformerEmbedder())
+    vectors = ChromaVectorIndex(settings, embedder.model_id, embedder.dimension, store.index_state)
+    try:
+        started = time.perf_counter()
+        store.save(corpus, source="bench")
+        saved = time.perf_counter() - started
+        started = time.perf_counter()
+        report = Indexer(store, embedder, vectors, settings).sync()
+        indexed = time.perf_counter() - started
+    finally:
+        vectors.close()
+        store.close()
+    return {
+        "postmortems": len(corpus),
+        "chunks": report.chunks,
+        "store_seconds": saved,
+        "index_seconds": indexed,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+
+
+def search(data_dir: Path, count: int) -> dict[str, float]:
+    settings = scratch_settings(data_dir)
+    store = Store.open(settings)
+    real = SentenceTransformerEmbedder()
+    embedder = SyntheticDocsEmbedder(real)
+    vectors = ChromaVectorIndex(settings, embedder.model_id, embedder.dimension, store.index_state)
+    searcher = SimilarSearch(store, embedder, vectors, settings)
+    texts = query_texts(count)
+    results: dict[str, float] = {}
+    try:
+        real.embed(["warm up"], "query")
+        started = time.perf_counter()
+        searcher.search(texts[0], k=5)  # builds the in-memory BM25 index, opens chroma
+        results["first_search_seconds"] = time.perf_counter() - started
+        for text in texts[:20]:
+            searcher.search(text, k=5)
+        series: dict[str, list[float]] = {"embedding only": [], "lexical": [], "dense": []}
+        series["hybrid"] = []
+        for text in texts:
+            for name, run in series.items():
+                started = time.perf_counter()
+                if name == "embedding only":
+                    real.embed([text], "query")
+                else:
+                    mode: SearchMode = name  # type: ignore[assignment]
+                    searcher.search(text, k=5, mode=mode)
+                run.append((time.perf_counter() - started) * 1000)
+        for name, run in series.items():
+            results[f"{name} p50"] = percentile(run, 50)
+            results[f"{name} p99"] = percentile(run, 99)
+        results["peak_rss_mib"] = peak_rss_mib()
+    finally:
+        vectors.close()
+        store.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--postmortems", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--phase", choices=("build", "search"), help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase == "build":
+        print(json.dumps(build(args.data_dir, args.postmortems)))
+        return
+    if args.phase == "search":
+        print(json.dumps(search(args.data_dir, args.queries)))
+        return
+    with tempfile.TemporaryDirectory(prefix="rca-bench-search-") as tmp:
+        phases = {}
+        for phase in ("build", "search"):
+            done = subprocess.run(
+                [
+                    *(sys.executable, __file__, "--phase", phase, "--data-dir", tmp),
+                    *("--postmortems", str(args.postmortems), "--queries", str(args.queries)),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            phases[phase] = json.loads(done.stdout.strip().splitlines()[-1])
+    built, searched = phases["build"], phases["search"]
+    print(
+        f"corpus: {built['postmortems']:.0f} synthetic postmortems, {built['chunks']:.0f} chunks; "
+        f"store {built['store_seconds']:.1f} s, index {built['index_seconds']:.1f} s "
+        f"(fake document vectors), peak RSS {built['peak_rss_mib']:.0f} MiB"
+    )
+    print(f"first search (builds BM25 over the corpus): {searched['first_search_seconds']:.2f} s")
+    print(f"{args.queries} queries, each timed once, k=5, milliseconds:")
+    print(f"{'':16s} {'p50':>7s} {'p99':>7s} {'p50 / embedding':>16s}")
+    base = searched["embedding only p50"]
+    for name in ("embedding only", "lexical", "dense", "hybrid"):
+        p50, p99 = searched[f"{name} p50"], searched[f"{name} p99"]
+        print(f"{name:16s} {p50:7.1f} {p99:7.1f} {p50 / base:15.2f}x")
+    print(f"peak RSS of the search process: {searched['peak_rss_mib']:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import chromadb
 import numpy as np
 from chromadb.api import ClientAPI
+from chromadb.api.client import Client
 from chromadb.api.models.Collection import Collection
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.api.types import Where
@@ -120,6 +121,10 @@ class ChromaVectorIndex:
         except ConfigurationError:
             raise
         except Exception as err:  # chroma raises many kinds; all mean "unusable"
+            # chroma caches one system per path, even a half-opened one; forget it so that a
+            # later open (after `rca index rebuild` moved the broken directory) starts afresh.
+            # There is no public way to drop a single path's system.
+            SharedSystemClient.clear_system_cache()
             raise IndexUnavailable(f"cannot open the vector index: {err}") from err
         return self._client
 
@@ -129,9 +134,20 @@ class ChromaVectorIndex:
         return bool(self._settings.retrieval.chroma_url)
 
     def close(self) -> None:
-        """Forget the client (chroma keeps one system per path per process)."""
-        self._client = None
-        SharedSystemClient.clear_system_cache()
+        """Release the client: chroma stops a path's system when its last client closes."""
+        client, self._client = self._client, None
+        if not isinstance(client, Client):  # what Persistent/HttpClient return
+            return
+        # chroma's HTTP transport keeps httpx sessions (the client's and its admin client's)
+        # that client.close() leaves open.
+        sessions = [
+            getattr(getattr(owner, "_server", None), "_session", None)
+            for owner in (client, getattr(client, "_admin_client", None))
+        ]
+        client.close()
+        for session in sessions:
+            if session is not None:
+                session.close()
 
     @contextmanager
     def writing(self) -> Iterator[None]:

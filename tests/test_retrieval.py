@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -313,3 +317,64 @@ def test_retrieval_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         RetrievalSettings(batch_size=0)
     assert json.loads(RetrievalSettings().model_dump_json())["embedder"] == "sentence-transformers"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[str]:
+    """A real Chroma server on loopback, started from the chromadb package's own `chroma`."""
+    binary = Path(sys.executable).parent / "chroma"
+    port = _free_port()
+    log = (tmp_path / "chroma-server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            *(str(binary), "run", "--path", str(tmp_path / "server")),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the chroma server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_a_chroma_server_serves_the_index(chroma_server: str, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data", retrieval=RetrievalSettings(chroma_url=chroma_server)
+    )
+    store = Store.open(settings)
+    try:
+        assert import_paths(store, [EXAMPLES / "postmortems"], 5 << 20).ok
+        retrieval = open_retrieval(settings, store, FakeEmbedder())
+        try:
+            assert retrieval.vectors.is_remote
+            report = retrieval.indexer.sync()
+            assert report.postmortems == 31
+            assert retrieval.vectors.count() == report.chunks
+            assert not (settings.data_dir / "chroma").exists()  # nothing embedded on disk
+            result = retrieval.search.search("TLS certificate expired", k=3, mode="dense")
+            assert not result.degraded and result.hits
+            assert retrieval.indexer.check(repair=False).in_sync
+        finally:
+            retrieval.close()
+    finally:
+        store.close()

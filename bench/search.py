@@ -191,7 +191,12 @@ def main() -> None:
     parser.add_argument("--postmortems", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--phase", choices=("build", "search"), help=argparse.SUPPRESS)
-    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="build the corpus here and keep it; a later run with the same directory only "
+        "searches (default: a temporary directory)",
+    )
     args = parser.parse_args()
     if args.phase == "build":
         print(json.dumps(build(args.data_dir, args.postmortems)))
@@ -199,9 +204,15 @@ def main() -> None:
     if args.phase == "search":
         print(json.dumps(search(args.data_dir, args.queries)))
         return
-    with tempfile.TemporaryDirectory(prefix="rca-bench-search-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rca-bench-search-") as scratch:
+        tmp = str(args.data_dir or scratch)
+        built_file = Path(tmp) / "bench-build.json"
         phases = {}
+        if built_file.exists():
+            phases["build"] = json.loads(built_file.read_text())
         for phase in ("build", "search"):
+            if phase in phases:
+                continue
             done = subprocess.run(
                 [
                     *(sys.executable, __file__, "--phase", phase, "--data-dir", tmp),
@@ -212,6 +223,8 @@ def main() -> None:
                 text=True,
             )
             phases[phase] = json.loads(done.stdout.strip().splitlines()[-1])
+            if phase == "build":
+                built_file.write_text(json.dumps(phases[phase]))
     built, searched = phases["build"], phases["search"]
     print(
         f"corpus: {built['postmortems']:.0f} synthetic postmortems, {built['chunks']:.0f} chunks; "

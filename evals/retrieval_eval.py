@@ -115,13 +115,8 @@ def run_retrieval_eval(
             update={
                 "data_dir": Path(tmp),
                 "database_url": None,
-                "retrieval": settings.retrieval.model_copy(
-                    # Rank the whole corpus, as the protocol asks; an embedded index only.
-                    update={
-                        "chroma_url": None,
-                        "candidates": max(settings.retrieval.candidates, len(corpus)),
-                    }
-                ),
+                # An embedded index only: nothing of the benchmark reaches a configured server.
+                "retrieval": settings.retrieval.model_copy(update={"chroma_url": None}),
             }
         )
         store = Store.open(scratch)
@@ -176,7 +171,8 @@ def _ranking(
     so the unscored ones follow in a fixed order rather than vanishing from the run.
     """
     text = query.query if field == "query" else query.query_title_summary
-    scored = search.rank(text, None, _MODE[system]).scored()
+    # The protocol ranks the whole corpus: every retriever proposes every document it scores.
+    scored = search.rank(text, None, _MODE[system], depth=len(everything)).scored()
     seen = {docid for docid, _ in scored}
     return scored + [(docid, 0.0) for docid in everything if docid not in seen]
 

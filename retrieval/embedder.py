@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rca.errors import ConfigurationError
 from rca.ports import InputType
@@ -74,6 +74,10 @@ def _quantized(model: SentenceTransformer) -> SentenceTransformer:
     return quantized
 
 
+Int8 = Literal["none", "queries", "all"]
+"""Which side runs with int8 linear layers: neither, queries only, or queries and documents."""
+
+
 class SentenceTransformerEmbedder:
     """Embeds with a local sentence-transformers model on the CPU; loads lazily, thread-safe."""
 
@@ -82,7 +86,7 @@ class SentenceTransformerEmbedder:
         model_dir: Path | None = None,
         batch_size: int = 32,
         model_id: str | None = None,
-        int8: bool = False,
+        int8: Int8 = "none",
     ) -> None:
         if model_dir is None:
             self._model_dir = bundled_model_dir()
@@ -98,12 +102,13 @@ class SentenceTransformerEmbedder:
                 )
             self._model_dir = model_dir
             self._model_id = model_id or model_dir.name
-        if int8:
-            # Different vectors, so a different collection: the id carries the precision.
+        if int8 == "all":
+            # Different document vectors, so a different collection: the id says so.
             self._model_id += "-int8"
         self._int8 = int8
         self._batch_size = batch_size
         self._model: SentenceTransformer | None = None
+        self._query_model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -137,16 +142,27 @@ class SentenceTransformerEmbedder:
                     raise ConfigurationError(
                         f"cannot load the embedding model from {self._model_dir}: {err}"
                     ) from err
-                if self._int8:
+                if self._int8 == "all":
                     self._model = _quantized(self._model)
             return self._model
+
+    def _load_query_model(self) -> SentenceTransformer:
+        model = self._load()
+        if self._int8 != "queries":
+            return model
+        with self._lock:
+            if self._query_model is None:
+                self._query_model = _quantized(model)  # a quantized copy; documents stay fp32
+            return self._query_model
 
     def embed(self, texts: Sequence[str], input_type: InputType) -> list[list[float]]:
         """Normalised vectors, batched; an empty input gives an empty list."""
         if not texts:
             return []
-        model = self._load()
-        encode: Any = model.encode_query if input_type == "query" else model.encode_document
+        if input_type == "query":
+            encode: Any = self._load_query_model().encode_query
+        else:
+            encode = self._load().encode_document
         with self._lock:
             vectors = encode(
                 list(texts),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from rca.config import Settings
@@ -29,6 +30,8 @@ from retrieval.lexical import LexicalIndex, terms
 from retrieval.vector_index import ChromaVectorIndex, VectorHit
 
 SNIPPET_CHARS = 220
+CHUNKS_PER_POSTMORTEM = 3
+"""Dense search fetches this many chunks per postmortem it should propose."""
 
 
 @dataclass
@@ -108,6 +111,7 @@ class SimilarSearch:
         self.settings = settings
         self._corpus: _Corpus | None = None
         self._lock = threading.Lock()
+        self._workers: ThreadPoolExecutor | None = None
 
     def corpus(self) -> _Corpus:
         """The in-memory lexical side, rebuilt when the store has changed."""
@@ -133,7 +137,7 @@ class SimilarSearch:
     ) -> SearchResult:
         """The `k` most similar postmortems, best first."""
         text = incident_query(query) if isinstance(query, Incident) else query.strip()
-        ranking = self.rank(text, filters, mode)
+        ranking = self.rank(text, filters, mode, depth=k)
         query_terms = set(terms(text))
         hits = [self._hit(c, ranking.corpus, query_terms, query) for c in ranking.candidates[:k]]
         return SearchResult(
@@ -145,31 +149,40 @@ class SimilarSearch:
         text: str,
         filters: SearchFilters | None = None,
         mode: SearchMode = "hybrid",
+        depth: int = 0,
     ) -> Ranking:
-        """Every candidate the retrievers propose, fused and ordered, without hit details.
+        """The candidates the retrievers propose, fused and ordered, without hit details.
 
-        What `search` builds its hits from; benchmarks read it directly, since they need long
-        rankings and no snippets.
+        Each retriever proposes `max(depth, settings.retrieval.candidates)` postmortems. This is
+        what `search` builds its hits from; benchmarks read it directly, since they need long
+        rankings and no snippets. In hybrid mode the dense side (query embedding and vector
+        search) runs in a worker thread while BM25 runs here.
         """
         filters = filters or SearchFilters()
         if not terms(text):
             raise InvalidQuery("the query has no searchable words")
         corpus = self.corpus()
-        retrieval = self.settings.retrieval
+        depth = max(depth, self.settings.retrieval.candidates)
+        dense = None
+        if mode in ("hybrid", "dense"):
+            dense = self._pool().submit(self._dense, text, filters, corpus, depth)
         candidates: dict[str, _Candidate] = {}
-        notes: list[str] = []
-        degraded = False
         if mode in ("hybrid", "lexical"):
             allowed = None
             if not filters.is_empty():
                 allowed = {i for i, (pm, _) in corpus.postmortems.items() if passes(pm, filters)}
             for rank, (pm_id, score) in enumerate(
-                corpus.lexical.search(text, retrieval.candidates, allowed), start=1
+                corpus.lexical.search(text, depth, allowed), start=1
             ):
                 candidates[pm_id] = _Candidate(pm_id, lexical_rank=rank, lexical_score=score)
-        if mode in ("hybrid", "dense"):
+        notes: list[str] = []
+        degraded = False
+        if dense is not None:
             try:
-                self._dense(text, filters, corpus, candidates)
+                for rank, (pm_id, hits) in enumerate(dense.result(), start=1):
+                    candidate = candidates.setdefault(pm_id, _Candidate(pm_id))
+                    candidate.dense_rank = rank
+                    candidate.dense_hits = hits
                 pending = self.store.index_state.pending_count()
                 if pending:
                     notes.append(
@@ -187,29 +200,35 @@ class SimilarSearch:
         ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.postmortem_id))
         return Ranking(corpus=corpus, candidates=ranked, degraded=degraded, notes=notes)
 
+    def close(self) -> None:
+        """Stop the worker threads (a later search starts them again)."""
+        with self._lock:
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=True)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rca-dense")
+            return self._workers
+
     def _dense(
-        self,
-        text: str,
-        filters: SearchFilters,
-        corpus: _Corpus,
-        candidates: dict[str, _Candidate],
-    ) -> None:
+        self, text: str, filters: SearchFilters, corpus: _Corpus, depth: int
+    ) -> list[tuple[str, list[VectorHit]]]:
+        """Postmortems by their best chunk's similarity, each with its chunks best first."""
         if self.embedder is None or self.vectors is None:
             raise IndexUnavailable("no embedder or vector index configured")
         vector = self.embedder.embed([text], "query")[0]
-        pool = self.settings.retrieval.candidates * 4
-        found = self.vectors.query(vector, pool, filters)
+        # Chunks, not postmortems, come back: ask for a few per postmortem wanted.
+        found = self.vectors.query(vector, depth * CHUNKS_PER_POSTMORTEM, filters)
         grouped: dict[str, list[VectorHit]] = defaultdict(list)
-        for hit in found:
-            pm_id = hit.postmortem_id
-            if hit.section not in corpus.sections.get(pm_id, {}):
-                continue  # orphaned, or a section the latest revision no longer has
-            grouped[pm_id].append(hit)
-        order = sorted(grouped, key=lambda i: -max(h.similarity for h in grouped[i]))
-        for rank, pm_id in enumerate(order[: self.settings.retrieval.candidates], start=1):
-            candidate = candidates.setdefault(pm_id, _Candidate(pm_id))
-            candidate.dense_rank = rank
-            candidate.dense_hits = sorted(grouped[pm_id], key=lambda h: -h.similarity)
+        for hit in found:  # best first, so each group is best first too
+            if hit.section in corpus.sections.get(hit.postmortem_id, {}):
+                grouped[hit.postmortem_id].append(hit)
+            # else: orphaned, or a section the latest revision no longer has
+        order = sorted(grouped, key=lambda i: -grouped[i][0].similarity)
+        return [(pm_id, grouped[pm_id]) for pm_id in order[:depth]]
 
     def _fused(self, candidate: _Candidate) -> float:
         retrieval = self.settings.retrieval

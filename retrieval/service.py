@@ -34,7 +34,8 @@ class Retrieval:
     search: SimilarSearch
 
     def close(self) -> None:
-        """Release the vector index client."""
+        """Stop search's worker threads and release the vector index client."""
+        self.search.close()
         self.vectors.close()
 
 

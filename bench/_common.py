@@ -10,15 +10,19 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from rca.config import RetrievalSettings, Settings
+from rca.config import Settings
 
 
-def scratch_settings(data_dir: Path, **retrieval: object) -> Settings:
-    """Settings for a throw-away data directory (embedded chroma, SQLite)."""
-    return Settings(
-        data_dir=data_dir,
-        database_url=None,
-        retrieval=RetrievalSettings(**retrieval),  # type: ignore[arg-type]
+def scratch_settings(data_dir: Path) -> Settings:
+    """The environment's settings (`RCA_RETRIEVAL__INT8=all` etc. apply), but a throw-away data
+    directory, SQLite and embedded chroma."""
+    settings = Settings()
+    return settings.model_copy(
+        update={
+            "data_dir": data_dir,
+            "database_url": None,
+            "retrieval": settings.retrieval.model_copy(update={"chroma_url": None}),
+        }
     )
 
 

@@ -32,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import peak_rss_mib, percentile, scratch_settings
 from rca.importer import load_file
 from rca.models import Incident, Postmortem
-from rca.ports import InputType
+from rca.ports import Embedder, InputType
 from rca.similar import SearchMode, incident_query
 from rca.store import Store
 from rca.testing import FakeEmbedder
-from retrieval.embedder import SentenceTransformerEmbedder
 from retrieval.indexer import Indexer
 from retrieval.search import SimilarSearch
+from retrieval.service import make_embedder
 from retrieval.vector_index import ChromaVectorIndex
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,9 +47,9 @@ _NUMBER = re.compile(r"\b\d+\b")
 
 
 class SyntheticDocsEmbedder:
-    """Documents: hashed bag-of-words at 384 dimensions. Queries: the real MiniLM."""
+    """Documents: hashed bag-of-words at the model's dimension. Queries: the real model."""
 
-    def __init__(self, real: SentenceTransformerEmbedder) -> None:
+    def __init__(self, real: Embedder) -> None:
         self.real = real
         self.model_id = real.model_id
         self.dimension = real.dimension
@@ -128,7 +128,7 @@ def build(data_dir: Path, size: int) -> dict[str, float]:
     settings = scratch_settings(data_dir)
     corpus = synthetic_corpus(size)
     store = Store.open(settings)
-    embedder = SyntheticDocsEmbedder(SentenceTransformerEmbedder())
+    embedder = SyntheticDocsEmbedder(make_embedder(settings))
     vectors = ChromaVectorIndex(settings, embedder.model_id, embedder.dimension, store.index_state)
     try:
         started = time.perf_counter()
@@ -152,7 +152,7 @@ def build(data_dir: Path, size: int) -> dict[str, float]:
 def search(data_dir: Path, count: int) -> dict[str, float]:
     settings = scratch_settings(data_dir)
     store = Store.open(settings)
-    real = SentenceTransformerEmbedder()
+    real = make_embedder(settings)  # as configured: RCA_RETRIEVAL__INT8 applies
     embedder = SyntheticDocsEmbedder(real)
     vectors = ChromaVectorIndex(settings, embedder.model_id, embedder.dimension, store.index_state)
     searcher = SimilarSearch(store, embedder, vectors, settings)

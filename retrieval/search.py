@@ -26,7 +26,7 @@ from rca.similar import (
 )
 from rca.store import Store
 from retrieval.chunking import full_text, section_texts
-from retrieval.lexical import LexicalIndex, terms
+from retrieval.lexical import LexicalIndex, first_match, terms
 from retrieval.vector_index import ChromaVectorIndex, VectorHit
 
 SNIPPET_CHARS = 220
@@ -42,6 +42,17 @@ class _Corpus:
     postmortems: dict[str, tuple[Postmortem, int]]
     sections: dict[str, dict[str, str]]
     lexical: LexicalIndex
+    section_terms: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    """Stemmed terms of each section, computed the first time a postmortem is a hit."""
+
+    def terms_of(self, pm_id: str) -> dict[str, set[str]]:
+        """Each section's stemmed terms (cached: explaining hits would otherwise stem them
+        again on every search)."""
+        found = self.section_terms.get(pm_id)
+        if found is None:
+            found = {name: set(terms(body)) for name, body in self.sections[pm_id].items()}
+            self.section_terms[pm_id] = found
+        return found
 
 
 @dataclass
@@ -84,11 +95,8 @@ def passes(pm: Postmortem, filters: SearchFilters) -> bool:
 def snippet(text: str, query_terms: set[str]) -> str:
     """A short excerpt, centred on the first word that matches a query term."""
     words = text.split()
-    start = 0
-    for index, word in enumerate(words):
-        if query_terms & set(terms(word)):
-            start = max(0, index - 8)
-            break
+    found = first_match(words, query_terms)
+    start = max(0, found - 8) if found is not None else 0
     excerpt = " ".join(words[start:])
     if len(excerpt) > SNIPPET_CHARS:
         excerpt = excerpt[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
@@ -261,7 +269,7 @@ class SimilarSearch:
                 )
             )
         overlap_by_section = {
-            name: query_terms & set(terms(body)) for name, body in corpus.sections[pm.id].items()
+            name: query_terms & section for name, section in corpus.terms_of(pm.id).items()
         }
         shared = sorted(set().union(*overlap_by_section.values()) if overlap_by_section else set())
         best_lexical = max(overlap_by_section, key=lambda n: len(overlap_by_section[n]), default="")

@@ -37,6 +37,8 @@ class Retrieval:
         """Stop search's worker threads and release the vector index client."""
         self.search.close()
         self.vectors.close()
+        if isinstance(self.embedder, SentenceTransformerEmbedder):
+            self.embedder.close()
 
 
 def open_retrieval(settings: Settings, store: Store, embedder: Embedder | None = None) -> Retrieval:

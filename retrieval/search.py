@@ -30,6 +30,8 @@ from retrieval.lexical import LexicalIndex, first_match, terms
 from retrieval.vector_index import ChromaVectorIndex, VectorHit
 
 SNIPPET_CHARS = 220
+SNIPPET_SCAN_WORDS = 300
+"""A snippet centres on a query term found among a section's first this many words."""
 CHUNKS_PER_POSTMORTEM = 3
 """Dense search fetches this many chunks per postmortem it should propose."""
 
@@ -95,7 +97,7 @@ def passes(pm: Postmortem, filters: SearchFilters) -> bool:
 def snippet(text: str, query_terms: set[str]) -> str:
     """A short excerpt, centred on the first word that matches a query term."""
     words = text.split()
-    found = first_match(words, query_terms)
+    found = first_match(words[:SNIPPET_SCAN_WORDS], query_terms)
     start = max(0, found - 8) if found is not None else 0
     excerpt = " ".join(words[start:])
     if len(excerpt) > SNIPPET_CHARS:

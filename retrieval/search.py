@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from rca.config import Settings
@@ -121,7 +120,6 @@ class SimilarSearch:
         self.settings = settings
         self._corpus: _Corpus | None = None
         self._lock = threading.Lock()
-        self._workers: ThreadPoolExecutor | None = None
 
     def corpus(self) -> _Corpus:
         """The in-memory lexical side, rebuilt when the store has changed."""
@@ -165,17 +163,14 @@ class SimilarSearch:
 
         Each retriever proposes `max(depth, settings.retrieval.candidates)` postmortems. This is
         what `search` builds its hits from; benchmarks read it directly, since they need long
-        rankings and no snippets. In hybrid mode the dense side (query embedding and vector
-        search) runs in a worker thread while BM25 runs here.
+        rankings and no snippets. (Running BM25 beside the query embedding in another thread
+        was measured slower: BM25 takes about a millisecond, the thread hand-off more.)
         """
         filters = filters or SearchFilters()
         if not terms(text):
             raise InvalidQuery("the query has no searchable words")
         corpus = self.corpus()
         depth = max(depth, self.settings.retrieval.candidates)
-        dense = None
-        if mode in ("hybrid", "dense"):
-            dense = self._pool().submit(self._dense, text, filters, corpus, depth)
         candidates: dict[str, _Candidate] = {}
         if mode in ("hybrid", "lexical"):
             allowed = None
@@ -187,9 +182,11 @@ class SimilarSearch:
                 candidates[pm_id] = _Candidate(pm_id, lexical_rank=rank, lexical_score=score)
         notes: list[str] = []
         degraded = False
-        if dense is not None:
+        if mode in ("hybrid", "dense"):
             try:
-                for rank, (pm_id, hits) in enumerate(dense.result(), start=1):
+                for rank, (pm_id, hits) in enumerate(
+                    self._dense(text, filters, corpus, depth), start=1
+                ):
                     candidate = candidates.setdefault(pm_id, _Candidate(pm_id))
                     candidate.dense_rank = rank
                     candidate.dense_hits = hits
@@ -209,19 +206,6 @@ class SimilarSearch:
             candidate.score = self._fused(candidate)
         ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.postmortem_id))
         return Ranking(corpus=corpus, candidates=ranked, degraded=degraded, notes=notes)
-
-    def close(self) -> None:
-        """Stop the worker threads (a later search starts them again)."""
-        with self._lock:
-            workers, self._workers = self._workers, None
-        if workers is not None:
-            workers.shutdown(wait=True)
-
-    def _pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._workers is None:
-                self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="rca-dense")
-            return self._workers
 
     def _dense(
         self, text: str, filters: SearchFilters, corpus: _Corpus, depth: int

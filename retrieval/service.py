@@ -34,8 +34,7 @@ class Retrieval:
     search: SimilarSearch
 
     def close(self) -> None:
-        """Stop search's worker threads and release the vector index client."""
-        self.search.close()
+        """Release the vector index client and stop the embedding thread."""
         self.vectors.close()
         if isinstance(self.embedder, SentenceTransformerEmbedder):
             self.embedder.close()

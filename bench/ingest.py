@@ -5,7 +5,8 @@
 Both sides run the same code path (store outbox -> chunking -> embedding -> chroma upsert) into
 fresh temporary data directories, alternating, `--repeats` times; the numbers are medians. The
 baseline differs only in batching: it indexes one postmortem per round trip and encodes one
-chunk per model call, as a naive loop would. Time spent inside the encoder is measured
+chunk per model call, as a naive loop would. `--int8` adds a row for int8 document encoding
+(`RCA_RETRIEVAL__INT8=all`). Time spent inside the encoder is measured
 separately, to show what bounds the throughput.
 """
 
@@ -78,14 +79,22 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, required=True, help="corpus.jsonl")
     parser.add_argument("--limit", type=int, default=200, help="postmortems per run")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--int8", action="store_true", help="also index with RCA_RETRIEVAL__INT8=all"
+    )
     args = parser.parse_args()
     docs = load_corpus(args.corpus)[: args.limit]
     postmortems = [doc_to_postmortem(doc, str(args.corpus)) for doc in docs]
-    embedder = make_embedder(scratch_settings(Path(tempfile.gettempdir())))
-    embedder.embed(["warm up the model"], "document")
-    rows: dict[str, list[tuple[float, float, int]]] = {"baseline": [], "rca": []}
+    settings = scratch_settings(Path(tempfile.gettempdir()))
+    embedders = {"baseline": make_embedder(settings), "rca": make_embedder(settings)}
+    if args.int8:
+        int8 = settings.retrieval.model_copy(update={"int8": "all"})
+        embedders["rca int8"] = make_embedder(settings.model_copy(update={"retrieval": int8}))
+    for embedder in embedders.values():
+        embedder.embed(["warm up the model"], "document")
+    rows: dict[str, list[tuple[float, float, int]]] = {name: [] for name in embedders}
     for repeat in range(args.repeats):
-        for name in ("baseline", "rca"):
+        for name, embedder in embedders.items():
             result = index_once(postmortems, embedder, naive=name == "baseline")
             rows[name].append(result)
             print(
@@ -105,7 +114,10 @@ def main() -> None:
             f"{name:10s} {seconds:8.1f} {len(postmortems) / seconds:7.2f} "
             f"{chunks / seconds:9.1f} {share:13.0%}"
         )
-    print(f"speed-up over the baseline: {throughput['rca'] / throughput['baseline']:.2f}x")
+    for name in throughput:
+        if name != "baseline":
+            ratio = throughput[name] / throughput["baseline"]
+            print(f"{name}: {ratio:.2f}x the baseline's chunks/s")
     print(f"peak RSS of this process (model, store, index): {peak_rss_mib():.0f} MiB")
 
 

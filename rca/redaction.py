@@ -1,0 +1,294 @@
+"""Redaction of secrets and personal data before text leaves rca or enters an index or a log.
+
+Every occurrence is replaced by a placeholder that is consistent within one table
+(`SECRET_1`, `EMAIL_2`, ...), so "the same token appears in the alert and in the log" survives
+redaction. Detection is layered:
+
+1. explicit patterns for well-known credential formats, key-value secrets, authorization
+   headers, credentials in URLs and connection strings, private-key blocks;
+2. detect-secrets' keyword and high-entropy detectors, with filters against their ad-hoc
+   false positives (ordinary words);
+3. personal data: e-mail addresses, phone numbers, payment card numbers (Luhn-checked), and IP
+   addresses when asked for.
+
+Every detector also runs over the text with line breaks removed, so a secret wrapped across
+lines is found too. Any failure raises `RedactionFailed`: callers must then send nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from rca.errors import RcaError
+from rca.models import Incident
+
+PlaceholderKind = str
+
+
+class RedactionFailed(RcaError):
+    """Redaction could not be completed; nothing may be sent or stored."""
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    kind: PlaceholderKind
+    regex: re.Pattern[str]
+    group: int | str = 0
+    """Which group is the secret (the rest of the match is kept, e.g. `password=`)."""
+
+
+def _p(kind: str, pattern: str, group: int | str = 0, flags: int = 0) -> _Pattern:
+    return _Pattern(kind, re.compile(pattern, flags), group)
+
+
+_B64 = r"[A-Za-z0-9+/=_-]"
+SECRET_PATTERNS: tuple[_Pattern, ...] = (
+    # Private keys, whole blocks (they span lines).
+    _p(
+        "SECRET",
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?-----END [A-Z0-9 ]*PRIVATE KEY"
+        r"(?: BLOCK)?-----",
+        flags=re.DOTALL,
+    ),
+    # Credentials inside URLs: scheme://user:password@host -- keep the user and host.
+    _p("SECRET", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:(?P<s>[^\s@/]+)@", "s"),
+    # Authorization headers.
+    _p("SECRET", r"(?i)\bauthorization\s*[:=]\s*(?:bearer|basic|token|digest)\s+(?P<s>\S+)", "s"),
+    _p("SECRET", r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/=-]{12,})", "s"),
+    # Azure storage / service bus connection strings.
+    _p("SECRET", r"(?i)\b(?:AccountKey|SharedAccessKey)=(?P<s>[A-Za-z0-9+/=]{20,})", "s"),
+    _p("SECRET", r"(?i)[?&]sig=(?P<s>[A-Za-z0-9%+/=]{16,})", "s"),
+    # Well-known token formats.
+    _p("SECRET", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
+    _p("SECRET", r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),
+    _p("SECRET", r"\bgithub_pat_[A-Za-z0-9_]{40,}\b"),
+    _p("SECRET", r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
+    _p("SECRET", r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
+    _p("SECRET", r"https://hooks\.slack\.com/services/[A-Za-z0-9/]+"),
+    _p("SECRET", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\b"),
+    _p("SECRET", r"\bAIza[0-9A-Za-z_-]{35}\b"),
+    _p("SECRET", r"\bsk-(?:proj-|ant-[a-z0-9]+-)?[A-Za-z0-9_-]{20,}\b"),
+    _p("SECRET", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),
+    _p("SECRET", r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}\b"),
+    _p("SECRET", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    _p("SECRET", r"\bpypi-[A-Za-z0-9_-]{50,}\b"),
+    _p("SECRET", r"\bshp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}\b"),
+    _p("SECRET", r"\bhv[sb]\.[A-Za-z0-9_-]{24,}\b"),
+    _p("SECRET", r"\bSK[0-9a-fA-F]{32}\b"),
+    _p("SECRET", r"\bdop_v1_[a-f0-9]{64}\b"),
+    # key = value secrets in configs, env files, JSON and YAML.
+    _p(
+        "SECRET",
+        r"(?i)[\"']?\b(?:[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|"
+        r"access[_-]?key|private[_-]?key|client[_-]?secret|auth)[a-z0-9_.-]*)[\"']?"
+        r"\s*[:=]\s*[\"']?(?!(?:bearer|basic|token|digest)\b)(?P<s>[^\s\"',;]{6,})",
+        "s",
+    ),
+)
+
+PERSONAL_PATTERNS: tuple[_Pattern, ...] = (
+    _p("EMAIL", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    _p("CARD", r"\b(?:\d[ -]?){12,18}\d\b"),
+    # Phone numbers need a country code, an area code in brackets, or dashes/dots: plain
+    # runs of numbers separated by spaces ("512 1024 2048") are metrics far more often.
+    _p(
+        "PHONE",
+        r"(?<![\w.+])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}[ .-]?\d{3,4}[ .-]?\d{3,4}"
+        r"|\(\d{2,4}\)[ .-]?\d{3,4}[ .-]\d{3,4}|\d{3}[.-]\d{3,4}[.-]\d{4})(?!\w|\.\d)",
+    ),
+)
+
+IP_PATTERNS: tuple[_Pattern, ...] = (
+    _p("IP", r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"),
+    _p("IP", r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b(?:[0-9a-f]{1,4}:){1,6}:[0-9a-f:]*\b"),
+)
+
+_PLACEHOLDER = re.compile(r"\b(?:SECRET|EMAIL|PHONE|CARD|IP)_\d+\b")
+_NEWLINE_RUN = re.compile(r"\n[ \t]*")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _plausible(kind: str, value: str) -> bool:
+    if _PLACEHOLDER.fullmatch(value):
+        return False  # already redacted
+    if kind == "CARD":
+        digits = re.sub(r"\D", "", value)
+        return 13 <= len(digits) <= 19 and _luhn(digits)
+    if kind == "PHONE":
+        digits = re.sub(r"\D", "", value)
+        return 9 <= len(digits) <= 15
+    return True
+
+
+@dataclass
+class PlaceholderTable:
+    """Original value -> placeholder, consistent for one incident (or one payload)."""
+
+    by_value: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def placeholder(self, kind: str, value: str) -> str:
+        """The placeholder for a value, the same one every time it is seen."""
+        found = self.by_value.get(value)
+        if found is None:
+            self.counters[kind] = self.counters.get(kind, 0) + 1
+            found = f"{kind}_{self.counters[kind]}"
+            self.by_value[value] = found
+        return found
+
+    def count(self) -> dict[str, int]:
+        """How many distinct values of each kind were replaced."""
+        return dict(self.counters)
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    kind: str
+
+
+class Redactor:
+    """Finds and replaces secrets and personal data; `ip_addresses` adds IP addresses."""
+
+    def __init__(self, ip_addresses: bool = False, entropy: bool = True) -> None:
+        self.patterns = SECRET_PATTERNS + PERSONAL_PATTERNS + (IP_PATTERNS if ip_addresses else ())
+        self.entropy = entropy
+
+    def redact(self, text: str, table: PlaceholderTable | None = None) -> str:
+        """`text` with every finding replaced by its placeholder."""
+        table = table if table is not None else PlaceholderTable()
+        try:
+            spans = self._spans(text)
+            out: list[str] = []
+            position = 0
+            for span in spans:
+                out.append(text[position : span.start])
+                value = _NEWLINE_RUN.sub("", text[span.start : span.end])
+                out.append(table.placeholder(span.kind, value))
+                position = span.end
+            out.append(text[position:])
+            return "".join(out)
+        except RedactionFailed:
+            raise
+        except Exception as err:  # any bug here must stop the payload, not leak it
+            raise RedactionFailed(f"redaction failed: {type(err).__name__}") from None
+
+    def _spans(self, text: str) -> list[_Span]:
+        found = list(self._find(text, range(len(text))))
+        # The same text with line breaks (and the indentation after them) removed, so that a
+        # secret wrapped across lines is found; positions map back to the original.
+        keep = [i for i, _ in _kept_positions(text)]
+        if len(keep) < len(text):
+            joined = "".join(text[i] for i in keep)
+            found.extend(self._find(joined, keep))
+        return _merge(found)
+
+    def _find(self, text: str, positions: range | list[int]) -> Iterator[_Span]:
+        for pattern in self.patterns:
+            for match in pattern.regex.finditer(text):
+                start, end = match.span(pattern.group)
+                if start < 0 or end <= start:
+                    continue
+                if not _plausible(pattern.kind, match.group(pattern.group)):
+                    continue
+                yield _Span(positions[start], positions[end - 1] + 1, pattern.kind)
+        if self.entropy:
+            for start, end in _entropy_secrets(text):
+                yield _Span(positions[start], positions[end - 1] + 1, "SECRET")
+
+
+def _overlap(a: _Span, b: _Span) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _kept_positions(text: str) -> Iterator[tuple[int, str]]:
+    skip: set[int] = set()
+    for match in _NEWLINE_RUN.finditer(text):
+        skip.update(range(match.start(), match.end()))
+    for index, char in enumerate(text):
+        if index not in skip:
+            yield index, char
+
+
+def _merge(spans: list[_Span]) -> list[_Span]:
+    """Overlapping findings become one span (the kind of the earliest, longest one); personal
+    data that overlaps a secret is part of the secret (`user:password@host` is no e-mail)."""
+    secrets = [s for s in spans if s.kind == "SECRET"]
+    spans = secrets + [
+        s for s in spans if s.kind != "SECRET" and not any(_overlap(s, t) for t in secrets)
+    ]
+    merged: list[_Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if merged and span.start < merged[-1].end:
+            last = merged[-1]
+            merged[-1] = _Span(last.start, max(last.end, span.end), last.kind)
+        else:
+            merged.append(span)
+    return merged
+
+
+_CANDIDATE = re.compile(r"[A-Za-z0-9+/_=-]{24,}")
+
+
+def _entropy_secrets(text: str) -> Iterator[tuple[int, int]]:
+    """Long random-looking tokens (detect-secrets' base64 entropy measure), not words or ids.
+
+    Unlabelled pure-hex tokens are left alone: in incident data they are commit SHAs, image
+    digests and trace ids, which responders need; hex secrets are caught by their labels
+    (`api_key=...`) or formats instead.
+    """
+    from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString
+
+    base64 = Base64HighEntropyString(limit=4.5)
+    for match in _CANDIDATE.finditer(text):
+        token = match.group(0).strip("=")
+        if _PLACEHOLDER.search(token) or re.fullmatch(r"[0-9a-fA-F-]+", token):
+            continue
+        if not (re.search(r"\d", token) and re.search(r"[a-zA-Z]", token)):
+            continue
+        if "-" in token and all(part.isalpha() or part.isdigit() for part in token.split("-")):
+            continue  # kebab-case names such as release-2024-05-01
+        if base64.calculate_shannon_entropy(token) > base64.entropy_limit:
+            yield match.start(), match.end()
+
+
+_NOT_TEXT = frozenset(
+    {"id", "at", "started_at", "detected_at", "mitigated_at", "resolved_at", "severity", "kind"}
+)
+
+
+def redact_incident(
+    incident: Incident, redactor: Redactor, table: PlaceholderTable | None = None
+) -> tuple[Incident, PlaceholderTable]:
+    """The incident with every text field redacted (ids, times and enums untouched), and the
+    table of placeholders used, so that later text about the same incident stays consistent."""
+    table = table if table is not None else PlaceholderTable()
+
+    def walk(value: object, key: str | None) -> object:
+        if isinstance(value, str):
+            return value if key in _NOT_TEXT else redactor.redact(value, table)
+        if isinstance(value, list):
+            return [walk(item, key) for item in value]
+        if isinstance(value, dict):
+            return {k: walk(v, k) for k, v in value.items()}
+        return value
+
+    data = walk(incident.model_dump(mode="json"), None)
+    try:
+        return Incident.model_validate(data), table
+    except ValueError as err:  # a placeholder broke a field's format: refuse, never leak
+        raise RedactionFailed(f"redacted incident does not validate: {err}") from None

@@ -1,0 +1,285 @@
+"""Redaction: a canary suite of secret formats and personal data, none of which may survive.
+
+Every value below is fake, made for these tests in the shape of the real format.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from rca.models import Incident
+from rca.redaction import PlaceholderTable, RedactionFailed, Redactor, redact_incident
+from tests.factories import incident_data
+
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n"
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+OPENSSH = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDx3Vq2cO5ZbCxJpP0cT9ev4v5yq2oQx1hQ3T2l8rE9mQAAAJgyVt0dMlbd\n"
+    "-----END OPENSSH PRIVATE KEY-----"
+)
+
+# (name, line as it would appear in incident data, the secret that must not survive)
+CANARIES: list[tuple[str, str, str]] = [
+    ("aws access key id", "boto: using key AKIAZ3X7QW9PLM2NB4CD", "AKIAZ3X7QW9PLM2NB4CD"),
+    (
+        "aws secret key",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Ex4mPlq",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzq8Ex4mPlq",
+    ),
+    (
+        "github classic token",
+        "git clone failed with token ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s",
+        "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s",
+    ),
+    (
+        "github fine-grained token",
+        "GH_TOKEN github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV",
+    ),
+    ("gitlab token", "runner registered glpat-Xy7Qm2Lp9Rt4Vw8Zk3Nb", "glpat-Xy7Qm2Lp9Rt4Vw8Zk3Nb"),
+    (
+        "slack bot token",
+        "slack notifier xoxb-2048113344-5567788990-AbCdEfGhIjKlMnOpQrStUvWx",
+        "xoxb-2048113344-5567788990-AbCdEfGhIjKlMnOpQrStUvWx",
+    ),
+    (
+        "slack webhook",
+        "POST https://hooks.slack.com/services/T0FAKE123/B0FAKE456/q1w2e3r4t5y6u7i8o9p0a1s2 -> 404",
+        "q1w2e3r4t5y6u7i8o9p0a1s2",
+    ),
+    (
+        "stripe key",
+        "payments: sk_live_51FakeKeyAbCdEfGh12345678",
+        "sk_live_51FakeKeyAbCdEfGh12345678",
+    ),
+    (
+        "google api key",
+        "maps quota for key AIzaSyFakeKey0123456789abcdefghijklmnopq exceeded",
+        "AIzaSyFakeKey0123456789abcdefghijklmnopq",
+    ),
+    (
+        "openai key",
+        "llm client init sk-proj-Fak3Pr0j3ctK3yAbCdEfGhIjKlMn0123456789",
+        "sk-proj-Fak3Pr0j3ctK3yAbCdEfGhIjKlMn0123456789",
+    ),
+    (
+        "anthropic key",
+        "ANTHROPIC sk-ant-api03-F4k3K3yF0rT3st1ng0123456789abcdefXYZ",
+        "sk-ant-api03-F4k3K3yF0rT3st1ng0123456789abcdefXYZ",
+    ),
+    (
+        "jwt",
+        "session=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWZha2UtMTIz",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLWZha2UtMTIz",
+    ),
+    (
+        "bearer header",
+        "curl -H 'Authorization: Bearer opaqueT0kenValue9876xyz' https://api",
+        "opaqueT0kenValue9876xyz",
+    ),
+    (
+        "basic auth header",
+        "Authorization: Basic YWRtaW46c3VwZXJzZWNyZXQxMjM=",
+        "YWRtaW46c3VwZXJzZWNyZXQxMjM=",
+    ),
+    (
+        "password in postgres url",
+        "connect postgres://orders:Sup3r-S3cret!@db-1.internal:5432/orders refused",
+        "Sup3r-S3cret!",
+    ),
+    (
+        "mongodb connection string",
+        "mongodb+srv://admin:Pa55w0rdProd77@cluster0.example.net/app timed out",
+        "Pa55w0rdProd77",
+    ),
+    ("redis url", "REDIS_URL=redis://:r3disS3cret99@cache:6379/0", "r3disS3cret99"),
+    (
+        "azure storage connection string",
+        "DefaultEndpointsProtocol=https;AccountName=logs;AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg==;",
+        "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg==",
+    ),
+    (
+        "azure sas token",
+        "GET https://acct.blob.core.windows.net/c/x?sv=2021&sig=AbCdEf0123456789GhIjKlMnOp%3D",
+        "AbCdEf0123456789GhIjKlMnOp%3D",
+    ),
+    (
+        "rsa private key",
+        f"key material:\n{PEM}\nend",
+        "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0t",
+    ),
+    (
+        "openssh private key",
+        f"id_ed25519:\n{OPENSSH}",
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",
+    ),
+    (
+        "twilio key",
+        "twilio SK0123456789abcdef0123456789abcdef rejected",
+        "SK0123456789abcdef0123456789abcdef",
+    ),
+    (
+        "sendgrid key",
+        "mailer SG.FakeSendGridKey123.AbCdEfGhIjKlMnOpQrStUv0123456789",
+        "SG.FakeSendGridKey123.AbCdEfGhIjKlMnOpQrStUv0123456789",
+    ),
+    (
+        "npm token",
+        "//registry.npmjs.org/:_authToken=npm_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        "npm_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+    ),
+    (
+        "pypi token",
+        "twine upload with pypi-AgEIcHlwaS5vcmcCJGZha2UtdG9rZW4tZm9yLXRlc3RzLW9ubHktMTIzNDU2Nzg5",
+        "pypi-AgEIcHlwaS5vcmcCJGZha2UtdG9rZW4tZm9yLXRlc3RzLW9ubHktMTIzNDU2Nzg5",
+    ),
+    (
+        "shopify token",
+        "shop api shpat_0123456789abcdef0123456789abcdef",
+        "shpat_0123456789abcdef0123456789abcdef",
+    ),
+    (
+        "vault token",
+        "VAULT_TOKEN hvs.CAESIFakeVaultTokenForTests0123",
+        "hvs.CAESIFakeVaultTokenForTests0123",
+    ),
+    (
+        "digitalocean token",
+        "doctl auth dop_v1_" + "ab12" * 16,
+        "dop_v1_" + "ab12" * 16,
+    ),
+    ("env file password", "DB_PASSWORD=Tr0ub4dor&3xample", "Tr0ub4dor&3xample"),
+    ("yaml api key", 'api_key: "k3y-F0r-Th3-P4ym3nts"', "k3y-F0r-Th3-P4ym3nts"),
+    ("json client secret", '{"client_secret": "cl13ntS3cr3tV4lu3"}', "cl13ntS3cr3tV4lu3"),
+    (
+        "unlabelled random token",
+        "retrying with Qm9zc2VzLWxpa2UtcmFuZG9tLXN0dWZmIQ7Xk2p9 after 401",
+        "Qm9zc2VzLWxpa2UtcmFuZG9tLXN0dWZmIQ7Xk2p9",
+    ),
+]
+
+
+@pytest.fixture
+def redactor() -> Redactor:
+    return Redactor()
+
+
+def test_the_suite_is_large_enough() -> None:
+    assert len(CANARIES) >= 25
+    assert len({secret for _, _, secret in CANARIES}) == len(CANARIES)
+
+
+@pytest.mark.parametrize(("name", "line", "secret"), CANARIES, ids=[c[0] for c in CANARIES])
+def test_no_canary_survives(redactor: Redactor, name: str, line: str, secret: str) -> None:
+    redacted = redactor.redact(line)
+    assert secret not in redacted, name
+    assert "SECRET_1" in redacted
+
+
+def test_all_canaries_in_one_payload_each_get_their_own_placeholder(redactor: Redactor) -> None:
+    payload = "\n".join(line for _, line, _ in CANARIES)
+    table = PlaceholderTable()
+    redacted = redactor.redact(payload, table)
+    for name, _, secret in CANARIES:
+        assert secret not in redacted, name
+    # Distinct secrets get distinct placeholders, except where the wrapped-line pass joins a
+    # value to the start of the next line's secret (over-redaction, never a leak).
+    assert table.count()["SECRET"] >= len(CANARIES) - 3
+
+
+def test_a_repeated_secret_keeps_one_placeholder(redactor: Redactor) -> None:
+    token = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s"
+    other = "AKIAZ3X7QW9PLM2NB4CD"
+    table = PlaceholderTable()
+    first = redactor.redact(f"clone with {token} failed; key {other}", table)
+    second = redactor.redact(f"retry with {token} failed again", table)
+    assert first == "clone with SECRET_1 failed; key SECRET_2"
+    assert second == "retry with SECRET_1 failed again"  # same incident, same placeholder
+
+
+def test_a_secret_split_across_lines(redactor: Redactor) -> None:
+    wrapped = (
+        "auth failed for token ghp_R4nd0mT0k3nV4lu\n"
+        "    3F0rT3st1ngPurp0s3s (wrapped by the log shipper)"
+    )
+    redacted = redactor.redact(wrapped)
+    assert "ghp_R4nd0m" not in redacted and "3F0rT3st1ngPurp0s3s" not in redacted
+    assert "auth failed for token SECRET_1" in redacted
+    assert "(wrapped by the log shipper)" in redacted
+
+
+def test_personal_data(redactor: Redactor) -> None:
+    table = PlaceholderTable()
+    text = (
+        "customer jane.doe@example.com (+44 20 7946 0958, card 4111 1111 1111 1111) "
+        "wrote to support@larkspur.example; call her back on 415-555-0132. "
+        "jane.doe@example.com again."
+    )
+    redacted = redactor.redact(text, table)
+    for value in ("jane.doe", "support@", "7946 0958", "4111 1111", "555-0132"):
+        assert value not in redacted
+    assert redacted.count("EMAIL_1") == 2 and "EMAIL_2" in redacted
+    assert "CARD_1" in redacted and "PHONE_1" in redacted and "PHONE_2" in redacted
+
+
+def test_ip_addresses_only_when_asked() -> None:
+    line = "upstream 10.20.30.40:8080 and fe80::1ff:fe23:4567:890a unreachable"
+    assert Redactor().redact(line) == line
+    redacted = Redactor(ip_addresses=True).redact(line)
+    assert "10.20.30.40" not in redacted and "fe80::" not in redacted
+    assert "IP_1:8080" in redacted and "IP_2" in redacted
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-01-15T14:05:12Z checkout-api-7d9f8b6c5-x2k4p OOMKilled after 512 MiB, restarts=3",
+        "deploy 9fceb02d0ae598e95dc970b74767f19372d61af8 (release-2026-01-15) to prod-us",
+        "request 123e4567-e89b-12d3-a456-426614174000 took 1200 ms, p99 latency 2048 ms",
+        "image sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 pulled",
+        "GET /api/v2/orders?page=3 returned 503 from edge-proxy v2.14.1",
+        "sizes 512 1024 2048 4096; card-service error rate 5.2%",
+        "ERROR connection pool exhausted (max=50, in use=50, waiting=112)",
+    ],
+)
+def test_ordinary_incident_text_is_left_alone(redactor: Redactor, line: str) -> None:
+    assert redactor.redact(line) == line
+
+
+def test_redact_incident_keeps_ids_and_times_and_correlation(redactor: Redactor) -> None:
+    data = incident_data()
+    token = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s"
+    data["summary"] = f"Deploy bot used {token}; mail ops@larkspur.example"
+    data["logs"] = [
+        {"id": "log-1", "at": "2026-01-15T14:05:00Z", "text": f"401 for {token}"},
+        {"id": "log-2", "at": "2026-01-15T14:06:00Z", "text": "password=Tr0ub4dor&3xample"},
+    ]
+    incident = Incident.model_validate(data)
+    redacted, table = redact_incident(incident, redactor)
+    dumped = json.dumps(redacted.model_dump(mode="json"))
+    assert token not in dumped and "ops@larkspur" not in dumped and "Tr0ub4dor" not in dumped
+    assert redacted.id == incident.id and redacted.started_at == incident.started_at
+    assert [line.id for line in redacted.logs] == ["log-1", "log-2"]
+    assert redacted.logs[0].at == datetime(2026, 1, 15, 14, 5, tzinfo=UTC)
+    assert "SECRET_1" in redacted.summary and redacted.logs[0].text == "401 for SECRET_1"
+    assert table.count() == {"SECRET": 2, "EMAIL": 1}
+
+
+def test_a_failure_raises_rather_than_leaks(
+    redactor: Redactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_text: str) -> list[object]:
+        raise IndexError("boom")
+
+    monkeypatch.setattr(redactor, "_spans", broken)
+    with pytest.raises(RedactionFailed, match="redaction failed"):
+        redactor.redact("password=Tr0ub4dor&3xample")

@@ -25,8 +25,8 @@ class RetrievalSettings(BaseModel):
     """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
     int8: Literal["none", "queries", "all"] = "queries"
     """Run the embedding model with int8 linear layers: `queries` (the default) halves query
-    latency and keeps benchmark metrics within 0.01; `all` also speeds up indexing about 1.9x
-    but moves P@5 by more than that (and indexes into its own collection)."""
+    latency against the same fp32 document vectors; `all` also speeds up indexing about 1.9x
+    but moves P@5 more (and indexes into its own collection). See the README's benchmark."""
     chroma_url: str | None = None
     """URL of a Chroma server (`http://host:8000`); default: embedded, under the data directory."""
     batch_size: int = Field(default=16, ge=1, le=1024)

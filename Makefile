@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
+	$(BIN)/rca model pull
 	$(BIN)/rca import examples/postmortems examples/incidents
 	$(BIN)/rca list
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from rca.errors import RcaError
+from rca import local_model
+from rca.errors import ConfigurationError, RcaError
 from rca.redaction import PlaceholderTable, RedactionFailed, Redactor
 
 
@@ -141,11 +142,14 @@ class LlmClient:
         self,
         config: LlmConfig,
         redactor: Redactor,
+        local: LocalModel | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.redactor = redactor
         self._sleep = sleep
+        if local is not None:
+            register_provider("local", local)
 
     def complete(
         self,
@@ -243,6 +247,96 @@ def _succeeded(model: str, attempt: int, started: float, response: Any) -> tuple
         cost_usd=cost,
     )
     return record, text
+
+
+# --- the embedded model: llama.cpp in-process ------------------------------------------------
+
+
+class LocalModel(CustomLLM):
+    """`local/<name>`: a known GGUF model (see `rca.local_model`) or `local/<path>.gguf`, run by
+    llama.cpp in this process, with JSON-schema-constrained output when a schema is given.
+
+    Models load once and stay loaded; calls to one model are serialised (llama.cpp contexts are
+    not thread-safe). Before a known model is loaded its pinned SHA-256 is checked.
+    """
+
+    def __init__(self, data_dir: Path, n_ctx: int = 8192, threads: int | None = None) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.n_ctx = n_ctx
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self._loaded: dict[str, Any] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def path_of(self, name: str) -> Path:
+        """The GGUF file for `name`, verified when it is a known model."""
+        if name.endswith(".gguf"):
+            path = Path(name).expanduser()
+            if not path.is_file():
+                raise ConfigurationError(f"no GGUF model file at {path}")
+            return path
+        spec = local_model.spec_for(name)
+        path = local_model.model_path(self.data_dir, spec)
+        local_model.verify(path, spec)
+        return path
+
+    def llama(self, name: str) -> tuple[Any, threading.Lock]:
+        """The loaded model and the lock that serialises its use."""
+        with self._lock:
+            if name not in self._loaded:
+                from llama_cpp import Llama
+
+                self._loaded[name] = Llama(
+                    model_path=str(self.path_of(name)),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.threads,
+                    verbose=False,
+                )
+                self._locks[name] = threading.Lock()
+            return self._loaded[name], self._locks[name]
+
+    def completion(  # litellm passes many more arguments; these are the ones used
+        self, model: str, messages: list[Message], *_args: Any, **kwargs: Any
+    ) -> Any:
+        options: dict[str, Any] = dict(kwargs.get("optional_params") or {})
+        name = model.split("/", 1)[1] if model.startswith("local/") else model
+        llama, lock = self.llama(name)
+        request: dict[str, Any] = {
+            "messages": messages,
+            "max_tokens": int(options.get("max_tokens") or 512),
+            "temperature": float(options.get("temperature") or 0.0),
+            "seed": 0,
+        }
+        response_format = options.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+            schema = response_format.get("json_schema", {}).get("schema", {})
+            request["response_format"] = {"type": "json_object", "schema": schema}
+        with lock:
+            raw = llama.create_chat_completion(**request)
+        choice = raw["choices"][0]
+        response = ModelResponse(
+            choices=[
+                {
+                    "message": {"role": "assistant", "content": choice["message"]["content"]},
+                    "finish_reason": choice.get("finish_reason") or "stop",
+                    "index": 0,
+                }
+            ],
+            model=model,
+        )
+        usage = raw.get("usage") or {}
+        response.usage = Usage(  # type: ignore[attr-defined]
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            total_tokens=int(usage.get("total_tokens", 0)),
+        )
+        return response
+
+    def count_tokens(self, name: str, text: str) -> int:
+        """Tokens of `text` in the model's own tokenizer."""
+        llama, _lock = self.llama(name)
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=False))
 
 
 # --- a scripted model, for tests and pipeline checks ----------------------------------------

@@ -333,6 +333,13 @@ class LocalModel(CustomLLM):
         )
         return response
 
+    def close(self) -> None:
+        """Free every loaded model (llama.cpp frees badly at interpreter exit)."""
+        with self._lock:
+            loaded, self._loaded = self._loaded, {}
+        for llama in loaded.values():
+            llama.close()
+
     def count_tokens(self, name: str, text: str) -> int:
         """Tokens of `text` in the model's own tokenizer."""
         llama, _lock = self.llama(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalModel:
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModel]:
     data_dir = tmp_path_factory.mktemp("model-data")
     # Assembled from the installed part packages and verified, as `rca model pull` does.
     local_model.pull(local_model.spec_for(local_model.DEFAULT_MODEL), data_dir)
-    return LocalModel(data_dir, n_ctx=2048)
+    model = LocalModel(data_dir, n_ctx=2048)
+    yield model
+    model.close()
 
 
 def test_a_schema_constrained_answer_from_the_local_model(local: LocalModel) -> None:

@@ -43,6 +43,38 @@ class RetrievalSettings(BaseModel):
     """Weight of dense search in the fusion."""
 
 
+class LlmSettings(BaseModel):
+    """Which model drafts, and how it is called (through litellm)."""
+
+    model: str = "local/qwen2.5-coder-0.5b"
+    """Any litellm model string (`openai/gpt-4o-mini`, `ollama/qwen2.5`, ...) or the embedded
+    `local/qwen2.5-coder-0.5b`, `local/qwen2.5-coder-1.5b`, `local/<path>.gguf`. Provider keys
+    come from the provider's usual variables (`OPENAI_API_KEY`, ...)."""
+    fallbacks: list[str] = Field(default_factory=list)
+    """Models to try, in order, when the model fails (JSON list)."""
+    api_base: str | None = None
+    """Base URL of an OpenAI-compatible server, for `openai/...` models served elsewhere."""
+    timeout_s: float = Field(default=120.0, gt=0)
+    """Longest wait for one model call."""
+    max_retries: int = Field(default=1, ge=0, le=5)
+    """Extra attempts per model on timeouts, rate limits and server errors."""
+    max_tokens: int = Field(default=1024, ge=1, le=32_768)
+    """Default cap on the tokens one call may generate."""
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    """Sampling temperature (0: as repeatable as the provider allows)."""
+    context_tokens: int = Field(default=8192, ge=512, le=131_072)
+    """Context window of the embedded model."""
+    threads: int | None = Field(default=None, ge=1, le=256)
+    """CPU threads of the embedded model (default: all cores)."""
+
+
+class RedactionSettings(BaseModel):
+    """What redaction removes besides secrets, e-mail addresses, phone and card numbers."""
+
+    ip_addresses: bool = False
+    """Also replace IPv4 and IPv6 addresses."""
+
+
 class Settings(BaseSettings):
     """Every setting rca reads. Environment variables use the `RCA_` prefix and `__` for groups."""
 
@@ -63,6 +95,10 @@ class Settings(BaseSettings):
     """Limits on imported files."""
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     """Embeddings, vector index and search."""
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    """Which model drafts and how it is called."""
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    """What is redacted before text leaves rca."""
 
     def effective_database_url(self) -> str:
         """The configured database URL, or the SQLite file in the data directory."""

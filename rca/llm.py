@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from rca import local_model
+from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
 from rca.redaction import PlaceholderTable, RedactionFailed, Redactor
 
@@ -388,3 +389,22 @@ class ScriptedModel(CustomLLM):
             total_tokens=prompt + len(text.split()),
         )
         return response
+
+
+def client_from_settings(settings: Settings) -> LlmClient:
+    """The client the settings describe; the embedded provider is set up when a `local/`
+    model is among the model and its fallbacks."""
+    llm = settings.llm
+    config = LlmConfig(
+        model=llm.model,
+        fallbacks=tuple(llm.fallbacks),
+        api_base=llm.api_base,
+        timeout_s=llm.timeout_s,
+        max_retries=llm.max_retries,
+        max_tokens=llm.max_tokens,
+        temperature=llm.temperature,
+    )
+    local = None
+    if any(m.startswith("local/") for m in (llm.model, *llm.fallbacks)):
+        local = LocalModel(settings.data_dir, n_ctx=llm.context_tokens, threads=llm.threads)
+    return LlmClient(config, Redactor(ip_addresses=settings.redaction.ip_addresses), local)

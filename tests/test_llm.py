@@ -99,3 +99,22 @@ def test_offline_settings_are_made_before_litellm_loads() -> None:
     assert cache.is_dir() and any(cache.iterdir())
     # The network is blocked in tests: this works only from the bundled files.
     assert len(tiktoken.get_encoding("cl100k_base").encode("connection pool exhausted")) > 2
+
+
+def test_settings_build_the_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from rca.config import Settings
+    from rca.llm import client_from_settings
+
+    monkeypatch.setenv("RCA_LLM__MODEL", "fake/a")
+    monkeypatch.setenv("RCA_LLM__FALLBACKS", '["local/qwen2.5-coder-0.5b"]')
+    monkeypatch.setenv("RCA_LLM__MAX_RETRIES", "0")
+    monkeypatch.setenv("RCA_REDACTION__IP_ADDRESSES", "true")
+    settings = Settings(data_dir=tmp_path)
+    client = client_from_settings(settings)
+    assert client.config.model == "fake/a"
+    assert client.config.fallbacks == ("local/qwen2.5-coder-0.5b",)
+    assert client.config.max_retries == 0
+    fake = ScriptedModel(reply=lambda messages: messages[0]["content"])
+    register_provider("fake", fake)
+    done = client.complete([{"role": "user", "content": "upstream 10.1.2.3 refused"}])
+    assert done.text == "upstream IP_1 refused"  # IPs redacted, as configured

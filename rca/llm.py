@@ -11,9 +11,9 @@ provider registered here such as the scripted `fake/...` model):
 - a timeout and `max_tokens` on every call;
 - a `CallRecord` per call: model used, attempts, tokens, cost, latency, outcome.
 
-Importing litellm must not touch the network: this module sets `LITELLM_LOCAL_MODEL_COST_MAP`
-(the bundled price list) and points `TIKTOKEN_CACHE_DIR` at the encodings litellm ships, both
-before litellm is imported.
+Importing litellm must not touch the network: `rca/__init__.py` sets
+`LITELLM_LOCAL_MODEL_COST_MAP` (the bundled price list) and points `TIKTOKEN_CACHE_DIR` at the
+encodings litellm ships before any of this is imported.
 """
 
 from __future__ import annotations
@@ -23,33 +23,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import litellm  # rca/__init__.py has made it offline-safe before this import
+from litellm.llms.custom_llm import CustomLLM
+from litellm.types.utils import ModelResponse, Usage
+from litellm.utils import custom_llm_setup
 from pydantic import BaseModel, ConfigDict
 
 from rca import local_model
 from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
 from rca.redaction import PlaceholderTable, RedactionFailed, Redactor
-
-
-def _offline_environment() -> None:
-    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    if "TIKTOKEN_CACHE_DIR" not in os.environ:
-        spec = find_spec("litellm")
-        if spec is not None and spec.origin is not None:
-            tokenizers = Path(spec.origin).parent / "litellm_core_utils" / "tokenizers"
-            os.environ["TIKTOKEN_CACHE_DIR"] = str(tokenizers)
-
-
-_offline_environment()
-
-import litellm  # noqa: E402  (the environment above must be set first)
-from litellm.llms.custom_llm import CustomLLM  # noqa: E402
-from litellm.types.utils import ModelResponse, Usage  # noqa: E402
-from litellm.utils import custom_llm_setup  # noqa: E402
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False

@@ -17,11 +17,12 @@ from rca.models import Incident, Severity, TimelineKind
 
 SearchMode = Literal["hybrid", "lexical", "dense"]
 
-_ERRORISH = re.compile(
+ERRORISH = re.compile(
     r"\b(error|err|fatal|panic|exception|fail(ed|ure|ing)?|timeout|timed out|refused|denied|"
-    r"unavailable|oom|killed|exhausted|expired|invalid|unreachable|crash\w*|5\d\d)\b",
+    r"unavailable|oom\w*|killed|exhausted|expired|invalid|unreachable|crash\w*|5\d\d)\b",
     re.IGNORECASE,
 )
+"""Words that mark a log line as an error (searched for, and put first in drafting contexts)."""
 
 
 class SearchFilters(BaseModel):
@@ -118,7 +119,7 @@ def incident_query(incident: Incident) -> str:
         parts.append("services: " + ", ".join(incident.services))
     for alert in incident.alerts:
         parts.append(" ".join(p for p in (alert.name, alert.text) if p))
-    errors = [line.text for line in incident.logs if _ERRORISH.search(line.text)]
+    errors = [line.text for line in incident.logs if ERRORISH.search(line.text)]
     parts.extend(errors or [line.text for line in incident.logs])
     changes = (TimelineKind.DEPLOY, TimelineKind.CONFIG, TimelineKind.OBSERVATION)
     parts.extend(event.text for event in incident.timeline if event.kind in changes)

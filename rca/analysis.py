@@ -1,0 +1,124 @@
+"""The deterministic part of an analysis: what code can establish before any model is asked.
+
+- candidate triggers: deploys and config changes shortly before the impact began (the most
+  recent first), the usual suspects a model is then asked to choose among;
+- first error signatures: each distinct error once, where and when it first appeared;
+- a merged timeline of every evidence item with the key moments marked (impact start,
+  detection, first alert, first error, changes, mitigation, resolution).
+
+Small models do badly when asked to find these in raw evidence; code does them exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rca.context import evidence_lines, signature
+from rca.models import Incident, LogLine, TimelineEvent, TimelineKind
+from rca.similar import ERRORISH
+
+CHANGE_WINDOW = timedelta(hours=2)
+"""How long before the impact a change still counts as a candidate trigger."""
+GRACE = timedelta(minutes=5)
+"""Changes this soon after the recorded start still count: start times are estimates."""
+_CHANGE_WORDS = (
+    "deploy",
+    "rolled out",
+    "rollout",
+    "release",
+    "config",
+    "feature flag",
+    "migration",
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A change that might have triggered the incident."""
+
+    id: str
+    at: datetime
+    text: str
+    before_impact: timedelta
+    """How long before the recorded start of impact (negative: just after it)."""
+
+
+@dataclass(frozen=True)
+class ErrorSignature:
+    """One distinct error, with its first occurrence."""
+
+    signature: str
+    first_id: str
+    first_at: datetime
+    source: str | None
+    count: int
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One entry of the merged timeline."""
+
+    at: datetime
+    id: str | None
+    kind: str
+    text: str
+    key: str | None = None
+    """Why the moment matters, when it does: impact start, detected, first alert, ..."""
+
+
+def candidate_triggers(incident: Incident, window: timedelta = CHANGE_WINDOW) -> list[Candidate]:
+    """Changes in `window` before the impact (and just after its recorded start), latest first."""
+    onset = incident.started_at
+    found: list[Candidate] = []
+    for item in incident.evidence():
+        is_change = (
+            isinstance(item, TimelineEvent)
+            and item.kind in (TimelineKind.DEPLOY, TimelineKind.CONFIG)
+        ) or (
+            isinstance(item, LogLine)
+            and any(word in item.text.lower() for word in _CHANGE_WORDS)
+            and not ERRORISH.search(item.text)
+        )
+        if is_change and onset - window <= item.at <= onset + GRACE:
+            found.append(Candidate(item.id, item.at, item.text, onset - item.at))
+    return sorted(found, key=lambda c: (abs(c.before_impact), c.id))
+
+
+def first_errors(incident: Incident) -> list[ErrorSignature]:
+    """Each distinct error signature in the logs, in order of first appearance."""
+    seen: dict[str, list[LogLine]] = {}
+    for line in sorted(incident.logs, key=lambda item: (item.at, item.id)):
+        if ERRORISH.search(line.text):
+            seen.setdefault(signature(line.text), []).append(line)
+    return [
+        ErrorSignature(sig, lines[0].id, lines[0].at, lines[0].source, len(lines))
+        for sig, lines in seen.items()
+    ]
+
+
+def merged_timeline(incident: Incident) -> list[Moment]:
+    """Every evidence item and the incident's own milestones, in time order, key moments marked."""
+    candidates = {c.id for c in candidate_triggers(incident)}
+    errors = {e.first_id for e in first_errors(incident)}
+    first_alert = min(incident.alerts, key=lambda a: (a.at, a.id), default=None)
+    moments = [
+        Moment(incident.started_at, None, "milestone", "impact begins", "impact start"),
+    ]
+    for at, label in (
+        (incident.detected_at, "detected"),
+        (incident.mitigated_at, "mitigated"),
+        (incident.resolved_at, "resolved"),
+    ):
+        if at is not None:
+            moments.append(Moment(at, None, "milestone", label, label))
+    for line in evidence_lines(incident):
+        key = None
+        if first_alert is not None and line.id == first_alert.id:
+            key = "first alert"
+        elif line.id in candidates:
+            key = "change before impact"
+        elif line.id in errors:
+            key = "first occurrence of an error"
+        moments.append(Moment(line.at, line.id, line.kind, line.text, key))
+    return sorted(moments, key=lambda m: (m.at, m.id is not None, m.id or ""))

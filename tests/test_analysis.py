@@ -1,0 +1,45 @@
+"""The deterministic analysis on an example incident, checked by hand against its evidence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from rca.analysis import candidate_triggers, first_errors, merged_timeline
+from rca.importer import load_file
+from rca.models import Incident
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _incident() -> Incident:
+    [doc] = load_file(EXAMPLES / "incidents" / "inc-2026-01-checkout-db-pool.json", 5 << 20)
+    assert isinstance(doc, Incident)
+    return doc
+
+
+def test_candidate_triggers_are_the_changes_before_the_impact_latest_first() -> None:
+    found = candidate_triggers(_incident())
+    # Impact began 14:04. t2 (deploy v7.12.0, 14:02) is closest; t1 (the autovacuum config
+    # change, 13:40) is within two hours. l1, the new version's start-up log, is not a change.
+    assert [c.id for c in found] == ["t2", "t1"]
+    assert found[0].before_impact == timedelta(minutes=2)
+    assert candidate_triggers(_incident(), window=timedelta(minutes=10))[-1].id == "t2"
+
+
+def test_first_errors_group_repeats() -> None:
+    errors = first_errors(_incident())
+    assert [e.first_id for e in errors] == ["l4"]
+    assert errors[0].count == 1 and "timed out" in errors[0].signature
+
+
+def test_merged_timeline_marks_key_moments_in_order() -> None:
+    moments = merged_timeline(_incident())
+    assert [m.at for m in moments] == sorted(m.at for m in moments)
+    keys = {m.key: m for m in moments if m.key}
+    assert keys["impact start"].id is None and keys["resolved"].text == "resolved"
+    assert keys["first alert"].id == "a1"
+    assert keys["first occurrence of an error"].id == "l4"
+    marked_changes = {m.id for m in moments if m.key == "change before impact"}
+    assert marked_changes == {"t1", "t2"}
+    assert len([m for m in moments if m.id]) == len(_incident().evidence_ids())

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,13 +31,6 @@ def peak_rss_mib() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def timed(action: Callable[[], object]) -> float:
-    """Seconds one call takes."""
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
 
 
 def median(values: Sequence[float]) -> float:

@@ -10,11 +10,20 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 
-os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-if "TIKTOKEN_CACHE_DIR" not in os.environ:
-    _litellm = find_spec("litellm")
-    if _litellm is not None and _litellm.origin is not None:
-        _tokenizers = Path(_litellm.origin).parent / "litellm_core_utils" / "tokenizers"
-        os.environ["TIKTOKEN_CACHE_DIR"] = str(_tokenizers)
+
+def offline() -> None:
+    """Set the variables that keep litellm, tiktoken and Hugging Face off the network.
+
+    Runs when rca is imported; call it again before loading a model in case something has
+    changed the environment since."""
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+        litellm = find_spec("litellm")
+        if litellm is not None and litellm.origin is not None:
+            tokenizers = Path(litellm.origin).parent / "litellm_core_utils" / "tokenizers"
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(tokenizers)
+
+
+offline()

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from rca import offline
 from rca.errors import ConfigurationError
 from rca.ports import InputType
 
@@ -21,9 +22,8 @@ BUNDLED_MODEL_ID = "all-MiniLM-L6-v2"
 
 
 def offline_environment() -> None:
-    """Forbid hub downloads for everything loaded after this call."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    """Forbid hub downloads for everything loaded after this call, and keep loading quiet."""
+    offline()
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -87,3 +87,31 @@ def render(name: str, **variables: Any) -> RenderedPrompt:
         raise ValueError(f"prompt template {name!r} puts data into the system message")
     user = "".join(template.blocks["user"](context))
     return RenderedPrompt(name, version_of(name), system.strip(), user.strip())
+
+
+def questions(name: str) -> list[str]:
+    """The questions (`q_<question>` blocks) a question template offers."""
+    template = _environment().get_template(f"{name}.j2")
+    return sorted(block[2:] for block in template.blocks if block.startswith("q_"))
+
+
+def render_question(name: str, question: str, **variables: Any) -> RenderedPrompt:
+    """Render a question template: the `system` block, then the user turn made of the shared
+    `context` block followed by the `q_<question>` block.
+
+    Every question of a template shares the system message and the start of the user turn
+    exactly, so a model that caches prompt prefixes processes the context once.
+    """
+    template = _environment().get_template(f"{name}.j2")
+    block = f"q_{question}"
+    if not {"system", "context"} <= set(template.blocks):
+        raise ValueError(f"prompt template {name!r} needs a 'system' and a 'context' block")
+    if block not in template.blocks:
+        raise ValueError(f"prompt template {name!r} has no question {question!r}")
+    context = template.new_context(variables)
+    system = "".join(template.blocks["system"](context)).strip()
+    if "<<<BEGIN UNTRUSTED" in system:
+        raise ValueError(f"prompt template {name!r} puts data into the system message")
+    shared = "".join(template.blocks["context"](context)).strip()
+    asked = "".join(template.blocks[block](context)).strip()
+    return RenderedPrompt(name, version_of(name), system, f"{shared}\n\n{asked}")

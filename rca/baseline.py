@@ -15,12 +15,14 @@ from datetime import datetime, timedelta
 from rca.analysis import candidate_triggers, merged_timeline
 from rca.models import (
     ActionStatus,
+    Basis,
     Draft,
     Incident,
     Postmortem,
     PostmortemTimelineEntry,
     Suggestion,
     SuggestionContent,
+    SuggestionOrigin,
     SuggestionSection,
 )
 
@@ -35,28 +37,9 @@ def _duration(delta: timedelta | None) -> str | None:
     return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
 
 
-def baseline_draft(
-    incident: Incident, similar: Sequence[Postmortem], draft_id: str, now: datetime
-) -> Draft:
-    """A draft for `incident` from its own fields and the first (nearest) of `similar`."""
-    suggestions: list[Suggestion] = []
-
-    def add(
-        section: SuggestionSection,
-        content: SuggestionContent,
-        evidence: Sequence[str],
-        confidence: float,
-    ) -> None:
-        suggestions.append(
-            Suggestion(
-                id=f"s{len(suggestions) + 1}",
-                section=section,
-                content=content,
-                evidence_ids=list(dict.fromkeys(evidence)),
-                confidence=confidence,
-            )
-        )
-
+def facts_summary(incident: Incident) -> tuple[str, list[str]]:
+    """A summary from the incident's own fields (title, summary, services, durations), and the
+    evidence it cites (the first alert)."""
     first_alert = min(incident.alerts, key=lambda a: (a.at, a.id), default=None)
     facts = [
         f"{incident.title}.",
@@ -70,16 +53,52 @@ def baseline_draft(
     ):
         if (text := _duration(delta)) is not None:
             facts.append(f"{label}: {text}.")
-    cited = [first_alert.id] if first_alert else []
-    add(SuggestionSection.SUMMARY, " ".join(f for f in facts if f), cited, 0.6)
-    if incident.alerts:
-        impact = "; ".join(a.text for a in sorted(incident.alerts, key=lambda a: (a.at, a.id)))
-        add(SuggestionSection.IMPACT, impact, [a.id for a in incident.alerts], 0.5)
+    return " ".join(f for f in facts if f), [first_alert.id] if first_alert else []
+
+
+def impact_from_alerts(incident: Incident) -> tuple[str, list[str]] | None:
+    """The impact as the alerts state it, with their ids; None without alerts."""
+    if not incident.alerts:
+        return None
+    alerts = sorted(incident.alerts, key=lambda a: (a.at, a.id))
+    return "; ".join(a.text for a in alerts), [a.id for a in alerts]
+
+
+def baseline_draft(
+    incident: Incident, similar: Sequence[Postmortem], draft_id: str, now: datetime
+) -> Draft:
+    """A draft for `incident` from its own fields and the first (nearest) of `similar`."""
+    suggestions: list[Suggestion] = []
+
+    def add(
+        section: SuggestionSection,
+        content: SuggestionContent,
+        evidence: Sequence[str],
+        confidence: float,
+        origin: SuggestionOrigin = SuggestionOrigin.RULES,
+        basis: Basis = Basis.FACT,
+    ) -> None:
+        suggestions.append(
+            Suggestion(
+                id=f"s{len(suggestions) + 1}",
+                section=section,
+                content=content,
+                evidence_ids=list(dict.fromkeys(evidence)),
+                confidence=confidence,
+                origin=origin,
+                basis=basis,
+            )
+        )
+
+    summary, cited = facts_summary(incident)
+    add(SuggestionSection.SUMMARY, summary, cited, 0.6)
+    if (impact := impact_from_alerts(incident)) is not None:
+        add(SuggestionSection.IMPACT, impact[0], impact[1], 0.5)
 
     triggers = candidate_triggers(incident)
     if triggers:
         nearest = triggers[0]
-        add(SuggestionSection.TRIGGER, nearest.text, [nearest.id], 0.4)
+        add(SuggestionSection.TRIGGER, nearest.text, [nearest.id], 0.4, basis=Basis.HYPOTHESIS)
 
     for moment in merged_timeline(incident):
         if moment.key is None:
@@ -94,15 +113,18 @@ def baseline_draft(
 
     if similar:
         past = similar[0]
+        borrowed = (SuggestionOrigin.HISTORY, Basis.HYPOTHESIS)
         for cause in past.root_causes:
-            add(SuggestionSection.ROOT_CAUSE, f"As in {past.id}: {cause}", [past.id], 0.2)
+            add(
+                SuggestionSection.ROOT_CAUSE, f"As in {past.id}: {cause}", [past.id], 0.2, *borrowed
+            )
         for node in past.causal_chain:
-            add(SuggestionSection.CAUSAL_NODE, node, [past.id], 0.2)
+            add(SuggestionSection.CAUSAL_NODE, node, [past.id], 0.2, *borrowed)
         for factor in past.contributing_factors:
-            add(SuggestionSection.CONTRIBUTING_FACTOR, factor, [past.id], 0.2)
+            add(SuggestionSection.CONTRIBUTING_FACTOR, factor, [past.id], 0.2, *borrowed)
         for item in past.action_items:
             fresh = item.model_copy(update={"status": ActionStatus.OPEN})
-            add(SuggestionSection.ACTION_ITEM, fresh, [past.id], 0.2)
+            add(SuggestionSection.ACTION_ITEM, fresh, [past.id], 0.2, *borrowed)
 
     return Draft(
         id=draft_id,

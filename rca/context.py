@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from rca.models import (
@@ -123,7 +123,7 @@ def truncate(text: str, max_tokens: int, count: TokenCount) -> tuple[str, bool]:
 def render(line: EvidenceLine) -> str:
     """`[id] 14:05:12Z kind: text` — one line, inner line breaks folded."""
     text = " ".join(line.text.split())
-    return f"[{line.id}] {line.at.strftime('%Y-%m-%d %H:%M:%SZ')} {line.kind}: {text}"
+    return f"[{line.id}] {line.at.astimezone(UTC):%Y-%m-%d %H:%M:%SZ} {line.kind}: {text}"
 
 
 def assemble_evidence(

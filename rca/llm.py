@@ -134,9 +134,31 @@ class LlmClient:
     ) -> None:
         self.config = config
         self.redactor = redactor
+        self.local = local
         self._sleep = sleep
         if local is not None:
             register_provider("local", local)
+
+    def token_counter(self) -> Callable[[str], int]:
+        """Counts tokens as the configured model does: the embedded model with its own
+        tokenizer, hosted models approximately with tiktoken's cl100k_base (offline)."""
+        model = self.config.model
+        if self.local is not None and model.startswith("local/"):
+            local, name = self.local, model.split("/", 1)[1]
+            return lambda text: local.count_tokens(name, text)
+        from rca.context import tiktoken_counter
+
+        return tiktoken_counter()
+
+    @property
+    def is_local(self) -> bool:
+        """True when the main model runs in this process (calls are then serialised)."""
+        return self.config.model.startswith("local/")
+
+    def close(self) -> None:
+        """Free the embedded model, if one was loaded."""
+        if self.local is not None:
+            self.local.close()
 
     def complete(
         self,

@@ -597,6 +597,35 @@ def check_content(section: SuggestionSection, content: SuggestionContent) -> Non
         raise ValueError("suggestion content must not be empty")
 
 
+class LanguageFlag(Frozen):
+    """Blaming language found in a suggestion, with a systemic rewording to consider."""
+
+    phrase: str
+    """The words flagged, as they appear."""
+    reason: str
+    """Why they are a problem in a blameless postmortem."""
+    suggestion: str
+    """How to say it systemically."""
+
+
+class SuggestionOrigin(StrEnum):
+    """What produced a suggestion."""
+
+    MODEL = "model"
+    """Written by the language model from the evidence."""
+    RULES = "rules"
+    """Derived by code from the incident's own fields (timeline, durations, changes)."""
+    HISTORY = "history"
+    """Borrowed from a similar past postmortem."""
+
+
+class Basis(StrEnum):
+    """Whether a claim is shown by the evidence or proposed to explain it."""
+
+    FACT = "fact"
+    HYPOTHESIS = "hypothesis"
+
+
 class Suggestion(Frozen):
     """One proposed piece of a postmortem, reviewed on its own."""
 
@@ -614,6 +643,15 @@ class Suggestion(Frozen):
     """Review state."""
     version: int = Field(default=1, ge=1)
     """Bumped on every review decision."""
+    origin: SuggestionOrigin = SuggestionOrigin.MODEL
+    """What produced it."""
+    basis: Basis = Basis.HYPOTHESIS
+    """Fact (the evidence shows it) or hypothesis (proposed to explain the evidence)."""
+    rationale: str | None = Field(default=None, max_length=2_000)
+    """Why the drafter proposes it, in a sentence; shown to the reviewer, never stored in the
+    postmortem."""
+    flags: list[LanguageFlag] = Field(default_factory=list)
+    """Blaming language found in the content."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -645,6 +683,99 @@ class Review(Frozen):
         return self
 
 
+class NoteKind(StrEnum):
+    """What a draft note reports."""
+
+    DEGRADED = "degraded"
+    """Part of the drafting ran without a component (e.g. the vector index)."""
+    DROPPED = "dropped"
+    """A claim the model made was removed by validation."""
+    SECTION_FAILED = "section_failed"
+    """A whole section could not be drafted."""
+    EVIDENCE_OMITTED = "evidence_omitted"
+    """Evidence left out or cut to fit the model's context."""
+    SUSPICIOUS_INPUT = "suspicious_input"
+    """Incident text that addresses the model (possible prompt injection)."""
+
+
+class DraftNote(Frozen):
+    """Something the reviewer should know about how a draft was made."""
+
+    kind: NoteKind
+    """What the note reports."""
+    section: SuggestionSection | None = None
+    """The section concerned, if one."""
+    message: str = Field(max_length=2_000)
+    """Plain explanation."""
+    evidence_ids: list[Identifier] = Field(default_factory=list)
+    """Evidence concerned, if any."""
+
+
+class FollowUp(Frozen):
+    """An open action item of a similar past postmortem that bears on this incident."""
+
+    postmortem_id: Identifier
+    """The past postmortem."""
+    postmortem_title: str
+    """Its title."""
+    action: ActionItem
+    """The action item, as it stands (open or in progress)."""
+    related_suggestion_ids: list[Identifier] = Field(default_factory=list)
+    """The drafted causes or factors it bears on."""
+    similarity: float = Field(ge=-1.0, le=1.0)
+    """How close the action is to those causes (cosine or term overlap)."""
+
+
+class ModelCall(Frozen):
+    """One call to a model while drafting (successful or not)."""
+
+    section: str
+    """The question asked (trigger, root_causes, ...), with `:retry` for a re-ask."""
+    model: str
+    """The model that answered or failed."""
+    ok: bool
+    """Whether it answered."""
+    latency_s: float
+    """Wall time of the call."""
+    prompt_tokens: int = 0
+    """Tokens sent."""
+    completion_tokens: int = 0
+    """Tokens received."""
+    cost_usd: float = 0.0
+    """Cost, when the provider has a price (0 for local models)."""
+    error: str | None = None
+    """Why it failed."""
+
+
+class DraftUsage(Frozen):
+    """What a draft cost: model calls, tokens, money and time per stage."""
+
+    calls: list[ModelCall] = Field(default_factory=list)
+    """Every model call."""
+    stages_s: dict[str, float] = Field(default_factory=dict)
+    """Seconds per stage: redaction, retrieval, prompt, model, validation."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens sent, over every call."""
+        return sum(c.prompt_tokens for c in self.calls)
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens received, over every call."""
+        return sum(c.completion_tokens for c in self.calls)
+
+    @property
+    def cost_usd(self) -> float:
+        """Cost over every call."""
+        return sum(c.cost_usd for c in self.calls)
+
+    @property
+    def latency_s(self) -> float:
+        """Total of the stage times."""
+        return sum(self.stages_s.values())
+
+
 class Draft(Frozen):
     """A draft analysis of an incident, made of suggestions that reviewers decide on."""
 
@@ -666,6 +797,14 @@ class Draft(Frozen):
     """Bumped on every review; the ETag of the draft."""
     finalized_postmortem_id: Identifier | None = None
     """Set once the draft became a postmortem; a finalized draft is immutable."""
+    degraded: bool = False
+    """True when retrieval or a section failed and the draft is less complete than usual."""
+    notes: list[DraftNote] = Field(default_factory=list)
+    """How the draft was made: degraded parts, dropped claims, omitted evidence."""
+    follow_ups: list[FollowUp] = Field(default_factory=list)
+    """Open action items of similar past incidents that bear on this one."""
+    usage: DraftUsage = Field(default_factory=DraftUsage)
+    """Model calls, tokens, cost and time."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+from rca.models import Incident, Postmortem
 
 InputType = Literal["query", "document"]
 """Whether a text is a search query or a document to be found (some models embed them apart)."""
@@ -37,3 +40,24 @@ async def aembed(
 ) -> list[list[float]]:
     """Embed on a worker thread, keeping the event loop free."""
     return await asyncio.to_thread(embedder.embed, list(texts), input_type)
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """Past postmortems found similar to an incident, best first."""
+
+    postmortems: list[Postmortem]
+    scores: list[float] = field(default_factory=list)
+    """The search's score of each, in order (comparable only within this list)."""
+    degraded: bool = False
+    """True when search ran without part of the index (or not at all)."""
+    notes: list[str] = field(default_factory=list)
+    """Why it was degraded, in plain words."""
+
+
+class History(Protocol):
+    """Where drafting finds similar past postmortems."""
+
+    def similar(self, incident: Incident, k: int) -> Retrieved:
+        """The `k` past postmortems most similar to `incident`."""
+        ...

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from rca.errors import RcaError
-from rca.models import Incident
+from rca.models import Incident, Postmortem
 
 PlaceholderKind = str
 
@@ -268,7 +268,17 @@ def _entropy_secrets(text: str) -> Iterator[tuple[int, int]]:
 
 _NOT_TEXT = frozenset(
     {"id", "at", "started_at", "detected_at", "mitigated_at", "resolved_at", "severity", "kind"}
+    | {"incident_id", "date", "category", "status", "priority", "leads_to"}
 )
+
+
+def redact_postmortem(pm: Postmortem, redactor: Redactor, table: PlaceholderTable) -> Postmortem:
+    """A postmortem with every text field redacted, placeholders taken from `table`."""
+    data = _redact_tree(pm.model_dump(mode="json"), redactor, table)
+    try:
+        return Postmortem.model_validate(data)
+    except ValueError as err:
+        raise RedactionFailed(f"redacted postmortem does not validate: {err}") from None
 
 
 def redact_incident(
@@ -277,7 +287,14 @@ def redact_incident(
     """The incident with every text field redacted (ids, times and enums untouched), and the
     table of placeholders used, so that later text about the same incident stays consistent."""
     table = table if table is not None else PlaceholderTable()
+    data = _redact_tree(incident.model_dump(mode="json"), redactor, table)
+    try:
+        return Incident.model_validate(data), table
+    except ValueError as err:  # a placeholder broke a field's format: refuse, never leak
+        raise RedactionFailed(f"redacted incident does not validate: {err}") from None
 
+
+def _redact_tree(data: object, redactor: Redactor, table: PlaceholderTable) -> object:
     def walk(value: object, key: str | None) -> object:
         if isinstance(value, str):
             return value if key in _NOT_TEXT else redactor.redact(value, table)
@@ -287,8 +304,4 @@ def redact_incident(
             return {k: walk(v, k) for k, v in value.items()}
         return value
 
-    data = walk(incident.model_dump(mode="json"), None)
-    try:
-        return Incident.model_validate(data), table
-    except ValueError as err:  # a placeholder broke a field's format: refuse, never leak
-        raise RedactionFailed(f"redacted incident does not validate: {err}") from None
+    return walk(data, None)

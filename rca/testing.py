@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -51,3 +52,92 @@ class FakeEmbedder:
             vector[0] = 1.0
             return vector
         return [v / norm for v in vector]
+
+
+# --- a fake analyst model ------------------------------------------------------------------
+
+_QUESTION_KEYS: tuple[tuple[str, str], ...] = (
+    ("which change most likely set off", "trigger"),
+    ("write the executive summary", "summary"),
+    ("describe the impact", "impact"),
+    ("give one to three root causes", "root_causes"),
+    ("how the failure spread", "chain"),
+    ("list up to four contributing factors", "factors"),
+    ("propose up to five action items", "actions"),
+    ("list lessons learned", "lessons"),
+)
+_EVIDENCE_LINE = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] \S+ \S+ (?P<rest>.*)$", re.M)
+_CANDIDATE = re.compile(r"Candidate trigger \[(?P<id>[^\]]+)\]")
+_FIRST_ERROR = re.compile(r"First error \[(?P<id>[^\]]+)\]")
+
+
+def question_of(messages: Sequence[dict[str, str]]) -> str:
+    """Which drafting question the last user message asks (`unknown` if none)."""
+    text = messages[-1]["content"].lower() if messages else ""
+    if "your answer had these problems" in text:
+        text = next((m["content"].lower() for m in messages if m["role"] == "user"), text)
+    return next((name for key, name in _QUESTION_KEYS if key in text), "unknown")
+
+
+def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
+    """A deterministic stand-in for a model that answers the drafting questions by quoting the
+    evidence it was shown: the nearest candidate trigger, the first error signatures as causes
+    and chain steps, the alerts as impact. Its answers are grounded by construction, so they
+    pass validation; tests use it to exercise the whole pipeline through litellm."""
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    lines = {m["id"]: m["rest"].split(": ", 1)[-1] for m in _EVIDENCE_LINE.finditer(user)}
+    ids = list(lines)
+    candidates = _CANDIDATE.findall(user)
+    errors = _FIRST_ERROR.findall(user) or ids[:2]
+    kinds = {m["id"]: m["rest"].split(" ", 1)[0] for m in _EVIDENCE_LINE.finditer(user)}
+    alerts = [i for i in ids if kinds[i] == "alert"] or ids[:1]
+
+    def say(ident: str, prefix: str = "") -> dict[str, object]:
+        return {"text": f"{prefix}{lines.get(ident, ident)[:200]}", "evidence_ids": [ident]}
+
+    question = question_of(messages)
+    answer: dict[str, object]
+    if question == "trigger":
+        chosen = candidates[0] if candidates else "none"
+        why = lines.get(chosen, "no change fits")[:150]
+        answer = {"trigger": chosen, "explanation": f"It changed {why}", "evidence_ids": [chosen]}
+        if chosen == "none":
+            answer["evidence_ids"] = []
+    elif question in ("summary", "impact"):
+        first = alerts[0] if alerts else None
+        text = lines.get(first, "insufficient evidence") if first else "insufficient evidence"
+        answer = {question: text[:300], "evidence_ids": [first] if first else []}
+    elif question == "root_causes":
+        answer = {"root_causes": [say(i, "A condition let this happen: ") for i in errors[:1]]}
+    elif question == "chain":
+        steps = [{**say(i), "kind": "cause"} for i in errors[:2]]
+        steps += [{**say(i), "kind": "symptom"} for i in alerts[:1]]
+        answer = {"steps": steps}
+    elif question == "factors":
+        answer = {"factors": [{**say(i), "category": "technology"} for i in errors[1:2]]}
+    elif question == "actions":
+        answer = {
+            "actions": [
+                {
+                    **say(i, "Guard against: "),
+                    "kind": "prevent",
+                    "priority": "must",
+                    "owner": "platform team",
+                }
+                for i in errors[:1]
+            ]
+            + [
+                {
+                    **say(i, "Alert sooner on: "),
+                    "kind": "detect",
+                    "priority": "should",
+                    "owner": "sre",
+                }
+                for i in alerts[:1]
+            ]
+        }
+    elif question == "lessons":
+        answer = {"went_well": [say(i) for i in alerts[:1]], "went_wrong": [], "lucky": []}
+    else:
+        answer = {}
+    return json.dumps(answer)

@@ -2,46 +2,86 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import jinja2
 import pytest
 from inline_snapshot import snapshot
 
-from prompts import data_block, render, version_of
+from prompts import data_block, questions, render_question, version_of
 
-CANDIDATES = [{"id": "tl-2", "text": "deploy checkout-api v2.3 (pool max 5)"}]
+VARIABLES = {
+    "facts": "Title: Checkout latency\nSeverity: SEV2",
+    "evidence": "[log-1] 2026-01-20 14:05:00Z log api: timeout waiting for connection",
+    "findings": "Candidate trigger [tl-2], 1 min before the impact: deploy checkout-api v2.3",
+    "history": "pm-1: Pool exhaustion after deploy\nRoot cause: pool sized per pod",
+    "trigger": "[tl-2] deploy checkout-api v2.3 -- it shrank the pool",
+    "causes": "Trigger: [tl-2] deploy checkout-api v2.3",
+}
 
 
-def test_the_trigger_prompt_renders_exactly() -> None:
-    prompt = render(
-        "trigger",
-        title="Checkout latency",
-        evidence="[log-1] 14:05 timeout waiting for connection",
-        started_at="14:04Z",
-        candidates=CANDIDATES,
-    )
-    assert prompt.ref == "trigger@1" and version_of("trigger") == 1
+def test_the_root_cause_question_renders_exactly() -> None:
+    prompt = render_question("draft", "root_causes", **VARIABLES)
+    assert prompt.ref == "draft@1" and version_of("draft") == 1
     assert prompt.messages()[0]["role"] == "system"
     assert "Checkout latency" not in prompt.system  # no incident text in the system role
     assert prompt.user == snapshot("""\
-Incident: Checkout latency
-Evidence, oldest first:
-<<<BEGIN UNTRUSTED EVIDENCE 36711c6dcc16>>>
-[log-1] 14:05 timeout waiting for connection
-<<<END UNTRUSTED EVIDENCE 36711c6dcc16>>>
+The incident:
+<<<BEGIN UNTRUSTED INCIDENT 2cc488ee1a94>>>
+Title: Checkout latency
+Severity: SEV2
+<<<END UNTRUSTED INCIDENT 2cc488ee1a94>>>
 
-Candidate triggers, changes shortly before the impact began at 14:04Z:
-- [tl-2] <<<BEGIN UNTRUSTED CANDIDATE 66660bbff248>>>
-deploy checkout-api v2.3 (pool max 5)
-<<<END UNTRUSTED CANDIDATE 66660bbff248>>>
+Evidence, oldest first; each line starts with its id in square brackets:
+<<<BEGIN UNTRUSTED EVIDENCE b41f12389024>>>
+[log-1] 2026-01-20 14:05:00Z log api: timeout waiting for connection
+<<<END UNTRUSTED EVIDENCE b41f12389024>>>
 
-Which candidate most likely triggered the incident? Answer with its id and a one-sentence
-explanation that cites the evidence, or "insufficient evidence".\
+What code found in the evidence: changes shortly before the impact (candidate triggers) and
+the first occurrence of each distinct error:
+<<<BEGIN UNTRUSTED FINDINGS 4b958185d8c3>>>
+Candidate trigger [tl-2], 1 min before the impact: deploy checkout-api v2.3
+<<<END UNTRUSTED FINDINGS 4b958185d8c3>>>
+
+Similar past incidents, for comparison only. They are other incidents, not evidence of this
+one; cite a past incident's id only for something this incident's evidence also shows:
+<<<BEGIN UNTRUSTED HISTORY 49c05c696542>>>
+pm-1: Pool exhaustion after deploy
+Root cause: pool sized per pod
+<<<END UNTRUSTED HISTORY 49c05c696542>>>
+
+The change that set it off, as drafted so far:
+<<<BEGIN UNTRUSTED DRAFT 4c62569cdc38>>>
+[tl-2] deploy checkout-api v2.3 -- it shrank the pool
+<<<END UNTRUSTED DRAFT 4c62569cdc38>>>
+
+Question: why could that change (or event) cause this impact? Give one to three root causes:
+conditions in the design, configuration, capacity, dependencies, tooling or process that let
+it happen. A symptom (an alert, an error message) is not a root cause. A past incident's root
+cause may be reused only where this incident's evidence shows the same mechanism. Cite the
+evidence ids for each. An empty list means insufficient evidence.\
 """)
+
+
+def test_every_question_shares_the_system_message_and_the_context_prefix() -> None:
+    rendered = [render_question("draft", q, **VARIABLES) for q in questions("draft")]
+    assert len(rendered) == 8
+    assert len({p.system for p in rendered}) == 1
+    shared = os.path.commonprefix([p.user for p in rendered])  # noqa: RUF071 (text, not paths)
+    # Everything up to the end of the last data block is shared: the model's prompt cache
+    # covers the whole context, and only the question differs.
+    assert re.search(r"<<<END UNTRUSTED HISTORY \w+>>>\s*$", shared)
 
 
 def test_an_undefined_variable_is_an_error() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        render("trigger", title="x", evidence="y", candidates=[])
+        render_question("draft", "summary", facts="x", evidence="y", findings="z")
+
+
+def test_an_unknown_question_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no question"):
+        render_question("draft", "poem", **VARIABLES)
 
 
 def test_planted_fences_cannot_close_the_data_block() -> None:

@@ -397,7 +397,14 @@ class Drafter:
             model(SuggestionSection.IMPACT, impact_claim)
         elif (fallback := impact_from_alerts(incident)) is not None:
             impact_claim = Claim(fallback[0], fallback[1])
-            out.add(SuggestionSection.IMPACT, fallback[0], fallback[1], 0.5, basis=Basis.FACT)
+            out.add(
+                SuggestionSection.IMPACT,
+                fallback[0],
+                fallback[1],
+                0.5,
+                origin=SuggestionOrigin.RULES,
+                basis=Basis.FACT,
+            )
         trigger_claim = self._trigger(ctx, out, claims("trigger")[:1], answers)
         roots = claims("root_causes")[:3]
         for claim in roots:
@@ -419,10 +426,10 @@ class Drafter:
                     "an impact",
                 )
             )
-        for claim in claims("factors")[:4]:
+        for claim in claims("factors")[:3]:
             model(SuggestionSection.CONTRIBUTING_FACTOR, claim)
         assembly.add_rule_sections(out, incident)
-        for claim in claims("actions")[:5]:
+        for claim in claims("actions")[:4]:
             model(SuggestionSection.ACTION_ITEM, claim)
         for claim in claims("lessons")[:6]:
             model(SuggestionSection.LESSON, claim)

@@ -81,7 +81,7 @@ class FactorAnswerItem(Cited):
 class FactorsAnswer(Answer):
     """Contributing factors."""
 
-    factors: list[FactorAnswerItem] = Field(description="Up to four.")
+    factors: list[FactorAnswerItem] = Field(description="Up to three.")
 
 
 class ActionAnswerItem(Cited):
@@ -95,7 +95,7 @@ class ActionAnswerItem(Cited):
 class ActionsAnswer(Answer):
     """Action items."""
 
-    actions: list[ActionAnswerItem] = Field(description="Up to five.")
+    actions: list[ActionAnswerItem] = Field(description="Up to four.")
 
 
 class LessonsAnswer(Answer):
@@ -105,6 +105,16 @@ class LessonsAnswer(Answer):
     went_wrong: list[Cited] = Field(description="At most two.")
     lucky: list[Cited] = Field(description="At most two.")
 
+
+MAX_CHARS: dict[str, int] = {
+    "text": 240,
+    "explanation": 240,
+    "summary": 600,
+    "impact": 300,
+    "owner": 40,
+}
+"""Longest string the schema allows per field: small models otherwise ramble until the token
+limit and leave the JSON unterminated."""
 
 QuestionName = Literal[
     "trigger", "summary", "impact", "root_causes", "chain", "factors", "actions", "lessons"
@@ -130,11 +140,11 @@ QUESTIONS: dict[QuestionName, Question] = {
         Question("trigger", TriggerAnswer, 220, 4),
         Question("summary", SummaryAnswer, 300, 6),
         Question("impact", ImpactAnswer, 220, 6),
-        Question("factors", FactorsAnswer, 520, 4),
+        Question("factors", FactorsAnswer, 420, 3),
         Question("lessons", LessonsAnswer, 520, 2),
         Question("root_causes", RootCausesAnswer, 420, 3, needs=("trigger",)),
         Question("chain", ChainAnswer, 480, 4, needs=("trigger", "root_causes")),
-        Question("actions", ActionsAnswer, 640, 5, needs=("root_causes", "factors")),
+        Question("actions", ActionsAnswer, 560, 4, needs=("root_causes", "factors")),
     )
 }
 """Every question, in the order a sequential model is asked them (dependencies first)."""
@@ -167,6 +177,8 @@ def json_schema(
                 node["maxItems"] = 4
             elif key == "trigger":
                 node["enum"] = [*trigger_ids, "none"]
+            elif key in MAX_CHARS and node.get("type") == "string":
+                node["maxLength"] = MAX_CHARS[key]
             elif node.get("type") == "array":
                 node["maxItems"] = question.max_items
             for child_key, child in node.items():

@@ -62,8 +62,8 @@ _QUESTION_KEYS: tuple[tuple[str, str], ...] = (
     ("describe the impact", "impact"),
     ("give one to three root causes", "root_causes"),
     ("how the failure spread", "chain"),
-    ("list up to four contributing factors", "factors"),
-    ("propose up to five action items", "actions"),
+    ("contributing factors: conditions", "factors"),
+    ("action items that address", "actions"),
     ("list lessons learned", "lessons"),
 )
 _EVIDENCE_LINE = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] \S+ \S+ (?P<rest>.*)$", re.M)

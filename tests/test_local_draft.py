@@ -1,0 +1,58 @@
+"""One real draft of an example incident with the embedded 0.5B model, end to end."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from rca import local_model
+from rca.drafting import Drafter
+from rca.llm import LlmClient, LlmConfig, LocalModel
+from rca.models import Incident, NodeKind, SuggestionOrigin, SuggestionSection, check_causal_chain
+from rca.redaction import Redactor
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "incidents"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModel]:
+    data_dir = tmp_path_factory.mktemp("model-data")
+    local_model.pull(local_model.spec_for(local_model.DEFAULT_MODEL), data_dir)
+    model = LocalModel(data_dir)
+    yield model
+    model.close()
+
+
+def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
+    incident = Incident.model_validate_json(
+        (EXAMPLE / "inc-2026-01-checkout-db-pool.json").read_text()
+    )
+    client = LlmClient(LlmConfig(model="local/qwen2.5-coder-0.5b"), Redactor(), local)
+    drafter = Drafter(client, None, Redactor(), clock=lambda: datetime(2026, 2, 1, tzinfo=UTC))
+    draft = drafter.draft(incident)
+
+    assert draft.model == "local/qwen2.5-coder-0.5b" and draft.prompt_version == "draft@1"
+    calls = draft.usage.calls
+    assert {c.section for c in calls} >= {"trigger", "summary", "root_causes", "actions"}
+    assert all(c.ok and c.prompt_tokens > 500 and c.cost_usd == 0.0 for c in calls)
+    written = [s for s in draft.suggestions if s.origin is SuggestionOrigin.MODEL]
+    assert len(written) >= 5, [n.message for n in draft.notes]
+    citable = incident.evidence_ids()
+    assert all(set(s.evidence_ids) <= citable for s in draft.suggestions)
+    trigger = [s for s in draft.suggestions if s.section is SuggestionSection.TRIGGER]
+    assert trigger and trigger[0].evidence_ids[0] in {"t1", "t2"}  # a candidate, not a symptom
+    chain = [s.content for s in draft.suggestions if s.section is SuggestionSection.CAUSAL_NODE]
+    if chain:
+        check_causal_chain(chain)  # type: ignore[arg-type]
+        kinds = {node.kind for node in chain}  # type: ignore[union-attr]
+        assert {NodeKind.ROOT_CAUSE, NodeKind.IMPACT} <= kinds
+    text = json.dumps(draft.model_dump(mode="json")).lower()
+    assert "http" not in text  # no links survive from model output
+    # Within the latency target with room for a slower CI machine.
+    assert sum(draft.usage.stages_s.values()) < 300

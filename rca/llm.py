@@ -372,6 +372,11 @@ class ScriptedModel(CustomLLM):
     def __post_init__(self) -> None:
         super().__init__()
 
+    @staticmethod
+    def timeout() -> Exception:
+        """A provider timeout (retried by `LlmClient`), to put in `failures`."""
+        return litellm.exceptions.Timeout(message="timed out", model="fake", llm_provider="fake")
+
     def completion(  # litellm passes many more arguments; none matter here
         self, model: str, messages: list[Message], *_args: Any, **_kwargs: Any
     ) -> Any:

@@ -56,9 +56,10 @@ def fake() -> Iterator[ScriptedModel]:
 
 
 def drafter(
-    history: FixedHistory | None = None, concurrency: int = 1, model: str = "fake/analyst"
+    history: FixedHistory | None = None, concurrency: int = 1, retries: int = 0
 ) -> Drafter:
-    client = LlmClient(LlmConfig(model=model, max_retries=0), Redactor(), sleep=lambda _s: None)
+    config = LlmConfig(model="fake/analyst", max_retries=retries)
+    client = LlmClient(config, Redactor(), sleep=lambda _s: None)
     return Drafter(
         client,
         history,
@@ -142,7 +143,9 @@ def test_no_canary_leaves_in_any_payload_retry_log_or_draft(
     logs.append({"id": "dup", "at": at, "text": f"ERROR again {first} and {second}"})
     logs.append({"id": "split", "at": at, "text": f"ERROR token {second[:10]}\n{second[10:]}"})
     incident = Incident.model_validate({**base, "logs": base["logs"] + logs})
-    # The summary answer is re-asked once: a second payload carrying the whole context.
+    # The first call times out and is sent again; the summary answer is re-asked once: both
+    # are further payloads carrying the whole context.
+    fake.failures.append(ScriptedModel.timeout())
     asked: dict[str, int] = {}
 
     def summary(messages: list[Message]) -> str:
@@ -153,8 +156,10 @@ def test_no_canary_leaves_in_any_payload_retry_log_or_draft(
 
     fake.reply = replying({"summary": summary})
     with caplog.at_level(logging.DEBUG):
-        draft = drafter().draft(incident, draft_id="canary")
+        draft = drafter(retries=1).draft(incident, draft_id="canary")
     assert asked["summary"] == 2
+    assert [c.ok for c in draft.usage.calls[:2]] == [False, True]
+    assert len(fake.received) == len(draft.usage.calls) == 10
     payloads = json.dumps(fake.received)
     dumped = draft.model_dump_json()
     logged = "\n".join(r.getMessage() for r in caplog.records)

@@ -189,11 +189,13 @@ class Drafter:
             findings.append(
                 f"Candidate trigger [{c.id}], {minutes} min before the impact: {c.text}"
             )
+        texts_by_id = {item.id: item.text for item in incident.evidence()}
         for e in first_errors(incident):
             place = f" on {e.source}" if e.source else ""
+            first = " ".join(texts_by_id.get(e.first_id, e.signature).split())[:240]
             findings.append(
                 f"First error [{e.first_id}] at {e.first_at.astimezone(UTC):%H:%M:%S}Z{place}, "
-                f"seen {e.count}x: {e.signature}"
+                f"seen {e.count}x: {first}"
             )
         facts = [
             f"Title: {incident.title}",

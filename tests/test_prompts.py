@@ -26,7 +26,7 @@ def test_the_root_cause_question_renders_exactly() -> None:
     assert prompt.ref == "draft@1" and version_of("draft") == 1
     assert prompt.messages()[0]["role"] == "system"
     assert "Checkout latency" not in prompt.system  # no incident text in the system role
-    assert prompt.user == snapshot('''\
+    assert prompt.user == snapshot("""\
 The incident:
 <<<BEGIN UNTRUSTED INCIDENT 2cc488ee1a94>>>
 Title: Checkout latency
@@ -61,10 +61,8 @@ conditions in the design, configuration, capacity, dependencies, tooling or proc
 it happen. A symptom (an alert, an error message) is not a root cause, and neither is the
 change itself: say what about the system let the change do harm. A past incident's root cause
 may be reused only where this incident's evidence shows the same mechanism. Cite the evidence
-ids for each. An empty list means insufficient evidence.
-Example of the form (from another incident): "The cache client had no request coalescing, so
-every expired key sent all readers to the database at once."\
-''')
+ids for each. An empty list means insufficient evidence.\
+""")
 
 
 def test_every_question_shares_the_system_message_and_the_context_prefix() -> None:

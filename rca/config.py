@@ -66,6 +66,11 @@ class LlmSettings(BaseModel):
     """Context window of the embedded model."""
     threads: int | None = Field(default=None, ge=1, le=256)
     """CPU threads of the embedded model (default: all cores)."""
+    concurrency: int = Field(default=4, ge=1, le=32)
+    """Questions of one draft asked at the same time of a hosted model (the embedded model
+    answers one at a time)."""
+    evidence_tokens: int = Field(default=2_500, ge=200, le=100_000)
+    """Token budget of the evidence block in drafting prompts."""
 
 
 class RedactionSettings(BaseModel):

@@ -227,7 +227,10 @@ def _print_result(result: SearchResult) -> None:
 
 
 def register(app: typer.Typer, hooks: CliHooks) -> None:
-    """Add `rca similar` and `rca index` to the CLI; keep the index current after imports."""
+    """Add `rca similar`, `rca draft` and `rca index`; keep the index current after imports."""
+    from retrieval.draft_cli import draft_command
+
     app.command("similar")(similar_command)
+    app.command("draft")(draft_command)
     app.add_typer(index_app, name="index")
     hooks.after_import.append(_sync_after_import)

@@ -1,13 +1,18 @@
-"""The `History` drafting asks for similar postmortems, backed by similar-incident search."""
+"""Drafting wired to the store: similar postmortems through search, options from settings."""
 
 from __future__ import annotations
 
 from collections.abc import Container
 
+from rca.config import Settings
+from rca.drafting import DraftingOptions
 from rca.errors import InvalidQuery
 from rca.models import Incident
 from rca.ports import Retrieved
 from retrieval.search import SimilarSearch
+
+RESERVED_TOKENS = 3_000
+"""Context kept free of evidence: instructions, facts, findings, history, question, answer."""
 
 
 class SearchHistory:
@@ -33,3 +38,14 @@ class SearchHistory:
             degraded=result.degraded,
             notes=list(result.notes),
         )
+
+
+def drafting_options(settings: Settings, similar_k: int = 3) -> DraftingOptions:
+    """Drafting options from the settings; the evidence budget leaves room in the embedded
+    model's context for the rest of the prompt and the answer."""
+    budget = settings.llm.evidence_tokens
+    if settings.llm.model.startswith("local/"):
+        budget = min(budget, max(200, settings.llm.context_tokens - RESERVED_TOKENS))
+    return DraftingOptions(
+        similar_k=similar_k, evidence_tokens=budget, concurrency=settings.llm.concurrency
+    )

@@ -55,9 +55,7 @@ def fake() -> Iterator[ScriptedModel]:
     yield model
 
 
-def drafter(
-    history: FixedHistory | None = None, concurrency: int = 1, retries: int = 0
-) -> Drafter:
+def drafter(history: FixedHistory | None = None, concurrency: int = 1, retries: int = 0) -> Drafter:
     config = LlmConfig(model="fake/analyst", max_retries=retries)
     client = LlmClient(config, Redactor(), sleep=lambda _s: None)
     return Drafter(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 
 from rca.analysis import merged_timeline
@@ -178,7 +178,9 @@ def add_rule_sections(out: SuggestionList, incident: Incident) -> None:
             origin=SuggestionOrigin.RULES,
             basis=Basis.FACT,
         )
-    first_alert = min(incident.alerts, key=lambda a: (a.at, a.id), default=None)
+    onset = incident.started_at - timedelta(minutes=5)
+    after_onset = [a for a in incident.alerts if a.at >= onset]
+    first_alert = min(after_onset, key=lambda a: (a.at, a.id), default=None)
     if first_alert is not None:
         delay = first_alert.at - incident.started_at
         minutes = max(0, int(delay.total_seconds() // 60))
@@ -189,6 +191,17 @@ def add_rule_sections(out: SuggestionList, incident: Incident) -> None:
             f"{minutes} min after the impact began: {first_alert.text}",
             [first_alert.id],
             0.8,
+            origin=SuggestionOrigin.RULES,
+            basis=Basis.FACT,
+        )
+    elif incident.detected_at is not None:
+        minutes = int((incident.detected_at - incident.started_at).total_seconds() // 60)
+        out.add(
+            SuggestionSection.DETECTION,
+            f"Detected at {incident.detected_at.astimezone(UTC):%H:%M} UTC, {minutes} min after "
+            "the impact began, with no alert firing during the impact",
+            [],
+            0.6,
             origin=SuggestionOrigin.RULES,
             basis=Basis.FACT,
         )

@@ -251,7 +251,7 @@ class Drafter:
                 "trigger": "not drafted",
                 "causes": "not drafted",
             },
-            sources=Sources(texts, flagged),
+            sources=Sources(texts, flagged, [pm.id for pm in similar]),
             candidates=candidates,
             incident_ids=set(incident.evidence_ids()),
             notes=notes,

@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 import Stemmer
 
 MAX_CLAIM_CHARS = 600
+MIN_SUPPORT = 0.25
+"""Share of a claim's content words its cited evidence must contain (paraphrase allowed)."""
+COPIED = 0.6
+"""Share of a claim's content words found in a past postmortem that marks it as a copy."""
 
 _stemmer = Stemmer.Stemmer("english")
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -131,9 +135,16 @@ class Verdict:
 class Sources:
     """What a draft may cite: the incident's evidence items and the retrieved postmortems."""
 
-    def __init__(self, texts: Mapping[str, str], suspicious: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        texts: Mapping[str, str],
+        suspicious: Iterable[str] = (),
+        borrowable: Iterable[str] = (),
+    ) -> None:
         self.texts = dict(texts)
         self.suspicious = set(suspicious)
+        self.borrowable = list(borrowable)
+        """Ids of past postmortems: a claim that restates one must cite it or be supported."""
         self._terms: dict[str, set[str]] = {}
 
     def ids(self) -> list[str]:
@@ -163,9 +174,23 @@ class Sources:
         if all(i in self.suspicious for i in known):
             return Verdict(drop="its only support is text that addresses the model")
         claim_terms = terms(text)
+        if not claim_terms:
+            return Verdict()
         support = set().union(*(self.terms_of(i) for i in known if i not in self.suspicious))
-        if claim_terms and not claim_terms & support:
+        shared = len(claim_terms & support) / len(claim_terms)
+        if shared == 0:
             return Verdict(drop="the cited evidence does not mention anything the claim says")
+        if shared < MIN_SUPPORT:
+            for source in self.borrowable:
+                if (
+                    source not in known
+                    and len(claim_terms & self.terms_of(source)) / len(claim_terms) >= COPIED
+                ):
+                    return Verdict(
+                        drop=f"it restates {source}, a past incident, which the cited evidence "
+                        "of this incident does not bear out"
+                    )
+            return Verdict(drop="the cited evidence says too little of what the claim says")
         return Verdict()
 
 

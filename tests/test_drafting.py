@@ -319,6 +319,13 @@ def past_postmortem() -> Postmortem:
             "title": "Checkout connection pool exhausted after a release",
             "summary": "A release shrank the database connection pool; checkout timed out.",
             "root_causes": ["Connection pool size derived from container resources"],
+            "contributing_factors": [
+                {
+                    "text": "Checkout dashboards lacked saturation panels for the load balancer "
+                    "health check queue depth",
+                    "category": "monitoring",
+                }
+            ],
             "action_items": [
                 {
                     "text": "Alert when the connection pool is exhausted or requests wait for "
@@ -346,6 +353,29 @@ def test_open_actions_of_similar_incidents_are_reported(fake: ScriptedModel) -> 
     assert lesson[0].evidence_ids == ["pm-2025-pool"]
     # Search ran on the redacted incident.
     assert history.asked and history.asked[0].id == "inc-2026-01-checkout-db-pool"
+
+
+def test_a_claim_copied_from_a_past_incident_without_support_here_is_dropped(
+    fake: ScriptedModel,
+) -> None:
+    copied = (
+        '{"factors": [{"text": "Checkout dashboards lacked saturation panels for the load '
+        'balancer health check queue depth", "evidence_ids": ["a1"], "category": "monitoring"}]}'
+    )
+    fake.reply = replying({"factors": lambda _m: copied})
+    draft = drafter(FixedHistory(Retrieved([past_postmortem()]))).draft(example())
+    assert sections(draft, SuggestionSection.CONTRIBUTING_FACTOR) == []
+    reasons = [n.message for n in draft.notes if n.section is SuggestionSection.CONTRIBUTING_FACTOR]
+    assert any("restates pm-2025-pool" in r for r in reasons)
+
+
+def test_detection_ignores_alerts_from_before_the_impact(fake: ScriptedModel) -> None:
+    base = example().model_dump(mode="json")
+    early = {**base["alerts"][0], "id": "a0", "at": "2026-01-13T13:00:00Z", "text": "old alert"}
+    incident = Incident.model_validate({**base, "alerts": [early, *base["alerts"]]})
+    draft = drafter().draft(incident)
+    detection = sections(draft, SuggestionSection.DETECTION)[0]
+    assert detection.evidence_ids == ["a1"] and "7 min after" in detection.content
 
 
 def test_degraded_retrieval_is_marked(fake: ScriptedModel) -> None:

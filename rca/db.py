@@ -16,12 +16,15 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    Boolean,
     Column,
     Connection,
     Date,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -198,3 +201,97 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
     """A read transaction with a consistent snapshot."""
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+"""API keys: the public id is the key's prefix; only a hash of the secret part is kept."""
+
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("incident_id", ID, ForeignKey("incidents.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("deadline_at", UTCDateTime, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("retryable", Boolean, nullable=False),
+    Column("document", Text, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("finalized_postmortem_id", ID, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Draft jobs and, once done, the draft itself (`document`); `version` is the review ETag."""
+Index("ix_drafts_status", drafts.c.status, drafts.c.created_at)
+Index("ix_drafts_incident_id", drafts.c.incident_id)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("draft_id", ID, ForeignKey("drafts.id"), nullable=False),
+    Column("suggestion_id", ID, nullable=False),
+    Column("reviewer", String(100), nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("original", Text, nullable=False),
+    Column("edited", Text, nullable=True),
+    Column("draft_version", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+"""Every review decision, with the content before and after."""
+Index("ix_reviews_draft_id", reviews.c.draft_id)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(32), primary_key=True),
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+"""Idempotent requests: in flight, or done with the stored response."""
+
+action_status = Table(
+    "action_status",
+    metadata,
+    Column("postmortem_id", ID, ForeignKey("postmortems.id"), primary_key=True),
+    Column("item", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("updated_by", String(100), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+"""Follow-up status of action items; the postmortem text itself never changes."""
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("target_type", String(40), nullable=False),
+    Column("target_id", ID, nullable=False),
+    Column("detail", Text, nullable=False),
+)
+"""Who created, edited, accepted, rejected or finalized what, and when."""
+Index("ix_audit_log_target", audit_log.c.target_type, audit_log.c.target_id)

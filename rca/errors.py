@@ -62,6 +62,26 @@ class Conflict(RcaError):
         super().__init__(message)
 
 
+class PreconditionFailed(RcaError):
+    """The caller's version (If-Match) is not the stored one: someone changed it meanwhile."""
+
+    def __init__(self, message: str, current_version: int) -> None:
+        self.current_version = current_version
+        super().__init__(message)
+
+
+class PreconditionRequired(RcaError):
+    """A write that must say which version it changes (If-Match) did not."""
+
+
+class Busy(RcaError):
+    """Too much work in flight; try again after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
 # --- the operator must fix the installation or configuration ---------------------------------
 
 

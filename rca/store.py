@@ -340,6 +340,12 @@ class IndexStateStore:
                 conn.execute(insert(index_state).values(name=name, value=value, updated_at=_now()))
 
 
+def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveResult:
+    """Save a postmortem inside the caller's write transaction (a new revision if changed,
+    queued for indexing through the outbox)."""
+    return _save_postmortem(conn, pm, source)
+
+
 def _save_postmortem(conn: Connection, pm: Postmortem, source: str) -> SaveResult:
     digest = content_hash(pm)
     now = _now()

@@ -80,6 +80,27 @@ class RedactionSettings(BaseModel):
     """Also replace IPv4 and IPv6 addresses."""
 
 
+class ApiSettings(BaseModel):
+    """The HTTP service and its draft workers."""
+
+    host: str = "127.0.0.1"
+    """Interface `rca serve` listens on."""
+    port: int = Field(default=8000, ge=1, le=65_535)
+    """Port `rca serve` listens on."""
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1_024)
+    """Largest request body accepted (413 beyond it)."""
+    draft_workers: int = Field(default=1, ge=0, le=64)
+    """Draft worker threads inside the server (0: drafts run only in `rca worker`)."""
+    max_queued_drafts: int = Field(default=20, ge=1)
+    """Draft jobs allowed to wait; beyond it, submissions get 429 with Retry-After."""
+    draft_deadline_s: int = Field(default=1_800, ge=10)
+    """A draft job not finished this long after submission fails (retryable)."""
+    lease_s: int = Field(default=120, ge=5)
+    """How long a worker's claim on a job lasts without a progress report."""
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    """Times a job is started before a lost worker makes it fail."""
+
+
 class Settings(BaseSettings):
     """Every setting rca reads. Environment variables use the `RCA_` prefix and `__` for groups."""
 
@@ -104,6 +125,8 @@ class Settings(BaseSettings):
     """Which model drafts and how it is called."""
     redaction: RedactionSettings = Field(default_factory=RedactionSettings)
     """What is redacted before text leaves rca."""
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    """The HTTP service."""
 
     def effective_database_url(self) -> str:
         """The configured database URL, or the SQLite file in the data directory."""

@@ -71,7 +71,7 @@ class IdempotencyKeys:
                 )
                 return None
         if row.request_hash != request_hash:
-            raise InvalidArgument("this Idempotency-Key was used with a different request body")
+            raise KeyReused("this Idempotency-Key was used with a different request")
         if row.state != "done":
             raise Conflict("a request with this Idempotency-Key is still in flight")
         return Replay(int(row.status_code), str(row.body))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from rca.config import Settings
@@ -223,6 +223,54 @@ class Store:
                 ).order_by(incidents.c.started_at.desc(), incidents.c.id)
             ).all()
         return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]
+
+    def incident_page(
+        self,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+        severities: Sequence[Severity] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[IncidentSummary]:
+        """Up to `limit` incidents, newest first, after the (started_at, id) of the last one
+        seen, optionally filtered by severity and start time."""
+        query = select(
+            incidents.c.id, incidents.c.title, incidents.c.severity, incidents.c.started_at
+        )
+        if after is not None:
+            at, ident = after
+            query = query.where(
+                or_(
+                    incidents.c.started_at < at,
+                    and_(incidents.c.started_at == at, incidents.c.id > ident),
+                )
+            )
+        if severities:
+            query = query.where(incidents.c.severity.in_([s.value for s in severities]))
+        if since is not None:
+            query = query.where(incidents.c.started_at >= since)
+        if until is not None:
+            query = query.where(incidents.c.started_at <= until)
+        query = query.order_by(incidents.c.started_at.desc(), incidents.c.id).limit(limit)
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(query).all()
+        return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]
+
+    def create_incident(self, incident: Incident, source: str) -> SaveResult:
+        """Save a new incident; the same content again is `unchanged`, other content under a
+        known id is a conflict (an API client cannot overwrite an incident)."""
+        try:
+            with write_transaction(self.engine) as conn:
+                stored = conn.execute(
+                    select(incidents.c.content_hash).where(incidents.c.id == incident.id)
+                ).scalar_one_or_none()
+                if stored is not None and stored != content_hash(incident):
+                    raise Conflict(f"incident {incident.id!r} exists with other content")
+                return self._save_one(conn, incident, source)
+        except IntegrityError as err:
+            raise Conflict(f"concurrent write collided, nothing saved: {err.orig}") from err
+        except OperationalError as err:
+            raise StoreUnavailable(f"database write failed, nothing saved: {err.orig}") from err
 
     def latest_revisions(self) -> dict[str, int]:
         """Every postmortem id with its latest revision number."""

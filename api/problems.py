@@ -1,0 +1,140 @@
+"""Every error as `application/problem+json` (RFC 9457), mapped from rca's errors once.
+
+No stack trace and no exception text of unexpected errors reaches a client: a 500 says only
+that something failed and carries an id to find it in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rca.errors import (
+    Busy,
+    ConfigurationError,
+    Conflict,
+    IndexLocked,
+    IndexUnavailable,
+    InvalidArgument,
+    InvalidInput,
+    InvalidQuery,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    RcaError,
+    StoreUnavailable,
+)
+from rca.idempotency import KeyReused
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("rca.api")
+
+_STATUS: tuple[tuple[type[RcaError], int, str], ...] = (
+    (InvalidInput, 422, "invalid-input"),
+    (KeyReused, 422, "idempotency-key-reused"),
+    (InvalidArgument, 400, "invalid-argument"),
+    (InvalidQuery, 400, "invalid-query"),
+    (NotFound, 404, "not-found"),
+    (PreconditionFailed, 412, "precondition-failed"),
+    (PreconditionRequired, 428, "precondition-required"),
+    (Conflict, 409, "conflict"),
+    (Busy, 429, "busy"),
+    (IndexLocked, 503, "index-locked"),
+    (IndexUnavailable, 503, "index-unavailable"),
+    (StoreUnavailable, 503, "store-unavailable"),
+    (ConfigurationError, 503, "misconfigured"),
+)
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    428: "Precondition required",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem response."""
+    body: dict[str, Any] = {
+        "type": f"https://rca.dev/problems/{kind or status}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers."""
+
+    @app.exception_handler(RcaError)
+    async def rca_error(_request: Request, err: RcaError) -> JSONResponse:
+        for kind, status, name in _STATUS:
+            if isinstance(err, kind):
+                extra: dict[str, Any] = {}
+                headers: dict[str, str] = {}
+                if isinstance(err, InvalidInput):
+                    extra["errors"] = [
+                        {"location": p.location, "reason": p.reason} for p in err.problems
+                    ]
+                if (
+                    isinstance(err, PreconditionFailed | Conflict)
+                    and getattr(err, "current_version", None) is not None
+                ):
+                    extra["current_version"] = err.current_version
+                    headers["ETag"] = f'"{err.current_version}"'
+                if isinstance(err, Busy):
+                    headers["Retry-After"] = str(err.retry_after_s)
+                if status == 503:
+                    headers.setdefault("Retry-After", "30")
+                return problem(status, str(err), name, headers or None, **extra)
+        return await unexpected(_request, err)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "location": ".".join(str(p) for p in e.get("loc", ())),
+                "reason": str(e.get("msg", "invalid")),
+            }
+            for e in err.errors()[:50]
+        ]
+        return problem(
+            422, "the request does not match the schema", "invalid-request", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+        headers = dict(err.headers or {})
+        detail = (
+            err.detail if isinstance(err.detail, str) else _TITLES.get(err.status_code, "Error")
+        )
+        return problem(err.status_code, detail, None, headers or None)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
+        incident = secrets.token_hex(6)
+        log.error("unhandled error %s: %s", incident, type(err).__name__, exc_info=err)
+        return problem(500, f"the server failed to handle the request (error id {incident})")

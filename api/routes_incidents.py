@@ -1,0 +1,184 @@
+"""Incidents: create (idempotent), get, list; similar past incidents; draft requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.auth import require
+from api.schemas import (
+    MAX_PAGE,
+    DraftJobPublic,
+    DraftRequest,
+    IncidentListItem,
+    Page,
+    decode_cursor,
+    encode_cursor,
+)
+from api.services import Services
+from rca.errors import Busy, InvalidArgument
+from rca.idempotency import body_hash
+from rca.keys import Principal, Role
+from rca.models import Incident, Severity
+from rca.similar import SearchResult
+from rca.store import Outcome
+
+router = APIRouter(prefix="/v1", tags=["incidents"])
+Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Makes the request safe to retry: a replay returns the stored result.",
+    ),
+]
+
+
+def services_of(request: Request) -> Services:
+    """The app's services."""
+    services: Services = request.app.state.services
+    return services
+
+
+def idempotent(
+    services: Services,
+    principal: Principal,
+    key: str | None,
+    request: Request,
+    payload: str,
+    run: Callable[[], tuple[int, Any, dict[str, str]]],
+) -> Response:
+    """Run `run` once per (principal, key, request); replay its stored answer afterwards."""
+    if key is None:
+        status, body, headers = run()
+        return JSONResponse(body, status_code=status, headers=headers)
+    digest = body_hash(request.method, request.url.path, payload.encode())
+    replay = services.idempotency.begin(principal.key_id, key, digest)
+    if replay is not None:
+        return Response(
+            replay.body,
+            status_code=replay.status_code,
+            media_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+    try:
+        status, body, headers = run()
+    except BaseException:
+        services.idempotency.abandon(principal.key_id, key)
+        raise
+    services.idempotency.finish(principal.key_id, key, status, json.dumps(body))
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+@router.post(
+    "/incidents",
+    status_code=201,
+    response_model=Incident,
+    responses={200: {"description": "The same incident was already stored"}},
+)
+def create_incident(
+    incident: Incident,
+    request: Request,
+    principal: Engineer,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Store an incident (its id and evidence ids are assigned when left out)."""
+    services = services_of(request)
+
+    def run() -> tuple[int, Any, dict[str, str]]:
+        saved = services.store.create_incident(incident, source=f"api:{principal.key_id}")
+        status = 200 if saved.outcome is Outcome.UNCHANGED else 201
+        body = incident.model_dump(mode="json")
+        return status, body, {"Location": f"/v1/incidents/{incident.id}"}
+
+    payload = incident.model_dump_json(exclude={"id"} if idempotency_key else set())
+    return idempotent(services, principal, idempotency_key, request, payload, run)
+
+
+@router.get("/incidents/{incident_id}", response_model=Incident)
+def get_incident(incident_id: str, request: Request, _principal: Engineer) -> Incident:
+    """One incident with all its evidence."""
+    return services_of(request).store.get_incident(incident_id)
+
+
+@router.get("/incidents", response_model=Page[IncidentListItem])
+def list_incidents(
+    request: Request,
+    _principal: Engineer,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    severity: Annotated[list[Severity] | None, Query()] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Page[IncidentListItem]:
+    """Incidents, newest first, a page at a time."""
+    after = None
+    if cursor is not None:
+        at, ident = decode_cursor(cursor, 2)
+        try:
+            after = (datetime.fromisoformat(at), ident)
+        except ValueError:
+            raise InvalidArgument("malformed cursor") from None
+    for moment in (since, until):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidArgument("since/until need a time zone offset")
+    rows = services_of(request).store.incident_page(limit + 1, after, severity or [], since, until)
+    items = [IncidentListItem(**vars(r)) for r in rows[:limit]]
+    following = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        following = encode_cursor(last.started_at.isoformat(), last.id)
+    return Page[IncidentListItem](items=items, next_cursor=following)
+
+
+@router.get("/incidents/{incident_id}/similar", response_model=SearchResult)
+def similar_incidents(
+    incident_id: str,
+    request: Request,
+    _principal: Engineer,
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> SearchResult:
+    """Past postmortems most similar to the incident, with why each matched."""
+    services = services_of(request)
+    incident = services.store.get_incident(incident_id)
+    return services.retrieval.search.search(incident, k=k)
+
+
+@router.post(
+    "/incidents/{incident_id}/drafts",
+    status_code=202,
+    response_model=DraftJobPublic,
+)
+def request_draft(
+    incident_id: str,
+    request: Request,
+    principal: Engineer,
+    body: DraftRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Queue a draft analysis; poll `GET /v1/drafts/{id}` or stream its events."""
+    services = services_of(request)
+    model = services.check_model(body.model if body else None)
+
+    def run() -> tuple[int, Any, dict[str, str]]:
+        services.store.get_incident(incident_id)  # 404 before queueing
+        queued = services.jobs.counts()["queued"]
+        if queued >= services.settings.api.max_queued_drafts:
+            raise Busy(f"{queued} drafts are waiting; try again later", retry_after_s=30)
+        job = services.jobs.submit(
+            incident_id,
+            model,
+            requested_by=principal.name,
+            deadline=timedelta(seconds=services.settings.api.draft_deadline_s),
+        )
+        public = DraftJobPublic.of(job).model_dump(mode="json")
+        return 202, public, {"Location": f"/v1/drafts/{job.id}"}
+
+    payload = json.dumps({"incident": incident_id, "model": model})
+    return idempotent(services, principal, idempotency_key, request, payload, run)

@@ -1,0 +1,83 @@
+"""Health, readiness, metrics and the configured models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from api.auth import require
+from api.routes_incidents import services_of
+from api.services import Services
+from rca import local_model
+from rca.errors import RcaError
+from rca.keys import Principal, Role
+
+router = APIRouter(tags=["service"])
+PUBLIC_ROUTES = frozenset({"/healthz", "/readyz"})
+"""Routes that need no API key (liveness and readiness probes)."""
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """Readiness: the store answers, the vector index opens, the model is present."""
+    services = services_of(request)
+    checks: dict[str, Any] = {}
+    try:
+        services.store.counts()
+        checks["store"] = "ok"
+    except RcaError as err:
+        checks["store"] = f"unavailable: {err}"
+    try:
+        services.retrieval.vectors.exists()
+        checks["index"] = "ok"
+    except RcaError as err:
+        checks["index"] = f"degraded (lexical search only): {err}"
+    checks["model"] = _model_check(services.settings.llm.model, services)
+    ready = checks["store"] == "ok" and not str(checks["model"]).startswith("unavailable")
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+def _model_check(model: str, services: Services) -> str:
+    if not model.startswith("local/"):
+        return f"configured: {model} (hosted; not called by the probe)"
+    name = model.split("/", 1)[1]
+    if name.endswith(".gguf"):
+        return "ok" if Path(name).is_file() else "unavailable: no such file"
+    try:
+        spec = local_model.spec_for(name)
+    except RcaError as err:
+        return f"unavailable: {err}"
+    path = local_model.model_path(services.settings.data_dir, spec)
+    if not path.is_file() or path.stat().st_size != spec.size:
+        return "unavailable: run `rca model pull`"
+    return "ok"
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(
+    request: Request, _p: Annotated[Principal, Depends(require(Role.ADMIN))]
+) -> PlainTextResponse:
+    """Prometheus metrics (text format)."""
+    services = services_of(request)
+    text = request.app.state.metrics.render(services.jobs.counts())
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+
+@router.get("/v1/models")
+def models(
+    request: Request, _p: Annotated[Principal, Depends(require(Role.ENGINEER))]
+) -> dict[str, Any]:
+    """The models a draft may ask for; the first is the default."""
+    return {"models": services_of(request).allowed_models()}

@@ -1,0 +1,106 @@
+"""Everything the routes and workers share, built once by `create_app` from the settings."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from rca.config import Settings
+from rca.drafting import Drafter
+from rca.errors import InvalidArgument, RcaError
+from rca.idempotency import IdempotencyKeys
+from rca.jobs import DraftJobs
+from rca.keys import ApiKeys
+from rca.llm import LlmClient, client_from_settings
+from rca.ports import Embedder
+from rca.redaction import Redactor
+from rca.review import Reviews
+from rca.store import Store
+from retrieval.history import SearchHistory, drafting_options
+from retrieval.service import Retrieval, open_retrieval
+
+BASELINE = "baseline"
+log = logging.getLogger("rca.api")
+
+
+@dataclass
+class Services:
+    """The store, search, model clients and the service tables."""
+
+    settings: Settings
+    store: Store
+    retrieval: Retrieval
+    keys: ApiKeys
+    jobs: DraftJobs
+    reviews: Reviews
+    idempotency: IdempotencyKeys
+    _clients: dict[str, LlmClient | None] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings, embedder: Embedder | None = None) -> Services:
+        """Open the store (migrating it) and wire search; models load on first use."""
+        store = Store.open(settings)
+        api = settings.api
+        return cls(
+            settings=settings,
+            store=store,
+            retrieval=open_retrieval(settings, store, embedder),
+            keys=ApiKeys(store.engine),
+            jobs=DraftJobs(
+                store.engine, lease=timedelta(seconds=api.lease_s), max_attempts=api.max_attempts
+            ),
+            reviews=Reviews(store.engine),
+            idempotency=IdempotencyKeys(store.engine),
+        )
+
+    def allowed_models(self) -> list[str]:
+        """Models a draft may ask for: the configured one, its fallbacks, and the baseline."""
+        llm = self.settings.llm
+        return list(dict.fromkeys([llm.model, *llm.fallbacks, BASELINE]))
+
+    def check_model(self, model: str | None) -> str:
+        """The model a draft request names (default: the configured one), if allowed."""
+        chosen = model or self.settings.llm.model
+        if chosen not in self.allowed_models():
+            raise InvalidArgument(
+                f"model {chosen!r} is not configured; use one of {', '.join(self.allowed_models())}"
+            )
+        return chosen
+
+    def client(self, model: str) -> LlmClient | None:
+        """The model client for `model` (None for the baseline), made once."""
+        with self._lock:
+            if model not in self._clients:
+                if model == BASELINE:
+                    self._clients[model] = None
+                else:
+                    llm = self.settings.llm.model_copy(update={"model": model})
+                    settings = self.settings.model_copy(update={"llm": llm})
+                    self._clients[model] = client_from_settings(settings)
+            return self._clients[model]
+
+    def drafter(self, model: str) -> Drafter:
+        """A drafter for `model` with the store's history."""
+        llm = self.settings.llm.model_copy(update={"model": model})
+        options = drafting_options(self.settings.model_copy(update={"llm": llm}))
+        return Drafter(
+            self.client(model),
+            SearchHistory(self.retrieval.search),
+            Redactor(ip_addresses=self.settings.redaction.ip_addresses),
+            options=options,
+            embedder=self.retrieval.embedder,
+        )
+
+    def close(self) -> None:
+        """Free models, the index client and the database pool."""
+        for client in self._clients.values():
+            if client is not None:
+                try:
+                    client.close()
+                except RcaError:  # pragma: no cover - closing never matters for correctness
+                    log.warning("closing a model client failed")
+        self.retrieval.close()
+        self.store.close()

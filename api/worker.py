@@ -1,0 +1,95 @@
+"""Draft workers: threads inside the server, or `rca worker` as a separate process.
+
+A worker claims a job (a lease), drafts it, reports progress (which renews the lease) and
+stores the draft. If the lease is lost meanwhile (the worker was too slow, or another one took
+over after it was presumed dead), the worker stops writing. An unexpected failure marks the job
+failed and retryable; a redaction failure is not retryable (the same input fails again).
+Between jobs a worker brings the vector index up to date with finalized postmortems.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from api.services import Services
+from rca.errors import RcaError
+from rca.redaction import RedactionFailed
+
+log = logging.getLogger("rca.worker")
+
+
+class LeaseLost(Exception):
+    """Another worker owns the job now."""
+
+
+class DraftWorker:
+    """Claims and runs draft jobs until stopped."""
+
+    def __init__(self, services: Services, name: str, poll_s: float = 0.5) -> None:
+        self.services = services
+        self.name = name
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> bool:
+        """Run one job if one is waiting; True if one ran."""
+        jobs = self.services.jobs
+        job = jobs.claim(self.name)
+        if job is None:
+            return False
+        log.info("draft %s claimed by %s (attempt %d)", job.id, self.name, job.attempts)
+
+        def progress(message: str, fraction: float) -> None:
+            if not jobs.report(job.id, self.name, fraction, message):
+                raise LeaseLost(job.id)
+
+        try:
+            incident = self.services.store.get_incident(job.incident_id)
+            drafter = self.services.drafter(job.model)
+            draft = drafter.draft(incident, progress=progress, draft_id=job.id)
+            if not jobs.succeed(job.id, self.name, draft):
+                log.warning("draft %s finished after its lease was lost; not stored", job.id)
+        except LeaseLost:
+            log.warning("draft %s: lease lost, stopping", job.id)
+        except RedactionFailed as err:
+            jobs.fail(job.id, self.name, f"redaction failed, nothing was sent: {err}", False)
+        except RcaError as err:
+            jobs.fail(job.id, self.name, str(err), True)
+        except Exception as err:
+            log.exception("draft %s failed", job.id)
+            jobs.fail(job.id, self.name, f"unexpected error: {type(err).__name__}", True)
+        return True
+
+    def sync_index(self) -> None:
+        """Index finalized postmortems waiting in the outbox (skipped when there are none)."""
+        try:
+            if self.services.store.index_state.pending_count():
+                self.services.retrieval.indexer.sync()
+        except RcaError as err:
+            log.warning("index sync failed: %s", err)
+
+    def loop(self) -> None:
+        """Claim and run jobs until `stop` is called."""
+        while not self._stop.is_set():
+            try:
+                ran = self.run_once()
+                if not ran:
+                    self.sync_index()
+                    self._stop.wait(self.poll_s)
+            except Exception:  # the store was briefly unavailable, say: keep serving
+                log.exception("worker %s: loop error", self.name)
+                time.sleep(self.poll_s)
+
+    def start(self) -> None:
+        """Run the loop on a daemon thread."""
+        self._thread = threading.Thread(target=self.loop, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the loop to stop and wait a little for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

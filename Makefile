@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 run: setup
 	$(BIN)/rca model pull
 	$(BIN)/rca import examples/postmortems examples/incidents
-	$(BIN)/rca list
+	$(BIN)/rca serve --admin-key
 
 lint: setup
 	$(BIN)/ruff check .

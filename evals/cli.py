@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from evals.draft_eval import BASELINE, load_cases, run_eval
+from evals.draft_report import compare, html_report, markdown_report
+from evals.from_reviews import format_stats, from_reviews
 from evals.ir_metrics import FormatError, format_table
 from evals.retrieval_eval import (
     SYSTEMS,
@@ -18,9 +21,12 @@ from evals.retrieval_eval import (
 )
 from rca.cli import CliHooks, settings_of
 from rca.errors import InvalidArgument, InvalidInput, Problem
+from rca.importer import collect_files, load_file
+from rca.models import Postmortem
+from rca.store import Store
 
 eval_app = typer.Typer(
-    help="Measure rca's quality: retrieval now, drafts later.", no_args_is_help=True
+    help="Measure rca's quality: similar-incident retrieval and drafts.", no_args_is_help=True
 )
 
 
@@ -73,6 +79,104 @@ def retrieval_command(
         for path in write_runs(report, run_out):
             typer.echo(f"wrote {path}")
     return 0
+
+
+@eval_app.command("run")
+def run_command(
+    ctx: typer.Context,
+    cases: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Directory of eval case JSON files.")
+    ],
+    out: Annotated[Path, typer.Option(help="Directory for the results (one per system).")],
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="A model to evaluate (repeat).")
+    ] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline", help="Also run the retrieval-only baseline.")
+    ] = False,
+    judge: Annotated[
+        str | None, typer.Option("--judge", help="A judge model for graded root causes.")
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(exists=True, help="Extra history: a directory of postmortems (.md/.json)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+) -> int:
+    """Draft every case's incident and score it against the reviewed postmortem."""
+    settings = settings_of(ctx)
+    loaded = load_cases(cases)[:limit]
+    systems = list(dict.fromkeys([*(model or []), *([BASELINE] if baseline else [])]))
+    if not systems:
+        raise InvalidArgument("give at least one --model or --baseline")
+    extra = _postmortems(corpus, settings.imports.max_file_bytes) if corpus else []
+    runs = run_eval(
+        loaded,
+        systems,
+        settings,
+        out,
+        extra_corpus=extra,
+        judge=judge,
+        progress=lambda line: typer.echo(line, err=True),
+    )
+    for run in runs:
+        typer.echo(f"{run.system}: {len(run.rows)} cases -> {run.directory}")
+    typer.echo(markdown_report([run.directory for run in runs]), nl=False)
+    return 0
+
+
+@eval_app.command("compare")
+def compare_command(
+    run_a: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="A system's run dir.")
+    ],
+    run_b: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="Another one.")],
+) -> int:
+    """Every metric side by side, with the paired difference and its 95% interval."""
+    typer.echo(compare(run_a, run_b), nl=False)
+    return 0
+
+
+@eval_app.command("report")
+def report_command(
+    runs: Annotated[list[Path], typer.Argument(exists=True, file_okay=False, help="Run dirs.")],
+    out: Annotated[Path, typer.Option(help="Directory for report.md and report.html.")],
+) -> int:
+    """A Markdown summary and a self-contained HTML report with plots, readable offline."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown_report(runs), encoding="utf-8")
+    (out / "report.html").write_text(html_report(runs), encoding="utf-8")
+    typer.echo(f"wrote {out / 'report.md'} and {out / 'report.html'}")
+    return 0
+
+
+@eval_app.command("from-reviews")
+def from_reviews_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option(help="Directory for cases/ and drafts/.")],
+) -> int:
+    """Eval cases from finalized drafts, and how reviewers treated each section."""
+    store = Store.open(settings_of(ctx))
+    try:
+        result = from_reviews(store, out)
+    finally:
+        store.close()
+    typer.echo(f"{len(result.cases)} cases from finalized drafts -> {out / 'cases'}")
+    typer.echo(format_stats(result.stats), nl=False)
+    return 0
+
+
+def _postmortems(directory: Path, max_bytes: int) -> list[Postmortem]:
+    files, problems = collect_files([directory])
+    found: list[Postmortem] = []
+    for path in files:
+        try:
+            found.extend(d for d in load_file(path, max_bytes) if isinstance(d, Postmortem))
+        except InvalidInput as err:
+            problems.extend(err.problems)
+    if problems:
+        raise InvalidInput(problems)
+    return found
 
 
 def _systems(names: list[str] | None) -> list[System]:

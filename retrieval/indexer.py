@@ -18,6 +18,7 @@ from rca.config import Settings
 from rca.errors import IndexUnavailable
 from rca.models import Postmortem
 from rca.ports import Embedder
+from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
 from rca.store import Store
 from retrieval.chunking import Chunk, chunk_postmortem, embedding_text
 from retrieval.vector_index import ChromaVectorIndex
@@ -80,10 +81,17 @@ class Indexer:
         self.vectors = vectors
         self.settings = settings
         self.batch_postmortems = batch_postmortems
+        self.redactor = Redactor(ip_addresses=settings.redaction.ip_addresses)
 
     def chunks_of(self, pm: Postmortem, revision: int) -> list[Chunk]:
-        """The chunks the index should hold for one revision."""
-        return chunk_postmortem(pm, revision, self.settings.retrieval.chunk_words)
+        """The chunks the index should hold for one revision, from the redacted postmortem:
+        no secret or personal data is stored in the index (or sent to an embedding model)."""
+        return chunk_postmortem(self.redacted(pm), revision, self.settings.retrieval.chunk_words)
+
+    def redacted(self, pm: Postmortem) -> Postmortem:
+        """The postmortem with secrets and personal data replaced (one placeholder table per
+        postmortem); a redaction failure stops the write, nothing of the batch is stored."""
+        return redact_postmortem(pm, self.redactor, PlaceholderTable())
 
     def _write(
         self, docs: Iterable[tuple[Postmortem, int]], name: str, fresh: bool = False
@@ -96,9 +104,10 @@ class Indexer:
         chunks: list[Chunk] = []
         texts: list[str] = []
         for pm, revision in postmortems:
-            for chunk in self.chunks_of(pm, revision):
+            clean = self.redacted(pm)
+            for chunk in chunk_postmortem(clean, revision, self.settings.retrieval.chunk_words):
                 chunks.append(chunk)
-                texts.append(embedding_text(pm.title, chunk))
+                texts.append(embedding_text(clean.title, chunk))
         vectors = self.embedder.embed(texts, "document")
         self.vectors.upsert(chunks, vectors, name)
         if not fresh:

@@ -411,6 +411,8 @@ class Drafter:
         roots = claims("root_causes")[:3]
         for claim in roots:
             model(SuggestionSection.ROOT_CAUSE, claim)
+        if not roots and similar:
+            roots = self._borrowed_causes(ctx, out, similar[0])
         chain = assembly.causal_chain(roots, trigger_claim, claims("chain")[:4], impact_claim)
         for node, claim in chain:
             out.add(
@@ -468,6 +470,36 @@ class Drafter:
             notes=ctx.notes,
             follow_ups=follow_ups,
         )
+
+    def _borrowed_causes(
+        self, ctx: _Context, out: SuggestionList, nearest: Postmortem
+    ) -> list[Claim]:
+        """Without a supported root cause from the model, the nearest past incident's root
+        causes, offered as low-confidence hypotheses that cite it (as the baseline does)."""
+        borrowed = [
+            Claim(f"As in {nearest.id}: {cause}", [nearest.id]) for cause in nearest.root_causes[:2]
+        ]
+        for claim in borrowed:
+            out.add(
+                SuggestionSection.ROOT_CAUSE,
+                claim.text,
+                claim.evidence_ids,
+                0.2,
+                origin=SuggestionOrigin.HISTORY,
+                rationale="the model gave no root cause the evidence supports; this is the "
+                "cause of the most similar past incident, to confirm or reject",
+            )
+        if borrowed:
+            ctx.notes.append(
+                DraftNote(
+                    kind=NoteKind.DEGRADED,
+                    section=SuggestionSection.ROOT_CAUSE,
+                    message=f"no supported root cause from the model; offering those of "
+                    f"{nearest.id} as hypotheses",
+                    evidence_ids=[nearest.id],
+                )
+            )
+        return borrowed
 
     def _trigger(
         self,

@@ -56,3 +56,40 @@ def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
     assert "http" not in text  # no links survive from model output
     # Within the latency target with room for a slower CI machine.
     assert sum(draft.usage.stages_s.values()) < 300
+
+
+def test_the_eval_harness_runs_the_local_model_on_two_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_import_cli import run
+
+    monkeypatch.setenv("RCA_RETRIEVAL__EMBEDDER", "fake")
+    data = tmp_path / "data"
+    local_model.pull(local_model.spec_for(local_model.DEFAULT_MODEL), data)
+    cases = Path(__file__).parent.parent / "evals" / "cases"
+    out = tmp_path / "runs"
+    code, stdout, err = run(
+        data,
+        "eval",
+        "run",
+        "--cases",
+        str(cases),
+        "--limit",
+        "2",
+        "--model",
+        "local/qwen2.5-coder-0.5b",
+        "--out",
+        str(out),
+        capsys=capsys,
+    )
+    assert code == 0, err
+    rows = [
+        json.loads(line)
+        for line in (out / "local_qwen2.5-coder-0.5b" / "results.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["failed_calls"] == 0 and row["calls"] >= 8
+        assert row["scores"]["grounding.cited_ids_exist"] == 1.0
+        assert 0.0 <= row["scores"]["summary.similarity"] <= 1.0
+    assert "| root_cause.best_match |" in stdout

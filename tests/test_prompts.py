@@ -56,12 +56,11 @@ The change that set it off, as drafted so far:
 [tl-2] deploy checkout-api v2.3 -- it shrank the pool
 <<<END UNTRUSTED DRAFT 4c62569cdc38>>>
 
-Question: why could that change (or event) cause this impact? Give one to three root causes:
-conditions in the design, configuration, capacity, dependencies, tooling or process that let
-it happen. A symptom (an alert, an error message) is not a root cause, and neither is the
-change itself: say what about the system let the change do harm. A past incident's root cause
-may be reused only where this incident's evidence shows the same mechanism. Cite the evidence
-ids for each. An empty list means insufficient evidence.\
+Question: complete the sentence "The impact happened because ..." for this incident, in at
+most 30 words, up to three times. Name the weakness in the system that let the trigger do harm:
+a missing limit, check, safeguard, test, capacity or redundancy, or a design or configuration
+flaw. An alert or error message is a symptom, not a cause. Cite the evidence ids that show
+each weakness. An empty list means the evidence does not show one.\
 """)
 
 

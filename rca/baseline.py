@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from rca.analysis import candidate_triggers, merged_timeline
+from rca.assembly import SuggestionList, people_of
 from rca.models import (
     ActionStatus,
     Basis,
@@ -20,7 +21,6 @@ from rca.models import (
     Incident,
     Postmortem,
     PostmortemTimelineEntry,
-    Suggestion,
     SuggestionContent,
     SuggestionOrigin,
     SuggestionSection,
@@ -68,7 +68,7 @@ def baseline_draft(
     incident: Incident, similar: Sequence[Postmortem], draft_id: str, now: datetime
 ) -> Draft:
     """A draft for `incident` from its own fields and the first (nearest) of `similar`."""
-    suggestions: list[Suggestion] = []
+    out = SuggestionList(people_of(incident))
 
     def add(
         section: SuggestionSection,
@@ -78,17 +78,7 @@ def baseline_draft(
         origin: SuggestionOrigin = SuggestionOrigin.RULES,
         basis: Basis = Basis.FACT,
     ) -> None:
-        suggestions.append(
-            Suggestion(
-                id=f"s{len(suggestions) + 1}",
-                section=section,
-                content=content,
-                evidence_ids=list(dict.fromkeys(evidence)),
-                confidence=confidence,
-                origin=origin,
-                basis=basis,
-            )
-        )
+        out.add(section, content, evidence, confidence, origin=origin, basis=basis)
 
     summary, cited = facts_summary(incident)
     add(SuggestionSection.SUMMARY, summary, cited, 0.6)
@@ -133,5 +123,5 @@ def baseline_draft(
         model=MODEL,
         prompt_version=PROMPT_VERSION,
         similar_postmortem_ids=[pm.id for pm in similar],
-        suggestions=suggestions,
+        suggestions=out.items,
     )

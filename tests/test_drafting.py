@@ -87,7 +87,7 @@ def test_a_whole_draft_is_grounded_structured_and_accounted_for(fake: ScriptedMo
     progress: list[tuple[str, float]] = []
     draft = drafter().draft(incident, progress=lambda m, f: progress.append((m, f)))
 
-    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@1"
+    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@2"
     citable = incident.evidence_ids()
     for suggestion in draft.suggestions:
         assert set(suggestion.evidence_ids) <= citable, suggestion

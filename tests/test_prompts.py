@@ -23,7 +23,7 @@ VARIABLES = {
 
 def test_the_root_cause_question_renders_exactly() -> None:
     prompt = render_question("draft", "root_causes", **VARIABLES)
-    assert prompt.ref == "draft@1" and version_of("draft") == 1
+    assert prompt.ref == "draft@2" and version_of("draft") == 2
     assert prompt.messages()[0]["role"] == "system"
     assert "Checkout latency" not in prompt.system  # no incident text in the system role
     assert prompt.user == snapshot("""\

@@ -118,7 +118,9 @@ def match(sim: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     """One-to-one pairs (row, column) by Hungarian assignment, keeping those ≥ threshold."""
     if sim.size == 0:
         return []
-    rows, cols = linear_sum_assignment(-sim)
+    # Pairs below the threshold weigh nothing, so they cannot push a valid pair out.
+    weights = np.where(sim >= threshold, sim, 0.0)
+    rows, cols = linear_sum_assignment(-weights)
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if sim[r, c] >= threshold]
 
 

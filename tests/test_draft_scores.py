@@ -101,6 +101,8 @@ def test_matching_is_one_to_one_and_thresholded() -> None:
     sim = np.array([[0.9, 0.8], [0.85, 0.1], [0.2, 0.3]])
     assert sorted(match(sim, 0.6)) == [(0, 1), (1, 0)]  # the best total, each used once
     assert match(sim, 0.95) == []
+    # A sub-threshold pair must not push a valid one out of the assignment.
+    assert match(np.array([[0.61, 0.59], [0.59, 0.0]]), 0.6) == [(0, 0)]
     assert prf(2, 3, 4) == pytest.approx((2 / 3, 0.5, 4 / 7))
 
 

@@ -13,7 +13,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems, routes_drafts, routes_incidents, routes_misc
+from api import (
+    problems,
+    routes_admin,
+    routes_drafts,
+    routes_incidents,
+    routes_misc,
+    routes_postmortems,
+)
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.services import Services
@@ -58,6 +65,8 @@ def create_app(
     problems.install(app)
     app.include_router(routes_incidents.router)
     app.include_router(routes_drafts.router)
+    app.include_router(routes_postmortems.router)
+    app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)

@@ -7,16 +7,35 @@ new revision, saving the same content changes nothing.
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from datetime import date as CalendarDate
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from rca import audit
 from rca.config import Settings
 from rca.db import (
+    action_status,
     incidents,
     index_outbox,
     index_state,
@@ -28,7 +47,17 @@ from rca.db import (
     write_transaction,
 )
 from rca.errors import Conflict, NotFound, StoreUnavailable
-from rca.models import Incident, Postmortem, Severity, canonical_json, content_hash
+from rca.models import (
+    ActionItem,
+    ActionKind,
+    ActionStatus,
+    Incident,
+    Postmortem,
+    Priority,
+    Severity,
+    canonical_json,
+    content_hash,
+)
 
 
 class Outcome(StrEnum):
@@ -327,6 +356,285 @@ class Store:
                     select(func.count()).select_from(postmortem_revisions)
                 ).scalar_one(),
             }
+
+    # --- the API's pages, imports and action-item follow-up ----------------------------------
+
+    def postmortem_page(
+        self,
+        limit: int,
+        after: tuple[CalendarDate | None, str] | None = None,
+        severities: Sequence[Severity] = (),
+        services: Sequence[str] = (),
+        since: CalendarDate | None = None,
+        until: CalendarDate | None = None,
+        title: str | None = None,
+        batch: int = 200,
+    ) -> list[PostmortemSummary]:
+        """Up to `limit` postmortems, newest incident date first (undated ones last), after the
+        (date, id) of the last one seen; filtered by severity, service (any of them), date
+        range and a case-insensitive title substring.
+
+        Services live only in the documents, so with a service filter the latest revisions are
+        read `batch` rows at a time and filtered here until the page is full.
+        """
+        query = select(postmortems)
+        if services:
+            query = query.add_columns(postmortem_revisions.c.document).join(
+                postmortem_revisions, _LATEST
+            )
+        if severities:
+            query = query.where(postmortems.c.severity.in_([s.value for s in severities]))
+        if since is not None:
+            query = query.where(postmortems.c.date >= since)
+        if until is not None:
+            query = query.where(postmortems.c.date <= until)
+        if title:
+            escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(postmortems.c.title.ilike(f"%{escaped}%", escape="\\"))
+        wanted = set(services)
+        found: list[PostmortemSummary] = []
+        while len(found) < limit:
+            size = batch if wanted else limit - len(found)
+            page = query if after is None else query.where(_after_dated(*after))
+            page = page.order_by(postmortems.c.date.desc().nulls_last(), postmortems.c.id)
+            with read_transaction(self.engine) as conn:
+                rows = conn.execute(page.limit(size)).all()
+            for row in rows:
+                after = (row.date, row.id)
+                if wanted and not wanted & set(json.loads(row.document).get("services", [])):
+                    continue
+                found.append(_summary(row))
+                if len(found) == limit:
+                    break
+            if len(rows) < size:
+                break
+        return found
+
+    def import_postmortem(self, postmortem: Postmortem, source: str, actor: str) -> SaveResult:
+        """Save one postmortem (a changed one becomes a new revision) and, when something was
+        saved, record who did it in the audit trail, in the same transaction."""
+        with _writing(self.engine) as conn:
+            saved = _save_postmortem(conn, postmortem, source)
+            if saved.outcome is not Outcome.UNCHANGED:
+                audit.record(
+                    conn,
+                    actor,
+                    f"postmortem.{saved.outcome.value}",
+                    "postmortem",
+                    postmortem.id,
+                    revision=saved.revision,
+                    source=source,
+                )
+            return saved
+
+    def action_statuses(self, ident: str) -> dict[int, ActionStatusRecord]:
+        """The tracked follow-up status of a postmortem's action items, by item index."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(
+                select(action_status).where(action_status.c.postmortem_id == ident)
+            ).all()
+        return {r.item: _status_record(r) for r in rows}
+
+    def action_item_page(
+        self,
+        limit: int,
+        after: tuple[str, int] | None = None,
+        statuses: Sequence[ActionStatus] = (),
+        kinds: Sequence[ActionKind] = (),
+        priorities: Sequence[Priority] = (),
+        owner: str | None = None,
+        postmortem_id: str | None = None,
+        batch: int = 100,
+    ) -> list[ActionItemRow]:
+        """Up to `limit` action items of the postmortems' latest revisions, with their current
+        status, in (postmortem id, item index) order after the pair of the last one seen.
+
+        Items live in the documents, so postmortems are read `batch` at a time and their items
+        filtered here (status by the current one, owner case-insensitively) until the page is
+        full.
+        """
+        bound, inclusive = (after[0], True) if after is not None else (None, False)
+        found: list[ActionItemRow] = []
+        while len(found) < limit:
+            query = select(
+                postmortems.c.id, postmortems.c.title, postmortem_revisions.c.document
+            ).join(postmortem_revisions, _LATEST)
+            if postmortem_id is not None:
+                query = query.where(postmortems.c.id == postmortem_id)
+            if bound is not None:
+                query = query.where(
+                    postmortems.c.id >= bound if inclusive else postmortems.c.id > bound
+                )
+            with read_transaction(self.engine) as conn:
+                rows = conn.execute(query.order_by(postmortems.c.id).limit(batch)).all()
+                tracked = conn.execute(
+                    select(action_status).where(
+                        action_status.c.postmortem_id.in_([r.id for r in rows])
+                    )
+                ).all()
+            records: dict[str, dict[int, ActionStatusRecord]] = defaultdict(dict)
+            for r in tracked:
+                records[r.postmortem_id][r.item] = _status_record(r)
+            for row in rows:
+                pm = Postmortem.model_validate_json(row.document)
+                for item in with_statuses(pm, records[row.id]):
+                    if after is not None and (row.id, item.item) <= after:
+                        continue
+                    if _matches(item.action, statuses, kinds, priorities, owner):
+                        found.append(item)
+                        if len(found) == limit:
+                            return found
+            if len(rows) < batch:
+                break
+            bound, inclusive = rows[-1].id, False
+        return found
+
+    def set_action_status(
+        self, ident: str, item: int, status: ActionStatus, actor: str
+    ) -> ActionItemRow:
+        """Set the follow-up status of item `item` (0-based) of the postmortem's latest
+        revision and record it in the audit trail, in one transaction; the same status again
+        changes nothing."""
+        with _writing(self.engine) as conn:
+            row = conn.execute(
+                select(postmortems.c.id, postmortem_revisions.c.document)
+                .join(postmortem_revisions, _LATEST)
+                .where(postmortems.c.id == ident)
+            ).one_or_none()
+            if row is None:
+                raise NotFound("postmortem", ident)
+            pm = Postmortem.model_validate_json(row.document)
+            if not 0 <= item < len(pm.action_items):
+                raise NotFound("action item", f"{ident}#{item}")
+            key = and_(action_status.c.postmortem_id == ident, action_status.c.item == item)
+            stored = conn.execute(select(action_status).where(key)).one_or_none()
+            record = _status_record(stored) if stored is not None else None
+            previous = record.status if record is not None else pm.action_items[item].status
+            if previous is not status:
+                record = ActionStatusRecord(status, actor, _now())
+                values = {
+                    "status": status.value,
+                    "updated_by": actor,
+                    "updated_at": record.updated_at,
+                }
+                if stored is None:
+                    conn.execute(
+                        insert(action_status).values(postmortem_id=ident, item=item, **values)
+                    )
+                else:
+                    conn.execute(update(action_status).where(key).values(**values))
+                audit.record(
+                    conn,
+                    actor,
+                    "action_item.status_changed",
+                    "postmortem",
+                    ident,
+                    item=item,
+                    status=status.value,
+                    previous=previous.value,
+                )
+            return with_statuses(pm, {item: record} if record is not None else {})[item]
+
+
+@dataclass(frozen=True)
+class ActionStatusRecord:
+    """The tracked follow-up status of one action item (revisions never change, so the status
+    is kept beside them)."""
+
+    status: ActionStatus
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ActionItemRow:
+    """One action item of a postmortem, with its current status."""
+
+    postmortem_id: str
+    postmortem_title: str
+    item: int
+    """Position in the postmortem's `action_items`, 0-based."""
+    action: ActionItem
+    """The item, its status the tracked one when there is one."""
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+def with_statuses(pm: Postmortem, records: dict[int, ActionStatusRecord]) -> list[ActionItemRow]:
+    """The postmortem's action items with the tracked statuses (by item index) applied."""
+    rows = []
+    for index, action in enumerate(pm.action_items):
+        record = records.get(index)
+        if record is None:
+            rows.append(ActionItemRow(pm.id, pm.title, index, action))
+            continue
+        if record.status is not action.status:
+            action = action.model_copy(update={"status": record.status})
+        rows.append(
+            ActionItemRow(pm.id, pm.title, index, action, record.updated_by, record.updated_at)
+        )
+    return rows
+
+
+def _matches(
+    action: ActionItem,
+    statuses: Sequence[ActionStatus],
+    kinds: Sequence[ActionKind],
+    priorities: Sequence[Priority],
+    owner: str | None,
+) -> bool:
+    if statuses and action.status not in statuses:
+        return False
+    if kinds and action.kind not in kinds:
+        return False
+    if priorities and action.priority not in priorities:
+        return False
+    return owner is None or (action.owner or "").casefold() == owner.strip().casefold()
+
+
+def _status_record(row: Row[Any]) -> ActionStatusRecord:
+    return ActionStatusRecord(ActionStatus(row.status), row.updated_by, row.updated_at)
+
+
+def _summary(row: Row[Any]) -> PostmortemSummary:
+    return PostmortemSummary(
+        id=row.id,
+        title=row.title,
+        date=row.date.isoformat() if row.date else None,
+        severity=Severity(row.severity) if row.severity else None,
+        latest_revision=row.latest_revision,
+        updated_at=row.updated_at,
+    )
+
+
+_LATEST = and_(
+    postmortems.c.id == postmortem_revisions.c.postmortem_id,
+    postmortems.c.latest_revision == postmortem_revisions.c.revision,
+)
+"""Joins a postmortem to its latest revision."""
+
+
+def _after_dated(day: CalendarDate | None, ident: str) -> ColumnElement[bool]:
+    """Rows after (day, ident) in (date descending, undated last; id) order."""
+    if day is None:
+        return and_(postmortems.c.date.is_(None), postmortems.c.id > ident)
+    return or_(
+        postmortems.c.date < day,
+        and_(postmortems.c.date == day, postmortems.c.id > ident),
+        postmortems.c.date.is_(None),
+    )
+
+
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    """A write transaction whose collisions and failures become rca's errors."""
+    try:
+        with write_transaction(engine) as conn:
+            yield conn
+    except IntegrityError as err:
+        raise Conflict(f"concurrent write collided, nothing saved: {err.orig}") from err
+    except OperationalError as err:
+        raise StoreUnavailable(f"database write failed, nothing saved: {err.orig}") from err
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,269 @@
+"""Postmortems: import, get, list, export; free-text similar search; action-item follow-up."""
+
+from __future__ import annotations
+
+from datetime import date as CalendarDate
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.auth import require
+from api.routes_incidents import IdempotencyKey, idempotent, services_of
+from api.schemas import MAX_PAGE, Page, decode_cursor, encode_cursor
+from api.schemas_postmortems import (
+    ActionItemPublic,
+    ActionItemUpdate,
+    PostmortemImported,
+    PostmortemListItem,
+    PostmortemPublic,
+)
+from api.services import Services
+from rca.errors import InvalidArgument
+from rca.keys import Principal, Role
+from rca.markdown import to_markdown
+from rca.models import ActionKind, ActionStatus, Postmortem, Priority, Severity
+from rca.similar import SearchFilters, SearchMode, SearchResult
+from rca.store import ActionItemRow, Outcome, StoredPostmortem, with_statuses
+
+router = APIRouter(prefix="/v1")
+Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
+Reviewer = Annotated[Principal, Depends(require(Role.REVIEWER))]
+
+PostmortemId = Annotated[str, Path(max_length=128, description="The postmortem's id.")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=400, description="The `next_cursor` of the previous page."),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
+Revision = Annotated[int | None, Query(ge=1, description="A revision (default: the latest).")]
+Names = Annotated[list[str] | None, Query(max_length=20)]
+"""A repeatable parameter of short names (service, tag): at most 20 of them."""
+
+
+def _check_names(names: list[str] | None, what: str) -> list[str]:
+    found = [name.strip() for name in names or []]
+    if any(not name or len(name) > 100 for name in found):
+        raise InvalidArgument(f"each {what} must be 1 to 100 characters")
+    return found
+
+
+def _check_range(since: CalendarDate | None, until: CalendarDate | None) -> None:
+    if since is not None and until is not None and since > until:
+        raise InvalidArgument("since is after until")
+
+
+def _current(services: Services, stored: StoredPostmortem) -> list[ActionItemRow]:
+    """The revision's action items; on the latest revision, with their tracked status."""
+    latest = stored.revision == stored.latest_revision
+    records = services.store.action_statuses(stored.postmortem.id) if latest else {}
+    return with_statuses(stored.postmortem, records)
+
+
+# --- postmortems ---------------------------------------------------------------------------
+
+
+@router.post(
+    "/postmortems",
+    status_code=201,
+    response_model=PostmortemImported,
+    responses={200: {"description": "The same content was already the latest revision"}},
+    tags=["postmortems"],
+)
+def import_postmortem(
+    postmortem: Postmortem,
+    request: Request,
+    principal: Reviewer,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Import one postmortem in the interchange format: a new id is `created`, changed content
+    under a known id becomes a new revision (`revised`), the same content is `unchanged`."""
+    services = services_of(request)
+
+    def run() -> tuple[int, Any, dict[str, str]]:
+        saved = services.store.import_postmortem(
+            postmortem, source=f"api:{principal.key_id}", actor=principal.name
+        )
+        status = 200 if saved.outcome is Outcome.UNCHANGED else 201
+        body = PostmortemImported.of(saved).model_dump(mode="json")
+        return status, body, {"Location": f"/v1/postmortems/{saved.id}"}
+
+    payload = postmortem.model_dump_json()
+    return idempotent(services, principal, idempotency_key, request, payload, run)
+
+
+@router.get("/postmortems/{postmortem_id}", response_model=PostmortemPublic, tags=["postmortems"])
+def get_postmortem(
+    postmortem_id: PostmortemId, request: Request, _p: Engineer, revision: Revision = None
+) -> PostmortemPublic:
+    """One revision of a postmortem (the latest by default) with its action items' status."""
+    services = services_of(request)
+    stored = services.store.get_postmortem(postmortem_id, revision)
+    return PostmortemPublic.of(stored, _current(services, stored))
+
+
+@router.get("/postmortems", response_model=Page[PostmortemListItem], tags=["postmortems"])
+def list_postmortems(
+    request: Request,
+    _p: Engineer,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    severity: Annotated[list[Severity] | None, Query(max_length=5)] = None,
+    service: Names = None,
+    since: CalendarDate | None = None,
+    until: CalendarDate | None = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="In the title.")] = (
+        None
+    ),
+) -> Page[PostmortemListItem]:
+    """Postmortems, newest incident date first (undated last), a page at a time; filtered by
+    severity, service (any of those given), incident date and a title substring."""
+    after = None
+    if cursor is not None:
+        day, ident = decode_cursor(cursor, 2)
+        try:
+            after = (CalendarDate.fromisoformat(day) if day else None, ident)
+        except ValueError:
+            raise InvalidArgument("malformed cursor") from None
+    _check_range(since, until)
+    rows = services_of(request).store.postmortem_page(
+        limit + 1,
+        after,
+        severities=severity or [],
+        services=_check_names(service, "service"),
+        since=since,
+        until=until,
+        title=q.strip() if q else None,
+    )
+    following = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        following = encode_cursor(last.date or "", last.id)
+    items = [PostmortemListItem.of(r) for r in rows[:limit]]
+    return Page[PostmortemListItem](items=items, next_cursor=following)
+
+
+@router.get(
+    "/postmortems/{postmortem_id}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The postmortem as Markdown or in the JSON interchange format",
+            "content": {"text/markdown": {}, "application/json": {}},
+        }
+    },
+    tags=["postmortems"],
+)
+def export_postmortem(
+    postmortem_id: PostmortemId,
+    request: Request,
+    _p: Engineer,
+    export_format: Annotated[Literal["md", "json"], Query(alias="format")] = "md",
+    revision: Revision = None,
+) -> Response:
+    """Download a postmortem revision as Markdown or JSON (the formats `rca import` reads); on
+    the latest revision, action items carry their current status."""
+    services = services_of(request)
+    stored = services.store.get_postmortem(postmortem_id, revision)
+    rows = _current(services, stored)
+    pm = stored.postmortem.model_copy(update={"action_items": [r.action for r in rows]})
+    filename = pm.id.replace(":", "_")
+    if export_format == "json":
+        return JSONResponse(
+            pm.model_dump(mode="json", exclude_none=True),
+            headers={"Content-Disposition": f'attachment; filename="{filename}.json"'},
+        )
+    return Response(
+        to_markdown(pm),
+        media_type="text/markdown; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.md"'},
+    )
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@router.get("/search/similar", response_model=SearchResult, tags=["search"])
+def search_similar(
+    request: Request,
+    _p: Engineer,
+    q: Annotated[str, Query(min_length=1, max_length=4000, description="What happened.")],
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+    service: Names = None,
+    severity: Annotated[list[Severity] | None, Query(max_length=5)] = None,
+    tag: Names = None,
+    since: CalendarDate | None = None,
+    until: CalendarDate | None = None,
+    mode: SearchMode = "hybrid",
+) -> SearchResult:
+    """Past postmortems most similar to a free-text description, with why each matched."""
+    _check_range(since, until)
+    filters = SearchFilters(
+        services=_check_names(service, "service"),
+        severities=severity or [],
+        tags=_check_names(tag, "tag"),
+        date_from=since,
+        date_to=until,
+    )
+    return services_of(request).retrieval.search.search(q, k=k, filters=filters, mode=mode)
+
+
+# --- action items --------------------------------------------------------------------------
+
+
+@router.get("/action-items", response_model=Page[ActionItemPublic], tags=["action items"])
+def list_action_items(
+    request: Request,
+    _p: Engineer,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+    status: Annotated[list[ActionStatus] | None, Query(max_length=4)] = None,
+    kind: Annotated[list[ActionKind] | None, Query(max_length=4)] = None,
+    priority: Annotated[list[Priority] | None, Query(max_length=4)] = None,
+    owner: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    postmortem_id: Annotated[str | None, Query(max_length=128)] = None,
+) -> Page[ActionItemPublic]:
+    """Action items of every postmortem's latest revision with their current status, by
+    postmortem id and position; filtered by status (default: all), kind, priority, owner
+    (case-insensitive) and postmortem."""
+    after = None
+    if cursor is not None:
+        ident, item = decode_cursor(cursor, 2)
+        if not item.isdigit() or len(item) > 9:
+            raise InvalidArgument("malformed cursor")
+        after = (ident, int(item))
+    rows = services_of(request).store.action_item_page(
+        limit + 1,
+        after,
+        statuses=status or [],
+        kinds=kind or [],
+        priorities=priority or [],
+        owner=owner,
+        postmortem_id=postmortem_id,
+    )
+    following = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        following = encode_cursor(last.postmortem_id, last.item)
+    items = [ActionItemPublic.of(r) for r in rows[:limit]]
+    return Page[ActionItemPublic](items=items, next_cursor=following)
+
+
+@router.patch(
+    "/action-items/{postmortem_id}/{item}",
+    response_model=ActionItemPublic,
+    tags=["action items"],
+)
+def update_action_item(
+    postmortem_id: PostmortemId,
+    item: Annotated[int, Path(ge=0, le=100_000, description="The item's 0-based position.")],
+    update: ActionItemUpdate,
+    request: Request,
+    principal: Reviewer,
+) -> ActionItemPublic:
+    """Set an action item's follow-up status (of the postmortem's latest revision); recorded
+    in the audit trail. The postmortem's text never changes."""
+    row = services_of(request).store.set_action_status(
+        postmortem_id, item, update.status, principal.name
+    )
+    return ActionItemPublic.of(row)

@@ -7,10 +7,12 @@ runs `settings.api.draft_workers` draft workers in threads for the life of the a
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api import (
@@ -24,7 +26,7 @@ from api import (
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.services import Services
-from api.worker import DraftWorker
+from api.worker import InServerWorkers
 from rca.config import Settings
 from rca.ports import Embedder
 
@@ -42,18 +44,26 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Few request threads: on a small machine, dozens of threads wanting the GIL make the
+        # event loop wait its turn behind them (long tails even for /healthz).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api.threads
         services = Services.open(settings, embedder)
+        if settings.api.warm_up:
+            await anyio.to_thread.run_sync(services.warm_up)
         app.state.services = services
-        running = [DraftWorker(services, f"server-{n + 1}") for n in range(count)]
-        for worker in running:
-            worker.start()
-        app.state.workers = running
+        workers = InServerWorkers(services, count)
+        workers.start()
+        app.state.workers = workers
+        # What start-up loaded (models, libraries) lives as long as the process: keep it out
+        # of the collector's full passes, which otherwise pause every request for 100+ ms.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
-            for worker in running:
-                worker.stop()
+            workers.stop()
             services.close()
+            gc.unfreeze()
 
     app = FastAPI(
         title="rca",
@@ -71,3 +81,9 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for settings read from the environment: what each process of
+    `rca serve --workers N` builds (uvicorn imports it by name in every process)."""
+    return create_app(Settings())

@@ -28,7 +28,13 @@ def serve_command(
     port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", min=0, max=64, help="Draft worker threads in the server."),
+        typer.Option(
+            "--workers", min=1, max=64, help="Server processes (default: RCA_API__PROCESSES, 1)."
+        ),
+    ] = None,
+    draft_workers: Annotated[
+        int | None,
+        typer.Option("--draft-workers", min=0, max=64, help="Draft worker threads in the server."),
     ] = None,
     admin_key: Annotated[
         bool, typer.Option("--admin-key", help="Create and print a fresh admin API key first.")
@@ -42,6 +48,7 @@ def serve_command(
     settings = settings_of(ctx)
     host = host or settings.api.host
     port = port or settings.api.port
+    processes = workers or settings.api.processes
     if admin_key:
         store = Store.open(settings)
         try:
@@ -51,7 +58,23 @@ def serve_command(
         typer.echo(f"admin API key (shown once, id {info.id}): {key}")
     typer.echo(f"rca serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings, workers=workers), host=host, port=port, log_level="info")
+    if processes == 1:
+        app = create_app(settings, workers=draft_workers)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return 0
+    # Each process builds its own app from the environment: hand the command line's choices
+    # down that way. One of them runs the draft workers (see api.worker.InServerWorkers).
+    os.environ["RCA_DATA_DIR"] = str(settings.data_dir.resolve())
+    if draft_workers is not None:
+        os.environ["RCA_API__DRAFT_WORKERS"] = str(draft_workers)
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        log_level="info",
+    )
     return 0
 
 

@@ -47,19 +47,23 @@ def _version(if_match: str | None) -> int:
 
 
 @router.get("/drafts/{draft_id}", response_model=DraftJobPublic)
-def get_draft(draft_id: str, request: Request, response: Response, _p: Engineer) -> DraftJobPublic:
+async def get_draft(
+    draft_id: str, request: Request, response: Response, _p: Engineer
+) -> DraftJobPublic:
     """A draft job's status and progress, and the draft once it is done."""
-    job = services_of(request).jobs.get(draft_id)
+    services = services_of(request)
+    job = await services.quick(services.jobs.get, draft_id)
     response.headers["ETag"] = _etag(job.version)
     return DraftJobPublic.of(job)
 
 
 @router.get("/incidents/{incident_id}/drafts", response_model=list[DraftJobPublic])
-def incident_drafts(incident_id: str, request: Request, _p: Engineer) -> list[DraftJobPublic]:
+async def incident_drafts(incident_id: str, request: Request, _p: Engineer) -> list[DraftJobPublic]:
     """An incident's drafts, newest first."""
     services = services_of(request)
-    services.store.get_incident(incident_id)
-    return [DraftJobPublic.of(job) for job in services.jobs.for_incident(incident_id)]
+    await services.quick(services.store.get_incident, incident_id)
+    jobs = await services.quick(services.jobs.for_incident, incident_id)
+    return [DraftJobPublic.of(job) for job in jobs]
 
 
 @router.get(

@@ -102,13 +102,15 @@ def create_incident(
 
 
 @router.get("/incidents/{incident_id}", response_model=Incident)
-def get_incident(incident_id: str, request: Request, _principal: Engineer) -> Incident:
+async def get_incident(incident_id: str, request: Request, _principal: Engineer) -> Response:
     """One incident with all its evidence."""
-    return services_of(request).store.get_incident(incident_id)
+    services = services_of(request)
+    incident = await services.quick(services.store.get_incident, incident_id)
+    return Response(incident.model_dump_json(), media_type="application/json")
 
 
 @router.get("/incidents", response_model=Page[IncidentListItem])
-def list_incidents(
+async def list_incidents(
     request: Request,
     _principal: Engineer,
     cursor: str | None = None,
@@ -128,7 +130,10 @@ def list_incidents(
     for moment in (since, until):
         if moment is not None and moment.tzinfo is None:
             raise InvalidArgument("since/until need a time zone offset")
-    rows = services_of(request).store.incident_page(limit + 1, after, severity or [], since, until)
+    store = services_of(request).store
+    rows = await services_of(request).quick(
+        store.incident_page, limit + 1, after, severity or [], since, until
+    )
     items = [IncidentListItem(**vars(r)) for r in rows[:limit]]
     following = None
     if len(rows) > limit:
@@ -155,7 +160,7 @@ def similar_incidents(
     status_code=202,
     response_model=DraftJobPublic,
 )
-def request_draft(
+async def request_draft(
     incident_id: str,
     request: Request,
     principal: Engineer,
@@ -167,8 +172,7 @@ def request_draft(
     model = services.check_model(body.model if body else None)
 
     def run() -> tuple[int, Any, dict[str, str]]:
-        services.store.get_incident(incident_id)  # 404 before queueing
-        queued = services.jobs.counts()["queued"]
+        queued = services.jobs.queued()
         if queued >= services.settings.api.max_queued_drafts:
             raise Busy(f"{queued} drafts are waiting; try again later", retry_after_s=30)
         job = services.jobs.submit(
@@ -181,4 +185,8 @@ def request_draft(
         return 202, public, {"Location": f"/v1/drafts/{job.id}"}
 
     payload = json.dumps({"incident": incident_id, "model": model})
-    return idempotent(services, principal, idempotency_key, request, payload, run)
+    # A few short statements on the local database: inline, like the reads (a thread hop
+    # costs more, and under load the thread waits for the GIL while holding the write lock).
+    return await services.quick(
+        idempotent, services, principal, idempotency_key, request, payload, run
+    )

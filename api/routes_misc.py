@@ -21,7 +21,7 @@ PUBLIC_ROUTES = frozenset({"/healthz", "/readyz"})
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 

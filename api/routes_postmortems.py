@@ -93,17 +93,17 @@ def import_postmortem(
 
 
 @router.get("/postmortems/{postmortem_id}", response_model=PostmortemPublic, tags=["postmortems"])
-def get_postmortem(
+async def get_postmortem(
     postmortem_id: PostmortemId, request: Request, _p: Engineer, revision: Revision = None
 ) -> PostmortemPublic:
     """One revision of a postmortem (the latest by default) with its action items' status."""
     services = services_of(request)
-    stored = services.store.get_postmortem(postmortem_id, revision)
-    return PostmortemPublic.of(stored, _current(services, stored))
+    stored = await services.quick(services.store.get_postmortem, postmortem_id, revision)
+    return PostmortemPublic.of(stored, await services.quick(_current, services, stored))
 
 
 @router.get("/postmortems", response_model=Page[PostmortemListItem], tags=["postmortems"])
-def list_postmortems(
+async def list_postmortems(
     request: Request,
     _p: Engineer,
     cursor: Cursor = None,
@@ -126,7 +126,9 @@ def list_postmortems(
         except ValueError:
             raise InvalidArgument("malformed cursor") from None
     _check_range(since, until)
-    rows = services_of(request).store.postmortem_page(
+    services = services_of(request)
+    rows = await services.quick(
+        services.store.postmortem_page,
         limit + 1,
         after,
         severities=severity or [],
@@ -212,7 +214,7 @@ def search_similar(
 
 
 @router.get("/action-items", response_model=Page[ActionItemPublic], tags=["action items"])
-def list_action_items(
+async def list_action_items(
     request: Request,
     _p: Engineer,
     cursor: Cursor = None,
@@ -232,7 +234,9 @@ def list_action_items(
         if not item.isdigit() or len(item) > 9:
             raise InvalidArgument("malformed cursor")
         after = (ident, int(item))
-    rows = services_of(request).store.action_item_page(
+    services = services_of(request)
+    rows = await services.quick(
+        services.store.action_item_page,
         limit + 1,
         after,
         statuses=status or [],

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import ParamSpec, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 from rca.config import Settings
 from rca.drafting import Drafter
@@ -21,6 +25,8 @@ from rca.store import Store
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
 
+P = ParamSpec("P")
+T = TypeVar("T")
 BASELINE = "baseline"
 log = logging.getLogger("rca.api")
 
@@ -55,6 +61,23 @@ class Services:
             reviews=Reviews(store.engine),
             idempotency=IdempotencyKeys(store.engine),
         )
+
+    async def quick(self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a short read: inline on the event loop for SQLite (an indexed local read takes
+        well under a millisecond, less than handing it to a thread and back under load), in a
+        worker thread for a database across the network."""
+        if self.store.engine.dialect.name == "sqlite":
+            return read(*args, **kwargs)
+        return await run_in_threadpool(read, *args, **kwargs)
+
+    def warm_up(self) -> None:
+        """Load what the first search would load (embedding model, vector index, lexical
+        corpus), so the first requests do not wait for it and the long-lived objects exist
+        before `create_app` freezes them out of the garbage collector's full passes."""
+        try:
+            self.retrieval.search.search("warm up the search path", k=1)
+        except RcaError as err:  # an empty or unavailable index: /readyz reports it
+            log.info("warm-up search skipped: %s", err)
 
     def allowed_models(self) -> list[str]:
         """Models a draft may ask for: the configured one, its fallbacks, and the baseline."""

@@ -9,9 +9,13 @@ Between jobs a worker brings the vector index up to date with finalized postmort
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import socket
 import threading
 import time
+from typing import IO
 
 from api.services import Services
 from rca.errors import RcaError
@@ -93,3 +97,64 @@ class DraftWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+class InServerWorkers:
+    """The draft workers of one server process.
+
+    With several server processes on one data directory (`rca serve --workers N`), only one of
+    them runs draft workers: the one holding an exclusive lock on `draft-workers.lock` there.
+    The others try again every few seconds, so when that process exits or is restarted,
+    another one takes over. (More drafting capacity comes from `rca worker` processes, which
+    need no lock: the job table's leases keep workers from running a job twice.)
+    """
+
+    def __init__(self, services: Services, count: int, retry_s: float = 5.0) -> None:
+        self.services = services
+        self.count = count
+        self.retry_s = retry_s
+        self.running: list[DraftWorker] = []
+        self._stop = threading.Event()
+        self._lock_file: IO[bytes] | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the workers now if this process gets the lock, else keep trying."""
+        if self.count == 0:
+            return
+        if not self._try_lock():
+            self._thread = threading.Thread(target=self._wait, name="draft-lock", daemon=True)
+            self._thread.start()
+
+    def _try_lock(self) -> bool:
+        path = self.services.settings.data_dir / "draft-workers.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("ab")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._lock_file = handle
+        prefix = f"{socket.gethostname()}-{os.getpid()}"
+        self.running = [DraftWorker(self.services, f"{prefix}-{n + 1}") for n in range(self.count)]
+        for worker in self.running:
+            worker.start()
+        log.info("this process runs %d draft worker(s)", self.count)
+        return True
+
+    def _wait(self) -> None:
+        while not self._stop.wait(self.retry_s):
+            if self._try_lock():
+                return
+
+    def stop(self) -> None:
+        """Stop the workers and give the lock up."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.retry_s + 1)
+        for worker in self.running:
+            worker.stop()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None

@@ -89,6 +89,12 @@ class ApiSettings(BaseModel):
     """Port `rca serve` listens on."""
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1_024)
     """Largest request body accepted (413 beyond it)."""
+    processes: int = Field(default=1, ge=1, le=64)
+    """Server processes `rca serve` starts (each handles requests; one runs draft workers)."""
+    warm_up: bool = True
+    """Load the embedding model and the search index at start-up rather than on first use."""
+    threads: int = Field(default=8, ge=1, le=256)
+    """Threads serving requests that block (database, embedding); more only add contention."""
     draft_workers: int = Field(default=1, ge=0, le=64)
     """Draft worker threads inside the server (0: drafts run only in `rca worker`)."""
     max_queued_drafts: int = Field(default=20, ge=1)
@@ -117,6 +123,8 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the system of record; default: SQLite `rca.db` in the data directory."""
     sqlite_busy_timeout_ms: int = Field(default=5_000, ge=0)
     """How long a SQLite writer waits for a lock before failing."""
+    sqlite_pool_size: int = Field(default=48, ge=1, le=512)
+    """SQLite connections kept open (at least the server's request and worker threads)."""
     imports: ImportSettings = Field(default_factory=ImportSettings)
     """Limits on imported files."""
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

@@ -7,8 +7,11 @@ lock instead of failing half-way).
 
 from __future__ import annotations
 
+import fcntl
+import threading
+import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,7 +171,10 @@ def make_engine(settings: Settings) -> Engine:
     url = settings.effective_database_url()
     if url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        # One pooled connection per server thread (anyio's pool has 40): a pool smaller than
+        # the thread count opens and closes an overflow connection, with its pragmas, per
+        # request under load.
+        engine = create_engine(url, pool_size=settings.sqlite_pool_size, max_overflow=8)
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
     else:
@@ -189,10 +195,66 @@ def migrate(engine: Engine) -> None:
         raise StoreUnavailable(f"cannot migrate the database: {type(err).__name__}: {err}") from err
 
 
+class _WriterLock:
+    """One SQLite writer at a time, queued here rather than in SQLite.
+
+    A writer that finds the database locked sleeps in growing steps (up to 100 ms) before it
+    tries again, so under load some writers starve for seconds while others keep winning.
+    Threads of one process queue on a lock; processes on the same database queue on an
+    exclusive `flock` of `<database>.writer-lock` beside it. Both wait without polling.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self.threads = threading.RLock()
+        self.depth = 0  # re-entry by the holding thread takes the file lock once
+        self.path = Path(database + ".writer-lock") if database and database != ":memory:" else None
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self.threads:
+            self.depth += 1
+            try:
+                if self.path is None or self.depth > 1:
+                    yield
+                else:
+                    with self._file_locked():
+                        yield
+            finally:
+                self.depth -= 1
+
+    @contextmanager
+    def _file_locked(self) -> Iterator[None]:
+        assert self.path is not None
+        with self.path.open("ab") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> AbstractContextManager[None]:
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = _WriterLock(engine.url.database)
+    return lock.held()
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction: all of it commits, or none of it."""
-    with engine.connect().execution_options(rca_writer=True) as conn, conn.begin():
+    with (
+        _writer_lock(engine),
+        engine.connect().execution_options(rca_writer=True) as conn,
+        conn.begin(),
+    ):
         yield conn
 
 

@@ -150,6 +150,16 @@ class DraftJobs:
         found.update({str(status): int(count) for status, count in rows})
         return found
 
+    def queued(self) -> int:
+        """Jobs waiting for a worker (an index count: submissions ask it every time)."""
+        with read_transaction(self.engine) as conn:
+            count = conn.execute(
+                select(func.count())
+                .select_from(drafts)
+                .where(drafts.c.status == JobStatus.QUEUED.value)
+            ).scalar_one()
+        return int(count)
+
     def claim(self, worker: str) -> DraftJob | None:
         """Lease the oldest queued job to `worker` (after requeueing expired leases)."""
         now = datetime.now(UTC)

@@ -270,7 +270,12 @@ def _assign_evidence_ids(data: dict[str, Any]) -> dict[str, Any]:
     for group in _EVIDENCE_GROUPS:
         items = data.get(group)
         if isinstance(items, list):
-            taken.update(item["id"] for item in items if isinstance(item, dict) and item.get("id"))
+            # Only well-formed ids count; anything else fails validation on the field later.
+            taken.update(
+                item["id"]
+                for item in items
+                if isinstance(item, dict) and isinstance(item.get("id"), str)
+            )
     result = dict(data)
     for group, prefix in _EVIDENCE_GROUPS.items():
         items = data.get(group)
@@ -278,7 +283,7 @@ def _assign_evidence_ids(data: dict[str, Any]) -> dict[str, Any]:
             continue
         filled: list[Any] = []
         for position, item in enumerate(items, start=1):
-            if isinstance(item, dict) and not item.get("id"):
+            if isinstance(item, dict) and item.get("id") in (None, ""):
                 number = position
                 while f"{prefix}-{number}" in taken:
                     number += 1

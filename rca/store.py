@@ -444,15 +444,17 @@ class Store:
         priorities: Sequence[Priority] = (),
         owner: str | None = None,
         postmortem_id: str | None = None,
-        batch: int = 100,
+        batch: int | None = None,
     ) -> list[ActionItemRow]:
         """Up to `limit` action items of the postmortems' latest revisions, with their current
         status, in (postmortem id, item index) order after the pair of the last one seen.
 
-        Items live in the documents, so postmortems are read `batch` at a time and their items
+        Items live in the documents, so postmortems are read a batch at a time and their items
         filtered here (status by the current one, owner case-insensitively) until the page is
-        full.
+        full. The first batch is about what an unfiltered page needs (a postmortem has a few
+        items; parsing documents is the cost), later batches double, up to 200.
         """
+        batch = batch or limit // 3 + 1
         bound, inclusive = (after[0], True) if after is not None else (None, False)
         found: list[ActionItemRow] = []
         while len(found) < limit:
@@ -487,6 +489,7 @@ class Store:
             if len(rows) < batch:
                 break
             bound, inclusive = rows[-1].id, False
+            batch = min(batch * 2, 200)
         return found
 
     def set_action_status(

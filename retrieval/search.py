@@ -213,6 +213,8 @@ class SimilarSearch:
         """Postmortems by their best chunk's similarity, each with its chunks best first."""
         if self.embedder is None or self.vectors is None:
             raise IndexUnavailable("no embedder or vector index configured")
+        if not corpus.postmortems:
+            return []  # nothing stored yet: no collection to ask, and nothing it could find
         vector = self.embedder.embed([text], "query")[0]
         # Chunks, not postmortems, come back: ask for a few per postmortem wanted.
         found = self.vectors.query(vector, depth * CHUNKS_PER_POSTMORTEM, filters)

@@ -159,6 +159,11 @@ def test_incident_refusals() -> None:
     bad_kind = incident_data()
     bad_kind["timeline"][0]["kind"] = "rollback"
     assert _errors(Incident, bad_kind)[0].startswith("timeline.0.kind: Input should be 'deploy'")
+    # Found by schemathesis: an id of the wrong type is a validation error, not a crash.
+    for wrong in ([], {}, 7, False):
+        odd = incident_data()
+        odd["alerts"][0]["id"] = wrong
+        assert _errors(Incident, odd)[0].startswith("alerts.0.id: ")
 
 
 def test_durations_are_derived_not_stored() -> None:

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
@@ -269,6 +270,12 @@ def test_empty_corpus_and_empty_queries(store: Store, settings: Settings) -> Non
     assert retrieval.indexer.sync().postmortems == 0
     result = retrieval.search.search("anything at all", k=5)
     assert result.hits == [] and not result.degraded
+    # Never synced, so no collection exists: still an empty answer, not an unavailable index.
+    fresh = open_retrieval(
+        settings.model_copy(update={"data_dir": settings.data_dir / "new"}), store, FakeEmbedder()
+    )
+    assert fresh.search.search("anything", k=5, mode="dense").hits == []
+    fresh.close()
     assert retrieval.indexer.rebuild().chunks == 0
     for blank in ("", "   ", "!!! ?? --", "a b c"):
         with pytest.raises(InvalidQuery, match="no searchable words"):
@@ -311,6 +318,23 @@ def test_the_bundled_model_embeds_offline(monkeypatch: pytest.MonkeyPatch) -> No
 
     assert abs(cosine(query, query) - 1.0) < 1e-5
     assert cosine(query, near) > cosine(query, far) + 0.1
+
+    # A repeated query comes from the cache, not the model; documents are always encoded.
+    calls: list[tuple[list[str], str]] = []
+    encode = embedder._encode
+
+    def counting(texts: list[str], input_type: Any) -> list[list[float]]:
+        calls.append((texts, input_type))
+        return encode(texts, input_type)
+
+    monkeypatch.setattr(embedder, "_encode", counting)
+    assert embedder.embed(["database connection pool exhausted"], "query") == [query]
+    assert embedder.embed(["another question"], "query")[0] != query
+    embedder.embed(["database connection pool exhausted"], "document")
+    assert calls == [
+        (["another question"], "query"),
+        (["database connection pool exhausted"], "document"),
+    ]
 
 
 def test_retrieval_settings_are_validated() -> None:

@@ -22,6 +22,7 @@ from api import (
     routes_incidents,
     routes_misc,
     routes_postmortems,
+    web,
 )
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
@@ -78,6 +79,7 @@ def create_app(
     app.include_router(routes_postmortems.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
+    web.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     return app

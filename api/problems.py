@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rca.errors import (
@@ -86,11 +87,32 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+HtmlErrors = Callable[[Request, int, str, str], Response]
+"""Renders an error as a web page: request, status, title, detail."""
+
+
+def _answer(
+    request: Request,
+    status: int,
+    detail: str,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem, or for the web UI's pages (under /ui/) an HTML error page."""
+    pages: HtmlErrors | None = getattr(request.app.state, "html_errors", None)
+    if pages is not None and request.url.path.startswith("/ui/"):
+        page = pages(request, status, _TITLES.get(status, "Error"), detail)
+        page.headers.update(headers or {})
+        return page
+    return problem(status, detail, kind, headers, **extra)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
     @app.exception_handler(RcaError)
-    async def rca_error(_request: Request, err: RcaError) -> JSONResponse:
+    async def rca_error(_request: Request, err: RcaError) -> Response:
         for kind, status, name in _STATUS:
             if isinstance(err, kind):
                 extra: dict[str, Any] = {}
@@ -109,11 +131,11 @@ def install(app: FastAPI) -> None:
                     headers["Retry-After"] = str(err.retry_after_s)
                 if status == 503:
                     headers.setdefault("Retry-After", "30")
-                return problem(status, str(err), name, headers or None, **extra)
+                return _answer(_request, status, str(err), name, headers or None, **extra)
         return await unexpected(_request, err)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, err: RequestValidationError) -> JSONResponse:
+    async def invalid_request(_request: Request, err: RequestValidationError) -> Response:
         errors = [
             {
                 "location": ".".join(str(p) for p in e.get("loc", ())),
@@ -121,20 +143,26 @@ def install(app: FastAPI) -> None:
             }
             for e in err.errors()[:50]
         ]
-        return problem(
-            422, "the request does not match the schema", "invalid-request", errors=errors
+        return _answer(
+            _request,
+            422,
+            "the request does not match the schema",
+            "invalid-request",
+            errors=errors,
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, err: StarletteHTTPException) -> JSONResponse:
+    async def http_error(_request: Request, err: StarletteHTTPException) -> Response:
         headers = dict(err.headers or {})
         detail = (
             err.detail if isinstance(err.detail, str) else _TITLES.get(err.status_code, "Error")
         )
-        return problem(err.status_code, detail, None, headers or None)
+        return _answer(_request, err.status_code, detail, None, headers or None)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, err: Exception) -> JSONResponse:
+    async def unexpected(_request: Request, err: Exception) -> Response:
         incident = secrets.token_hex(6)
         log.error("unhandled error %s: %s", incident, type(err).__name__, exc_info=err)
-        return problem(500, f"the server failed to handle the request (error id {incident})")
+        return _answer(
+            _request, 500, f"the server failed to handle the request (error id {incident})"
+        )

@@ -21,6 +21,7 @@ from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
 from rca.redaction import Redactor
 from rca.review import Reviews
+from rca.sessions import WebSessions
 from rca.store import Store
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
@@ -42,6 +43,7 @@ class Services:
     jobs: DraftJobs
     reviews: Reviews
     idempotency: IdempotencyKeys
+    sessions: WebSessions
     _clients: dict[str, LlmClient | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -60,6 +62,7 @@ class Services:
             ),
             reviews=Reviews(store.engine),
             idempotency=IdempotencyKeys(store.engine),
+            sessions=WebSessions(store.engine),
         )
 
     async def quick(self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -200,7 +200,7 @@ def wrk(base_url: str, scenario: Scenario, key: str, clients: int, seconds: floa
         done = subprocess.run(
             [
                 "wrk",
-                "-t2",
+                "-t1",
                 f"-c{clients}",
                 f"-d{seconds:g}s",
                 "--latency",

@@ -125,6 +125,10 @@ postmortem_revisions = Table(
 )
 
 
+Index("ix_incidents_started_desc_id", incidents.c.started_at.desc(), incidents.c.id)
+"""The incident list's order, newest first then by id."""
+
+
 index_outbox = Table(
     "index_outbox",
     metadata,
@@ -357,3 +361,16 @@ audit_log = Table(
 )
 """Who created, edited, accepted, rejected or finalized what, and when."""
 Index("ix_audit_log_target", audit_log.c.target_type, audit_log.c.target_id)
+
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_id", String(32), ForeignKey("api_keys.id"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+"""Web UI sign-ins: the cookie's token (hashed), the API key it acts as, its CSRF token."""
+Index("ix_web_sessions_expires_at", web_sessions.c.expires_at)

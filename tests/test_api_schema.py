@@ -5,10 +5,7 @@ no answer may be a server error, and every error must be problem+json."""
 from __future__ import annotations
 
 import json
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +13,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 
 from api.app import create_app
@@ -26,7 +22,7 @@ from rca.importer import import_paths
 from rca.keys import Role
 from rca.llm import ScriptedModel, register_provider
 from rca.testing import fake_analyst
-from tests.api_support import INCIDENT_FILE, api_settings
+from tests.api_support import INCIDENT_FILE, api_settings, served
 
 ROOT = Path(__file__).parent.parent
 OPENAPI = create_app(api_settings(Path(tempfile.gettempdir()) / "rca-schema-only")).openapi()
@@ -46,25 +42,16 @@ class Served:
     key: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The app on uvicorn in a thread, with an incident, a finished draft and a postmortem."""
     register_provider("fake", ScriptedModel(reply=fake_analyst))
     app = create_app(api_settings(tmp_path_factory.mktemp("schema")), workers=0)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    with served(app) as url:
+        yield from _seeded(app, url)
+
+
+def _seeded(app: Any, url: str) -> Iterator[Served]:
     services: Services = app.state.services
     key, _ = services.keys.create("schemathesis", Role.ADMIN)
     incident = json.loads(INCIDENT_FILE.read_text())
@@ -76,11 +63,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     example = ROOT / "examples" / "postmortems" / "pm-2023-01-checkout-bad-deploy.md"
     import_paths(services.store, [example], 1_000_000)
     services.retrieval.indexer.sync()
-    try:
-        yield Served(f"http://127.0.0.1:{port}", key)
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    yield Served(url, key)
 
 
 def _hour() -> Any:
@@ -95,9 +78,9 @@ def _hour() -> Any:
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_no_generated_request_gets_a_server_error(case: Any, served: Served) -> None:
+def test_no_generated_request_gets_a_server_error(case: Any, server: Served) -> None:
     response = case.call(
-        base_url=served.url, headers={"Authorization": f"Bearer {served.key}"}, timeout=30
+        base_url=server.url, headers={"Authorization": f"Bearer {server.key}"}, timeout=30
     )
     SEEN.setdefault(f"{case.method} {case.path}", set()).add(response.status_code)
     assert response.status_code < 500, (case.method, case.path, response.text[:500])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from rca.config import Settings
 from rca.db import write_transaction
 from rca.models import Incident
 from rca.store import Store
-from tests.api_support import INCIDENT_FILE, Api, running_api
+from tests.api_support import INCIDENT_FILE, Api, free_port, running_api
 from tests.factories import incident_data
 
 ROOT = Path(__file__).parent.parent
@@ -89,12 +88,6 @@ def test_many_writer_threads_all_commit(
         store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _call(url: str, key: str, body: Any = None) -> Any:
     request = urllib.request.Request(
         url,
@@ -107,7 +100,7 @@ def _call(url: str, key: str, body: Any = None) -> Any:
 
 
 def test_rca_serve_with_two_processes_serves_and_drafts(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "RCA_DATA_DIR": str(tmp_path / "data"),

@@ -1,0 +1,231 @@
+"""What the pages show, computed from the domain objects: evidence rows, the merged timeline,
+suggestions grouped by section with their cited evidence, the pictures, edits read from forms.
+No HTML here except the SVG pictures, which `rca.diagrams` builds with everything escaped."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from api.services import Services
+from rca.analysis import merged_timeline
+from rca.config import Settings
+from rca.diagrams import causal_chain_svg, fishbone_svg, format_duration, timeline_svg
+from rca.diagrams import durations as moment_durations
+from rca.errors import RcaError
+from rca.models import (
+    CausalNode,
+    Draft,
+    Incident,
+    Postmortem,
+    PostmortemTimelineEntry,
+    Suggestion,
+    SuggestionSection,
+)
+from rca.redaction import Redactor, redact_incident
+from rca.similar import SimilarHit
+from rca.store import ActionItemRow, IncidentSummary
+
+SECTION_TITLES: dict[SuggestionSection, str] = {
+    SuggestionSection.SUMMARY: "Executive summary",
+    SuggestionSection.IMPACT: "Impact",
+    SuggestionSection.TRIGGER: "Trigger",
+    SuggestionSection.ROOT_CAUSE: "Root causes",
+    SuggestionSection.CONTRIBUTING_FACTOR: "Contributing factors",
+    SuggestionSection.CAUSAL_NODE: "Causal chain",
+    SuggestionSection.TIMELINE: "Timeline",
+    SuggestionSection.DETECTION: "Detection",
+    SuggestionSection.RESOLUTION: "Resolution",
+    SuggestionSection.ACTION_ITEM: "Action items",
+    SuggestionSection.LESSON: "Lessons",
+}
+
+
+_BIDI = dict.fromkeys(
+    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+)
+
+
+def shown(value: Any) -> Any:
+    """Every `{{ value }}` of a page passes here (the templates' finalize): text loses bidi
+    control characters, which could make untrusted text read differently than it is."""
+    if isinstance(value, Markup):  # our own SVG pictures, already cleaned by rca.diagrams
+        return value
+    return value.translate(_BIDI) if isinstance(value, str) else value
+
+
+def when(value: datetime | None) -> str:
+    """A moment as the pages show it (UTC, minutes)."""
+    return value.astimezone().strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def pct(value: float) -> str:
+    return f"{round(value * 100)} %"
+
+
+def decode_after(cursor: str | None) -> tuple[datetime, str] | None:
+    if not cursor:
+        return None
+    try:
+        at, ident = base64.urlsafe_b64decode(cursor + "==").decode().split("\x1f", 1)
+        return datetime.fromisoformat(at), ident
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def encode_after(row: IncidentSummary) -> str:
+    raw = f"{row.started_at.isoformat()}\x1f{row.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def for_display(services: Services, incident: Incident) -> Incident:
+    """The incident as pages show it: secrets and personal data replaced by the same
+    placeholders the drafts use (the pages are read by more people than wrote the incident)."""
+    redactor = Redactor(ip_addresses=services.settings.redaction.ip_addresses)
+    return redact_incident(incident, redactor)[0]
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One alert, timeline event, log line or chat message, as the evidence panel lists it."""
+
+    id: str
+    kind: str
+    at: datetime
+    who: str
+    text: str
+
+
+def evidence_rows(incident: Incident) -> list[EvidenceRow]:
+    rows = [
+        EvidenceRow(a.id, "alert", a.at, a.name or a.source or "", a.text) for a in incident.alerts
+    ]
+    rows += [
+        EvidenceRow(e.id, e.kind.value, e.at, e.actor or "", e.text) for e in incident.timeline
+    ]
+    rows += [EvidenceRow(x.id, "log", x.at, x.source or "", x.text) for x in incident.logs]
+    rows += [EvidenceRow(c.id, "chat", c.at, c.author or "", c.text) for c in incident.chat]
+    return sorted(rows, key=lambda r: r.at)
+
+
+def moments(incident: Incident) -> list[Any]:
+    return merged_timeline(incident)
+
+
+def durations(incident: Incident) -> list[tuple[str, str]]:
+    found = moment_durations(
+        incident.started_at, incident.detected_at, incident.mitigated_at, incident.resolved_at
+    )
+    return [(label, format_duration(delta)) for label, delta in found]
+
+
+def incident_timeline_svg(incident: Incident) -> str:
+    entries = [
+        PostmortemTimelineEntry(at=m.at, text=(m.key + ": " if m.key else "") + m.text[:200])
+        for m in merged_timeline(incident)
+        if m.key
+    ]
+    return timeline_svg(
+        entries,
+        started_at=incident.started_at,
+        detected_at=incident.detected_at,
+        mitigated_at=incident.mitigated_at,
+        resolved_at=incident.resolved_at,
+    )
+
+
+def similar_for(services: Services, incident: Incident) -> tuple[list[SimilarHit], str | None]:
+    try:
+        found = services.retrieval.search.search(incident, k=5)
+    except RcaError as err:
+        return [], f"similar incidents are unavailable: {err}"
+    note = "; ".join(found.notes) if found.notes else None
+    return found.hits, note
+
+
+def open_actions_of(services: Services, postmortem_ids: list[str]) -> list[ActionItemRow]:
+    rows: list[ActionItemRow] = []
+    for ident in postmortem_ids:
+        rows += [
+            r
+            for r in services.store.action_item_page(50, postmortem_id=ident)
+            if r.action.status.value in ("open", "in_progress")
+        ]
+    return rows
+
+
+def text_of(s: Suggestion) -> str:
+    content = s.content
+    if isinstance(content, str):
+        return content
+    return str(getattr(content, "text", ""))
+
+
+def draft_context(draft: Draft, incident: Incident) -> dict[str, Any]:
+    sections = [
+        (section, SECTION_TITLES[section], [s for s in draft.suggestions if s.section is section])
+        for section in SuggestionSection
+    ]
+    nodes = [s.content for s in draft.suggestions if isinstance(s.content, CausalNode)]
+    factors = [
+        s.content
+        for s in draft.suggestions
+        if s.section is SuggestionSection.CONTRIBUTING_FACTOR and s.status.value != "rejected"
+    ]
+    effect = next(
+        (text_of(s) for s in draft.suggestions if s.section is SuggestionSection.IMPACT), ""
+    )
+    pending = sum(1 for s in draft.suggestions if s.status.value == "pending")
+    return {
+        "draft": draft,
+        "sections": [(sec, title, items) for sec, title, items in sections if items],
+        "chain_svg": causal_chain_svg(nodes) if nodes else None,
+        "fishbone_svg": fishbone_svg(factors, effect=effect or incident.title),  # type: ignore[arg-type]
+        "pending": pending,
+        "text_of": text_of,
+    }
+
+
+def edited_content(draft: Draft, suggestion_id: str, fields: dict[str, str]) -> Any:
+    """The edited content from an edit form: the suggestion's own content with the fields the
+    form may change replaced (a string for text sections)."""
+    found = next((s for s in draft.suggestions if s.id == suggestion_id), None)
+    if found is None:
+        return fields.get("text", "")
+    if isinstance(found.content, str):
+        return fields.get("text", "")
+    content: dict[str, Any] = found.content.model_dump(mode="json")
+    for name in ("text", "category", "kind", "priority", "owner", "heading", "at"):
+        if name in fields and name in content | {"owner": None}:
+            content[name] = fields[name] or None if name == "owner" else fields[name]
+    return content
+
+
+def chain_svg(nodes: list[CausalNode]) -> str | None:
+    return causal_chain_svg(nodes) if nodes else None
+
+
+def fishbone(pm: Postmortem) -> str:
+    effect = pm.impact or pm.title
+    return fishbone_svg(pm.contributing_factors, effect=effect)
+
+
+def reports_dir(settings: Settings) -> Path:
+    return settings.data_dir / "eval-reports"
+
+
+def latest_report(settings: Settings) -> Path | None:
+    """The newest `report.html` under the data directory's eval-reports/ (where
+    `rca eval report --out` may write, or copy one)."""
+    root = reports_dir(settings)
+    found = (
+        sorted(root.glob("**/report.html"), key=lambda p: p.stat().st_mtime)
+        if root.exists()
+        else []
+    )
+    return found[-1] if found else None

@@ -56,7 +56,10 @@ def serve_command(
         finally:
             store.close()
         typer.echo(f"admin API key (shown once, id {info.id}): {key}")
-    typer.echo(f"rca serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    typer.echo(
+        f"rca serving on http://{host}:{port}  (web UI: http://{host}:{port}/ui/, "
+        f"API docs: http://{host}:{port}/docs)"
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if processes == 1:
         app = create_app(settings, workers=draft_workers)

@@ -8,6 +8,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from api.worker import DraftWorker
 from rca.importer import import_paths
 from rca.keys import Role
 from rca.llm import ScriptedModel, register_provider
+from rca.models import Incident
 from rca.testing import fake_analyst
 from tests.api_support import INCIDENT_FILE, api_settings, served
 
@@ -55,21 +57,13 @@ def _seeded(app: Any, url: str) -> Iterator[Served]:
     services: Services = app.state.services
     key, _ = services.keys.create("schemathesis", Role.ADMIN)
     incident = json.loads(INCIDENT_FILE.read_text())
-    from rca.models import Incident
-
     services.store.create_incident(Incident.model_validate(incident), "test")
-    services.jobs.submit(incident["id"], "fake/analyst", "test", deadline=_hour())
+    services.jobs.submit(incident["id"], "fake/analyst", "test", deadline=timedelta(hours=1))
     DraftWorker(services, "test").run_once()
     example = ROOT / "examples" / "postmortems" / "pm-2023-01-checkout-bad-deploy.md"
     import_paths(services.store, [example], 1_000_000)
     services.retrieval.indexer.sync()
     yield Served(url, key)
-
-
-def _hour() -> Any:
-    from datetime import timedelta
-
-    return timedelta(hours=1)
 
 
 @schema.parametrize()

@@ -191,6 +191,10 @@ def draft_context(draft: Draft, incident: Incident) -> dict[str, Any]:
     }
 
 
+EDITABLE = frozenset({"text", "category", "kind", "priority", "owner", "heading"})
+"""Fields of structured suggestions the edit form changes; the rest (ids, links, times) stay."""
+
+
 def edited_content(draft: Draft, suggestion_id: str, fields: dict[str, str]) -> Any:
     """The edited content from an edit form: the suggestion's own content with the fields the
     form may change replaced (a string for text sections)."""
@@ -200,9 +204,10 @@ def edited_content(draft: Draft, suggestion_id: str, fields: dict[str, str]) -> 
     if isinstance(found.content, str):
         return fields.get("text", "")
     content: dict[str, Any] = found.content.model_dump(mode="json")
-    for name in ("text", "category", "kind", "priority", "owner", "heading", "at"):
-        if name in fields and name in content | {"owner": None}:
-            content[name] = fields[name] or None if name == "owner" else fields[name]
+    for name in EDITABLE.intersection(content).intersection(fields):
+        content[name] = fields[name]
+    if content.get("owner") == "":
+        content["owner"] = None  # an emptied owner field: unassigned
     return content
 
 

@@ -1,7 +1,9 @@
-"""Web UI sessions: they act as their API key and end with it, on sign-out or on expiry."""
+"""Web UI sessions (they act as their API key and end with it, on sign-out or on expiry) and
+the eval report page."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,6 +11,7 @@ from rca.config import Settings
 from rca.keys import ApiKeys, Role
 from rca.sessions import WebSessions
 from rca.store import Store
+from tests.api_support import running_api
 
 
 def test_a_session_lives_as_long_as_its_key_its_lifetime_and_its_sign_out(
@@ -42,3 +45,25 @@ def test_a_session_lives_as_long_as_its_key_its_lifetime_and_its_sign_out(
         assert sessions.resolve(expired) is None
     finally:
         store.close()
+
+
+def test_the_latest_eval_report_is_shown_sandboxed(tmp_path: Path) -> None:
+    for api in running_api(tmp_path):
+        client = api.client
+        signed = client.post(
+            "/ui/sign-in", data={"api_key": api.keys[Role.ENGINEER]}, follow_redirects=False
+        )
+        assert signed.status_code == 303
+        assert "No eval report yet" in client.get("/ui/evals").text
+        assert client.get("/ui/evals/report.html").status_code == 404
+        reports = api.services.settings.data_dir / "eval-reports"
+        (reports / "old").mkdir(parents=True)
+        (reports / "old" / "report.html").write_text("<h1>old run</h1>")
+        (reports / "new").mkdir()
+        (reports / "new" / "report.html").write_text("<h1>new run</h1>")
+        os.utime(reports / "old" / "report.html", (1, 1))
+        page = client.get("/ui/evals")
+        assert 'src="/ui/evals/report.html"' in page.text and "sandbox" in page.text
+        report = client.get("/ui/evals/report.html")
+        assert report.text == "<h1>new run</h1>"
+        assert report.headers["content-security-policy"].startswith("sandbox")

@@ -33,7 +33,7 @@ browser:
 run: setup
 	$(BIN)/rca model pull
 	$(BIN)/rca import examples/postmortems examples/incidents
-	$(BIN)/rca serve --admin-key
+	$(BIN)/rca serve --admin-key --workers 2
 
 lint: setup
 	$(BIN)/ruff check .

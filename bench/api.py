@@ -9,7 +9,8 @@ spend as much CPU per request as the server on the same 2 cores, and measure its
 The script starts uvicorn with `create_app(settings)` in `--workers` server processes (default
 2, as `rca serve --workers 2`: one Python process cannot use both cores) on a scratch data
 directory (SQLite, embedded chroma, the bundled embedding model, the example postmortems and
-incidents imported, one draft worker in one of the processes) with the scripted fake model
+incidents imported, one draft worker in a separate process at nice 10, as `rca serve --workers
+2` runs it; `--draft-in-server` puts it inside a server process) with the scripted fake model
 behind litellm's custom-provider path, so the numbers measure our code, not a model. wrk
 keeps `--clients` keep-alive connections busy (closed loop: each sends its next request as
 soon as the previous answered) from ONE thread: with two, wrk's threads and the server's
@@ -55,7 +56,8 @@ def server_settings(data_dir: Path) -> Any:
         data_dir=data_dir,
         llm={"model": "fake/analyst", "max_retries": 0},
         api={
-            "draft_workers": int(os.environ.get("BENCH_WORKERS", "1")),
+            # Set by main(): 1 inside the server, 0 when a separate worker process drafts.
+            "draft_workers": int(os.environ.get("RCA_BENCH_DRAFT_WORKERS", "1")),
             "max_queued_drafts": 1_000_000,
         },
     )
@@ -108,6 +110,20 @@ def serve(data_dir: Path, port: int, processes: int) -> None:
         log_level="warning",
         access_log=False,
     )
+
+
+def work(data_dir: Path) -> None:
+    """The separate draft worker process, as `rca serve --workers N` starts `rca worker
+    --nice 10`: the fake model, a lower CPU priority than the server processes."""
+    from api.services import Services
+    from api.worker import DraftWorker
+    from rca.llm import ScriptedModel, register_provider
+    from rca.testing import fake_analyst
+
+    os.nice(10)
+    register_provider("fake", ScriptedModel(reply=fake_analyst))
+    services = Services.open(server_settings(data_dir))
+    DraftWorker(services, "bench-worker").loop()
 
 
 def free_port() -> int:
@@ -314,8 +330,9 @@ def report(args: argparse.Namespace, chosen: list[Scenario], rows: dict[str, lis
         return median([getattr(r, attr) for r in rows[name]])
 
     base_p50 = mid(chosen[0].name, "p50_ms")
+    where = "a separate worker process at nice 10" if not args.draft_in_server else "the server"
     print(
-        f"\n{args.workers} server process(es), "
+        f"\n{args.workers} server process(es), drafts in {where}, "
         f"{args.clients} concurrent clients (wrk), {args.seconds:g} s per scenario per round, "
         f"{args.rounds} rounds; medians over rounds; ratio = p50 / baseline p50"
     )
@@ -364,10 +381,20 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="server processes, as `rca serve --workers`"
     )
+    parser.add_argument(
+        "--draft-in-server",
+        action="store_true",
+        help="draft inside one server process (the single-process default of `rca serve`) "
+        "instead of a separate worker at nice 10 (what `rca serve --workers N` starts)",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("DATA_DIR", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--work", metavar="DATA_DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(Path(args.serve[0]), int(args.serve[1]), args.workers)
+        return
+    if args.work:
+        work(Path(args.work))
         return
     if shutil.which("wrk") is None:
         raise SystemExit("bench/api.py: needs wrk (Debian package `wrk`: apt-get install wrk)")
@@ -380,7 +407,11 @@ def main() -> None:
             "HF_HUB_OFFLINE": "1",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "PYTHONPATH": str(ROOT),
+            "RCA_BENCH_DRAFT_WORKERS": "0" if not args.draft_in_server else "1",
         }
+        worker = None
+        if not args.draft_in_server:
+            worker = subprocess.Popen([sys.executable, __file__, "--work", str(data_dir)], env=env)
         child = subprocess.Popen(
             [
                 sys.executable,
@@ -396,8 +427,10 @@ def main() -> None:
         try:
             run(args, f"http://127.0.0.1:{port}", key, data_dir)
         finally:
-            child.terminate()
-            child.wait(timeout=30)
+            for process in (child, worker):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -77,7 +78,8 @@ def serve_command(
     drafter = None
     if threads > 0:
         drafter = subprocess.Popen(
-            [sys.executable, "-m", "rca", "worker", "--threads", str(threads), "--nice", "10"]
+            [sys.executable, "-m", "rca", "worker", "--threads", str(threads), "--nice", "10"],
+            preexec_fn=_end_with_parent,
         )
     try:
         uvicorn.run(
@@ -93,6 +95,15 @@ def serve_command(
             drafter.terminate()
             drafter.wait(30)
     return 0
+
+
+def _end_with_parent() -> None:
+    """In the worker child: get SIGTERM when `rca serve` dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker outlives a killed server
+        pass
 
 
 def worker_command(

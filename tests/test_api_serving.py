@@ -141,6 +141,17 @@ def test_rca_serve_with_two_processes_serves_and_drafts(tmp_path: Path) -> None:
         assert state["draft"]["suggestions"]
         # Drafted by the `rca worker` child serve started, not inside a server process.
         assert not (tmp_path / "data" / "draft-workers.lock").exists()
+        found = subprocess.run(
+            ["pgrep", "-P", str(server.pid), "-f", "rca worker"], capture_output=True, text=True
+        )
+        children = [int(p) for p in found.stdout.split()]
+        assert len(children) == 1
+        server.kill()  # even killed outright, serve takes its worker with it
+        server.wait(30)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{children[0]}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{children[0]}").exists()
     finally:
         server.terminate()
         server.wait(30)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -21,7 +21,7 @@ from api.schemas import (
     encode_cursor,
 )
 from api.services import Services
-from rca.errors import Busy, InvalidArgument
+from rca.errors import InvalidArgument
 from rca.idempotency import body_hash
 from rca.keys import Principal, Role
 from rca.models import Incident, Severity
@@ -172,15 +172,7 @@ def request_draft(
     model = services.check_model(body.model if body else None)
 
     def run() -> tuple[int, Any, dict[str, str]]:
-        queued = services.jobs.queued()
-        if queued >= services.settings.api.max_queued_drafts:
-            raise Busy(f"{queued} drafts are waiting; try again later", retry_after_s=30)
-        job = services.jobs.submit(
-            incident_id,
-            model,
-            requested_by=principal.name,
-            deadline=timedelta(seconds=services.settings.api.draft_deadline_s),
-        )
+        job = services.submit_draft(incident_id, model, principal.name)
         public = DraftJobPublic.of(job).model_dump(mode="json")
         return 202, public, {"Location": f"/v1/drafts/{job.id}"}
 

@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from rca.config import Settings
 from rca.drafting import Drafter
-from rca.errors import InvalidArgument, RcaError
+from rca.errors import Busy, InvalidArgument, RcaError
 from rca.idempotency import IdempotencyKeys
-from rca.jobs import DraftJobs
+from rca.jobs import DraftJob, DraftJobs
 from rca.keys import ApiKeys
 from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
@@ -81,6 +81,18 @@ class Services:
             self.retrieval.search.search("warm up the search path", k=1)
         except RcaError as err:  # an empty or unavailable index: /readyz reports it
             log.info("warm-up search skipped: %s", err)
+
+    def submit_draft(self, incident_id: str, model: str, requested_by: str) -> DraftJob:
+        """Queue a draft job, or refuse with Busy (429, Retry-After) when the queue is full."""
+        queued = self.jobs.queued()
+        if queued >= self.settings.api.max_queued_drafts:
+            raise Busy(f"{queued} drafts are waiting; try again later", retry_after_s=30)
+        return self.jobs.submit(
+            incident_id,
+            model,
+            requested_by=requested_by,
+            deadline=timedelta(seconds=self.settings.api.draft_deadline_s),
+        )
 
     def allowed_models(self) -> list[str]:
         """Models a draft may ask for: the configured one, its fallbacks, and the baseline."""

@@ -11,7 +11,7 @@ from rca.config import Settings
 from rca.keys import ApiKeys, Role
 from rca.sessions import WebSessions
 from rca.store import Store
-from tests.api_support import running_api
+from tests.api_support import INCIDENT_FILE, running_api
 
 
 def test_a_session_lives_as_long_as_its_key_its_lifetime_and_its_sign_out(
@@ -67,3 +67,24 @@ def test_the_latest_eval_report_is_shown_sandboxed(tmp_path: Path) -> None:
         report = client.get("/ui/evals/report.html")
         assert report.text == "<h1>new run</h1>"
         assert report.headers["content-security-policy"].startswith("sandbox")
+
+
+def test_the_ui_respects_the_draft_queue_cap(tmp_path: Path) -> None:
+    for api in running_api(tmp_path, max_queued_drafts=1):
+        client = api.client
+        client.post("/ui/sign-in", data={"api_key": api.keys[Role.REVIEWER]})
+        incident = api.post(
+            "/v1/incidents",
+            content=INCIDENT_FILE.read_bytes(),
+            headers={"Content-Type": "application/json"},
+        ).json()
+        page = client.get(f"/ui/incidents/{incident['id']}").text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        first = client.post(
+            f"/ui/incidents/{incident['id']}/drafts", data={"csrf": csrf}, follow_redirects=False
+        )
+        assert first.status_code == 303
+        second = client.post(f"/ui/incidents/{incident['id']}/drafts", data={"csrf": csrf})
+        assert second.status_code == 429 and "drafts are waiting" in second.text
+        assert second.headers["retry-after"] == "30"
+        assert second.headers["content-type"].startswith("text/html")

@@ -7,7 +7,6 @@ page again with status 412 and the reviewer's edit kept, so it can be redone.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -217,13 +216,7 @@ def request_draft(
 ) -> RedirectResponse:
     _check(session, csrf)
     services = services_of(request)
-    services.store.get_incident(incident_id)
-    job = services.jobs.submit(
-        incident_id,
-        services.settings.llm.model,
-        requested_by=session.principal.name,
-        deadline=timedelta(seconds=services.settings.api.draft_deadline_s),
-    )
+    job = services.submit_draft(incident_id, services.settings.llm.model, session.principal.name)
     return RedirectResponse(f"/ui/drafts/{job.id}", status_code=303)
 
 

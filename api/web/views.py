@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def shown(value: Any) -> Any:
 
 def when(value: datetime | None) -> str:
     """A moment as the pages show it (UTC, minutes)."""
-    return value.astimezone().strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
 
 
 def pct(value: float) -> str:

@@ -88,3 +88,21 @@ def test_the_ui_respects_the_draft_queue_cap(tmp_path: Path) -> None:
         assert second.status_code == 429 and "drafts are waiting" in second.text
         assert second.headers["retry-after"] == "30"
         assert second.headers["content-type"].startswith("text/html")
+
+
+def test_the_incident_list_pages_with_the_api_s_cursors(tmp_path: Path) -> None:
+    from rca.models import Incident
+    from tests.factories import incident_data
+
+    for api in running_api(tmp_path):
+        for n in range(55):
+            made = Incident.model_validate(incident_data(id=f"inc-page-{n:02d}"))
+            api.services.store.save_incident(made, "test")
+        client = api.client
+        client.post("/ui/sign-in", data={"api_key": api.keys[Role.ENGINEER]})
+        first = client.get("/ui/incidents").text
+        assert first.count('href="/ui/incidents/inc-page-') == 50
+        link = first.split('<a href="/ui/incidents?cursor=')[1].split('"')[0]
+        second = client.get("/ui/incidents?cursor=" + link.replace("&amp;", "&")).text
+        assert second.count('href="/ui/incidents/inc-page-') == 5
+        assert client.get("/ui/incidents?cursor=!!!").status_code == 400

@@ -174,9 +174,9 @@ def incidents_page(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     store = services_of(request).store
-    after = views.decode_after(cursor)
+    after = views.incident_cursor(cursor)
     rows = store.incident_page(51, after, severity or [], None, None)
-    following = views.encode_after(rows[49]) if len(rows) > 50 else None
+    following = views.cursor_after(rows[49]) if len(rows) > 50 else None
     return render(
         request,
         "incidents.html",

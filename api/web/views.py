@@ -4,7 +4,6 @@ No HTML here except the SVG pictures, which `rca.diagrams` builds with everythin
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +11,13 @@ from typing import Any
 
 from markupsafe import Markup
 
+from api.schemas import decode_cursor, encode_cursor
 from api.services import Services
 from rca.analysis import merged_timeline
 from rca.config import Settings
 from rca.diagrams import causal_chain_svg, fishbone_svg, format_duration, timeline_svg
 from rca.diagrams import durations as moment_durations
-from rca.errors import RcaError
+from rca.errors import InvalidArgument, RcaError
 from rca.models import (
     CausalNode,
     Draft,
@@ -68,19 +68,19 @@ def pct(value: float) -> str:
     return f"{round(value * 100)} %"
 
 
-def decode_after(cursor: str | None) -> tuple[datetime, str] | None:
+def incident_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The incident list's position from a cursor (the API's format)."""
     if not cursor:
         return None
+    at, ident = decode_cursor(cursor, 2)
     try:
-        at, ident = base64.urlsafe_b64decode(cursor + "==").decode().split("\x1f", 1)
         return datetime.fromisoformat(at), ident
-    except (ValueError, UnicodeDecodeError):
-        return None
+    except ValueError:
+        raise InvalidArgument("malformed cursor") from None
 
 
-def encode_after(row: IncidentSummary) -> str:
-    raw = f"{row.started_at.isoformat()}\x1f{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+def cursor_after(row: IncidentSummary) -> str:
+    return encode_cursor(row.started_at.isoformat(), row.id)
 
 
 def for_display(services: Services, incident: Incident) -> Incident:

@@ -11,11 +11,13 @@ Small models do badly when asked to find these in raw evidence; code does them e
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rca.context import evidence_lines, signature
-from rca.models import Incident, LogLine, TimelineEvent, TimelineKind
+from rca.models import Alert, ChatMessage, Incident, LogLine, TimelineEvent, TimelineKind
 from rca.similar import ERRORISH
 
 CHANGE_WINDOW = timedelta(hours=2)
@@ -122,3 +124,71 @@ def merged_timeline(incident: Incident) -> list[Moment]:
             key = "first occurrence of an error"
         moments.append(Moment(line.at, line.id, line.kind, line.text, key))
     return sorted(moments, key=lambda m: (m.at, m.id is not None, m.id or ""))
+
+
+# --- candidate conditions and chain steps ---------------------------------------------------
+
+_WEAKNESS = re.compile(
+    r"\b(?:no|not|never|without|missing|nothing|none|isn't|wasn't|weren't|doesn't|didn't|"
+    r"don't|can't|cannot|couldn't|unbounded|unlimited|skip\w*|lack\w*|absent|disabled|only|"
+    r"single|every|whole|same|default|deprecated|legacy|manual\w*|untested|hard-?coded|shared|"
+    r"assum\w*|because|since|so|instead|rather|means|limit\w*|check(?:s|ed|ing)?|safeguard\w*|"
+    r"validat\w*|confirm\w*|review\w*|guard\w*|rate|retr(?:y|ies)|backoff|quota|capacity|"
+    r"staged|expir\w*|stale|wrong|mismatch\w*|depend\w*|selector|label|restart\w*|backups?)\b",
+    re.IGNORECASE,
+)
+"""Words that say how the system works or what it lacked: the stuff of root causes."""
+_HEDGE = re.compile(r"\?\s*(?:\.\.\.|$)|^\s*(?:could|is (?:this|it)|did|maybe|might)\b", re.I)
+"""A question or a guess, not a finding."""
+_SETTING = re.compile(
+    r"\b(?:max|min|limit|size|pool|mode|rate|timeout|ttl|threshold|capacity|replicas|auto|"
+    r"check|interval|quota|retries|concurrency)\w*\s*[=:]\s*[\w.-]+",
+    re.IGNORECASE,
+)
+"""A setting and its value (`max=4`, `rate=unbounded`): configuration that may be the flaw."""
+_MIN_WORDS = 6
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An evidence item that states how the system works or what it lacked: a candidate
+    root cause (or chain step) a model is asked to choose among."""
+
+    id: str
+    at: datetime
+    text: str
+    score: float
+
+
+def candidate_conditions(
+    incident: Incident, limit: int = 8, exclude: Iterable[str] = ()
+) -> list[Condition]:
+    """Up to `limit` findings from responders' chat, timeline observations, notes and logs,
+    ranked by how much they say about mechanisms and missing safeguards (questions and guesses
+    rank last, alerts and status updates are left out), then returned in time order."""
+    skip = set(exclude)
+    scored: list[Condition] = []
+    for item in incident.evidence():
+        if item.id in skip or isinstance(item, Alert):
+            continue
+        if isinstance(item, TimelineEvent) and item.kind in (
+            TimelineKind.COMMS,
+            TimelineKind.ALERT,
+        ):
+            continue
+        text = " ".join(item.text.split())
+        words = len(text.split())
+        if words < _MIN_WORDS:
+            continue
+        words_only = text.replace("_", " ")
+        score = float(len(_WEAKNESS.findall(words_only))) + min(2, len(_SETTING.findall(text)))
+        if isinstance(item, ChatMessage):
+            score += 1.0
+        elif isinstance(item, LogLine) and ERRORISH.search(text):
+            score -= 0.5
+        if _HEDGE.search(text):
+            score -= 3.0
+        score += min(words, 40) / 40
+        scored.append(Condition(item.id, item.at, text, score))
+    best = sorted(scored, key=lambda c: (-c.score, c.at, c.id))[:limit]
+    return sorted(best, key=lambda c: (c.at, c.id))

@@ -57,6 +57,10 @@ class Claim:
     """Section-specific parts: kind, category, priority, owner, heading, trigger id."""
     retried: bool = False
     """Whether it needed a re-ask."""
+    note: str | None = None
+    """Why the claim reads as it does, when our code changed it (becomes the rationale)."""
+    origin: SuggestionOrigin = SuggestionOrigin.MODEL
+    """Who wrote it: the model, or our code (rules) or a past incident (history) as fallback."""
 
 
 def confidence(

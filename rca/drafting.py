@@ -18,6 +18,7 @@ Without a model (`llm=None`) the retrieval-only baseline drafts instead.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +32,13 @@ from pydantic import ValidationError
 
 from prompts import render_question, version_of
 from rca import assembly
-from rca.analysis import Candidate, candidate_triggers, first_errors
+from rca.analysis import (
+    Candidate,
+    Condition,
+    candidate_conditions,
+    candidate_triggers,
+    first_errors,
+)
 from rca.assembly import Claim, SuggestionList
 from rca.baseline import baseline_draft, facts_summary, impact_from_alerts
 from rca.context import TokenCount, assemble_evidence, postmortem_digest
@@ -57,6 +64,8 @@ from rca.sections import QUESTIONS, STAGES, Question, QuestionName, json_schema
 from rca.validation import Sources, clean, is_insufficient, suspicious_ids
 
 PROMPT = "draft"
+QUOTE_CHARS = 240
+"""Longest evidence quote used as a root cause or chain step."""
 Progress = Callable[[str, float], None]
 
 
@@ -83,6 +92,7 @@ class _Context:
     variables: dict[str, str]
     sources: Sources
     candidates: list[Candidate]
+    conditions: list[Condition]
     incident_ids: set[str]
     notes: list[DraftNote] = field(default_factory=list)
     calls: list[ModelCall] = field(default_factory=list)
@@ -221,6 +231,7 @@ class Drafter:
         for pm in similar:
             texts[pm.id] = _postmortem_text(pm)
         flagged = suspicious_ids({item.id: item.text for item in incident.evidence()})
+        conditions = candidate_conditions(incident, exclude=[*flagged, *(c.id for c in candidates)])
         notes: list[DraftNote] = []
         if flagged:
             notes.append(
@@ -248,11 +259,14 @@ class Drafter:
                 "evidence": evidence.text,
                 "findings": "\n".join(findings) or "nothing found",
                 "history": "\n\n".join(history) or "none found",
+                "conditions": "\n".join(f"[{c.id}] {_clip(c.text, 300)}" for c in conditions)
+                or "none found",
                 "trigger": "not drafted",
                 "causes": "not drafted",
             },
             sources=Sources(texts, flagged, [pm.id for pm in similar]),
             candidates=candidates,
+            conditions=conditions,
             incident_ids=set(incident.evidence_ids()),
             notes=notes,
         )
@@ -282,8 +296,14 @@ class Drafter:
 
     def _ask(self, ctx: _Context, question: Question, variables: dict[str, str]) -> _Answered:
         assert self.llm is not None
+        if question.name == "root_causes" and not ctx.conditions:
+            return _Answered([])  # nothing to choose among: the draft falls back
         prompt = render_question(PROMPT, question.name, **variables)
-        schema = json_schema(question, ctx.sources.ids(), [c.id for c in ctx.candidates])
+        choices = {
+            "trigger": [*(c.id for c in ctx.candidates), "none"],
+            "condition": [c.id for c in ctx.conditions],
+        }
+        schema = json_schema(question, ctx.sources.ids(), choices)
         messages = prompt.messages()
         claims: list[Claim] = []
         problems: list[str] = []
@@ -334,34 +354,78 @@ class Drafter:
         problems: list[str] = []
         dropped: list[str] = []
         seen: set[str] = set()
-        trigger_ids = {c.id for c in ctx.candidates}
+        allowed = {
+            "trigger": {c.id for c in ctx.candidates},
+            "condition": {c.id for c in ctx.conditions},
+        }
         for position, (body, cited, fields) in enumerate(raw, start=1):
-            trigger = fields.get("trigger")
-            if trigger is not None and trigger != "none" and trigger not in trigger_ids:
-                problems.append(f"{trigger!r} is not one of the candidate trigger ids")
+            choice = next(
+                ((key, fields[key]) for key in ("trigger", "condition") if key in fields), None
+            )
+            if choice is not None and choice[1] == "none":
                 continue
-            if trigger == "none":
+            if choice is not None and choice[1] not in allowed[choice[0]]:
+                problems.append(f"{choice[1]!r} is not one of the candidate {choice[0]} ids")
                 continue
             cleaned = clean(body, known)
+            if question.name == "root_causes":
+                cleaned.text = _without_stem(cleaned.text)
             if is_insufficient(cleaned.text) or cleaned.text.lower() in seen:
                 continue
             ids = list(dict.fromkeys([*cited, *cleaned.inline_ids]))
-            if trigger is not None:
-                ids = list(dict.fromkeys([trigger, *ids]))
-            verdict = ctx.sources.check(cleaned.text, ids)
+            if choice is not None:
+                ids = list(dict.fromkeys([choice[1], *ids]))
+            local = question.name in _LOCAL_SUPPORT
+            verdict = ctx.sources.check(
+                cleaned.text, ids, support_from=ctx.incident_ids if local else None
+            )
             if verdict.retry:
                 problems.extend(f"item {position}: {p}" for p in verdict.retry)
                 if retried:
                     dropped.append(f"dropped '{_clip(cleaned.text)}': {verdict.retry[0]}")
                 continue
+            claim = Claim(cleaned.text, ids, fields, retried)
             if verdict.drop:
+                quoted = self._quoted(ctx, question.name, claim)
                 dropped.append(f"dropped '{_clip(cleaned.text)}': {verdict.drop}")
-                continue
+                if quoted is None:
+                    continue
+                if quoted.text.lower() in seen:
+                    continue
+                claim = quoted
             if cleaned.removed_links:
                 dropped.append(f"removed {cleaned.removed_links} link(s) from model output")
-            seen.add(cleaned.text.lower())
-            kept.append(Claim(cleaned.text, ids, fields, retried))
+            seen.add(claim.text.lower())
+            kept.append(claim)
         return kept, problems, dropped
+
+    def _quoted(self, ctx: _Context, name: QuestionName, claim: Claim) -> Claim | None:
+        """Choose-then-quote: a root cause or chain step whose wording the evidence does not
+        bear out keeps the model's choice (the condition, or the first evidence line it cited)
+        but takes that line's own text; anything else is dropped (None)."""
+        if name not in ("root_causes", "chain"):
+            return None
+        source = next(
+            (
+                i
+                for i in claim.evidence_ids
+                if i in ctx.incident_ids and i not in ctx.sources.suspicious
+            ),
+            None,
+        )
+        if source is None:
+            return None
+        quote = _clip(clean(ctx.sources.texts[source]).text, QUOTE_CHARS)
+        if is_insufficient(quote):
+            return None
+        return Claim(
+            quote,
+            claim.evidence_ids,
+            claim.fields,
+            claim.retried,
+            note=f"quoted from [{source}], the evidence the model chose; its own wording was "
+            "not supported by the evidence it cited (see the draft's notes)",
+        )
 
     def _assemble(
         self,
@@ -383,8 +447,8 @@ class Drafter:
                 section,
                 assembly.content_for(section, claim),
                 claim.evidence_ids,
-                assembly.confidence(section, claim, ids, degraded),
-                rationale=rationale,
+                assembly.confidence(section, claim, ids, degraded) - (0.1 if claim.note else 0.0),
+                rationale=rationale or claim.note,
             )
 
         summary = claims("summary")[:1]
@@ -398,7 +462,7 @@ class Drafter:
         if impact_claim is not None:
             model(SuggestionSection.IMPACT, impact_claim)
         elif (fallback := impact_from_alerts(incident)) is not None:
-            impact_claim = Claim(fallback[0], fallback[1])
+            impact_claim = Claim(fallback[0], fallback[1], origin=SuggestionOrigin.RULES)
             out.add(
                 SuggestionSection.IMPACT,
                 fallback[0],
@@ -411,15 +475,24 @@ class Drafter:
         roots = claims("root_causes")[:3]
         for claim in roots:
             model(SuggestionSection.ROOT_CAUSE, claim)
+        if not roots:
+            roots = self._ranked_causes(ctx, out)
         if not roots and similar:
             roots = self._borrowed_causes(ctx, out, similar[0])
-        chain = assembly.causal_chain(roots, trigger_claim, claims("chain")[:4], impact_claim)
+        chain = assembly.causal_chain(
+            roots,
+            trigger_claim,
+            self._steps(ctx, claims("chain"), roots, trigger_claim),
+            impact_claim,
+        )
         for node, claim in chain:
             out.add(
                 SuggestionSection.CAUSAL_NODE,
                 node,
                 claim.evidence_ids,
                 assembly.confidence(SuggestionSection.CAUSAL_NODE, claim, ids, degraded),
+                origin=claim.origin,
+                rationale=claim.note,
             )
         if not chain:
             ctx.notes.append(
@@ -471,35 +544,60 @@ class Drafter:
             follow_ups=follow_ups,
         )
 
+    def _steps(
+        self, ctx: _Context, steps: list[Claim], roots: list[Claim], trigger: Claim | None
+    ) -> list[Claim]:
+        """Chain steps in the order of the evidence they cite first (the model's order breaks
+        ties), without repeats of a root cause or the trigger; at most four."""
+        taken = {c.text.lower() for c in roots} | ({trigger.text.lower()} if trigger else set())
+        at = {item.id: item.at for item in ctx.incident.evidence()}
+        kept = [s for s in steps if s.text.lower() not in taken]
+        last = max(at.values(), default=None)
+
+        def when(claim: Claim) -> datetime | None:
+            return next((at[i] for i in claim.evidence_ids if i in at), last)
+
+        if last is not None:
+            kept.sort(key=lambda c: when(c) or last)
+        return kept[:4]
+
+    def _ranked_causes(self, ctx: _Context, out: SuggestionList) -> list[Claim]:
+        """Without a root cause from the model, the two candidate conditions that say most
+        about mechanisms and missing safeguards, as low-confidence hypotheses."""
+        best = sorted(ctx.conditions, key=lambda c: (-c.score, c.at, c.id))[:2]
+        ranked = [
+            Claim(_clip(clean(c.text).text, QUOTE_CHARS), [c.id], origin=SuggestionOrigin.RULES)
+            for c in best
+        ]
+        return _offer(
+            ctx,
+            out,
+            ranked,
+            0.25,
+            "the model chose no root cause; this evidence line ranked highest among the "
+            "conditions code found (how the system works or what it lacked), to confirm or reject",
+            "no root cause from the model; offering the highest-ranked candidate conditions "
+            "as hypotheses",
+        )
+
     def _borrowed_causes(
         self, ctx: _Context, out: SuggestionList, nearest: Postmortem
     ) -> list[Claim]:
         """Without a supported root cause from the model, the nearest past incident's root
         causes, offered as low-confidence hypotheses that cite it (as the baseline does)."""
         borrowed = [
-            Claim(f"As in {nearest.id}: {cause}", [nearest.id]) for cause in nearest.root_causes[:2]
+            Claim(f"As in {nearest.id}: {cause}", [nearest.id], origin=SuggestionOrigin.HISTORY)
+            for cause in nearest.root_causes[:2]
         ]
-        for claim in borrowed:
-            out.add(
-                SuggestionSection.ROOT_CAUSE,
-                claim.text,
-                claim.evidence_ids,
-                0.2,
-                origin=SuggestionOrigin.HISTORY,
-                rationale="the model gave no root cause the evidence supports; this is the "
-                "cause of the most similar past incident, to confirm or reject",
-            )
-        if borrowed:
-            ctx.notes.append(
-                DraftNote(
-                    kind=NoteKind.DEGRADED,
-                    section=SuggestionSection.ROOT_CAUSE,
-                    message=f"no supported root cause from the model; offering those of "
-                    f"{nearest.id} as hypotheses",
-                    evidence_ids=[nearest.id],
-                )
-            )
-        return borrowed
+        return _offer(
+            ctx,
+            out,
+            borrowed,
+            0.2,
+            "the model gave no root cause the evidence supports; this is the cause of the "
+            "most similar past incident, to confirm or reject",
+            f"no supported root cause from the model; offering those of {nearest.id} as hypotheses",
+        )
 
     def _trigger(
         self,
@@ -524,7 +622,7 @@ class Drafter:
             return claim
         if answers.get("trigger", _Answered([], failed=True)).failed and ctx.candidates:
             nearest = ctx.candidates[0]
-            claim = Claim(clean(nearest.text).text, [nearest.id])
+            claim = Claim(clean(nearest.text).text, [nearest.id], origin=SuggestionOrigin.RULES)
             out.add(
                 SuggestionSection.TRIGGER,
                 claim.text,
@@ -556,6 +654,50 @@ class Drafter:
         section = _SECTION_OF[question.name]
         with ctx.lock:
             ctx.notes.append(DraftNote(kind=kind, section=section, message=message[:2_000]))
+
+
+def _offer(
+    ctx: _Context,
+    out: SuggestionList,
+    claims: list[Claim],
+    confidence: float,
+    rationale: str,
+    message: str,
+) -> list[Claim]:
+    """Fallback root causes added as low-confidence hypotheses, with a note saying so."""
+    for claim in claims:
+        out.add(
+            SuggestionSection.ROOT_CAUSE,
+            claim.text,
+            claim.evidence_ids,
+            confidence,
+            origin=claim.origin,
+            rationale=rationale,
+        )
+    if claims:
+        ctx.notes.append(
+            DraftNote(
+                kind=NoteKind.DEGRADED,
+                section=SuggestionSection.ROOT_CAUSE,
+                message=message,
+                evidence_ids=list(dict.fromkeys(i for c in claims for i in c.evidence_ids)),
+            )
+        )
+    return claims
+
+
+_LOCAL_SUPPORT: frozenset[QuestionName] = frozenset({"root_causes", "chain", "factors"})
+"""Questions whose claims must rest on this incident's evidence: citing a past incident that
+says the same is not support (it is how a small model copies another incident's cause)."""
+_STEM = re.compile(r"^(?:the impact happened )?because\s+(?:of\s+)?", re.IGNORECASE)
+
+
+def _without_stem(text: str) -> str:
+    """A root cause without the "The impact happened because" it was asked to complete."""
+    rest = _STEM.sub("", text, count=1)
+    if rest == text or not rest:
+        return text
+    return rest[:1].upper() + rest[1:]
 
 
 _SECTION_OF: dict[QuestionName, SuggestionSection] = {

@@ -11,6 +11,7 @@ models get the same schema, and validation checks their citations anyway.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,10 +55,18 @@ class ImpactAnswer(Answer):
     evidence_ids: list[str] = Field(description="Ids of the evidence it rests on.")
 
 
-class RootCausesAnswer(Answer):
-    """Systemic root causes."""
+class RootCauseItem(Cited):
+    """A root cause: one of the candidate conditions, in the model's words."""
 
-    root_causes: list[Cited] = Field(description="One to three; empty if the evidence is silent.")
+    condition: str = Field(description="The id of the chosen candidate condition.")
+
+
+class RootCausesAnswer(Answer):
+    """Systemic root causes, chosen among the candidate conditions code found."""
+
+    root_causes: list[RootCauseItem] = Field(
+        description="One to three; empty if no candidate condition explains the impact."
+    )
 
 
 class ChainStep(Cited):
@@ -157,11 +166,16 @@ STAGES: tuple[tuple[QuestionName, ...], ...] = (
 """Questions that may be asked at the same time, stage by stage."""
 
 
+CHOICE_FIELDS = ("trigger", "condition")
+"""Fields whose value is one of a list of code-found candidates (ids)."""
+
+
 def json_schema(
-    question: Question, evidence_ids: list[str], trigger_ids: list[str]
+    question: Question, evidence_ids: list[str], choices: Mapping[str, Sequence[str]]
 ) -> dict[str, Any]:
     """The answer's JSON schema, every object closed and fully required, with the citable ids
-    (and, for the trigger question, the candidate ids) as enums and list lengths capped."""
+    and the candidate ids of each choice field (`trigger`: candidate triggers and "none",
+    `condition`: candidate conditions) as enums, and list lengths capped."""
     schema = copy.deepcopy(question.answer.model_json_schema())
     ids = sorted(set(evidence_ids))
 
@@ -175,8 +189,8 @@ def json_schema(
             if key == "evidence_ids":
                 node["items"] = {"type": "string", "enum": ids} if ids else {"type": "string"}
                 node["maxItems"] = 4
-            elif key == "trigger":
-                node["enum"] = [*trigger_ids, "none"]
+            elif key in CHOICE_FIELDS and node.get("type") == "string":
+                node["enum"] = list(choices.get(key, ())) or ["none"]
             elif key in MAX_CHARS and node.get("type") == "string":
                 node["maxLength"] = MAX_CHARS[key]
             elif node.get("type") == "array":

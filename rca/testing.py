@@ -69,6 +69,8 @@ _QUESTION_KEYS: tuple[tuple[str, str], ...] = (
 _EVIDENCE_LINE = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] \S+ \S+ (?P<rest>.*)$", re.M)
 _CANDIDATE = re.compile(r"Candidate trigger \[(?P<id>[^\]]+)\]")
 _FIRST_ERROR = re.compile(r"First error \[(?P<id>[^\]]+)\]")
+_CONDITIONS = re.compile(r"<<<BEGIN UNTRUSTED CONDITIONS \w+>>>\n(?P<body>.*?)\n<<<END", re.S)
+_CONDITION = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] ", re.M)
 
 
 def question_of(messages: Sequence[dict[str, str]]) -> str:
@@ -81,10 +83,14 @@ def question_of(messages: Sequence[dict[str, str]]) -> str:
 
 def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
     """A deterministic stand-in for a model that answers the drafting questions by quoting the
-    evidence it was shown: the nearest candidate trigger, the first error signatures as causes
-    and chain steps, the alerts as impact. Its answers are grounded by construction, so they
+    evidence it was shown: the nearest candidate trigger; as the root cause, the first error,
+    citing the candidate condition that shares most words with it; the first error signatures
+    as chain steps; the alerts as impact. Its answers are grounded by construction, so they
     pass validation; tests use it to exercise the whole pipeline through litellm."""
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    block = _CONDITIONS.search(user)
+    conditions = _CONDITION.findall(block["body"]) if block else []
+    user = _CONDITIONS.sub("", user)
     lines = {m["id"]: m["rest"].split(": ", 1)[-1] for m in _EVIDENCE_LINE.finditer(user)}
     ids = list(lines)
     candidates = _CANDIDATE.findall(user)
@@ -108,7 +114,16 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
         text = lines.get(first, "insufficient evidence") if first else "insufficient evidence"
         answer = {question: text[:300], "evidence_ids": [first] if first else []}
     elif question == "root_causes":
-        answer = {"root_causes": [say(i, "A condition let this happen: ") for i in errors[:1]]}
+        first = set(_WORD.findall(lines.get(errors[0], "").lower())) if errors else set()
+        chosen = sorted(
+            conditions,
+            key=lambda i: -len(first & set(_WORD.findall(lines.get(i, "").lower()))),
+        )[:1]
+        answer = {
+            "root_causes": [
+                {**say(errors[0], "A condition let this happen: "), "condition": i} for i in chosen
+            ]
+        }
     elif question == "chain":
         steps = [{**say(i), "kind": "cause"} for i in errors[:2]]
         steps += [{**say(i), "kind": "symptom"} for i in alerts[:1]]

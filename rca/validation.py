@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import Stemmer
@@ -158,8 +158,17 @@ class Sources:
             found = self._terms[ident] = terms(self.texts.get(ident, ""))
         return found
 
-    def check(self, text: str, cited: list[str], *, needs_citation: bool = True) -> Verdict:
-        """Checks one cleaned claim and its citations (see the module docstring)."""
+    def check(
+        self,
+        text: str,
+        cited: list[str],
+        *,
+        needs_citation: bool = True,
+        support_from: Collection[str] | None = None,
+    ) -> Verdict:
+        """Checks one cleaned claim and its citations (see the module docstring). With
+        `support_from`, only those cited ids count as support (a root cause must rest on this
+        incident's evidence, not on a past incident it cites)."""
         unknown = [i for i in cited if i not in self.texts]
         retry: list[str] = []
         if unknown:
@@ -173,25 +182,32 @@ class Sources:
             return Verdict()
         if all(i in self.suspicious for i in known):
             return Verdict(drop="its only support is text that addresses the model")
+        counted = [
+            i
+            for i in known
+            if i not in self.suspicious and (support_from is None or i in support_from)
+        ]
+        if not counted:
+            return Verdict(drop="it cites only past incidents, none of this incident's evidence")
         claim_terms = terms(text)
         if not claim_terms:
             return Verdict()
-        support = set().union(*(self.terms_of(i) for i in known if i not in self.suspicious))
+        support = set().union(*(self.terms_of(i) for i in counted))
         shared = len(claim_terms & support) / len(claim_terms)
+        if shared >= MIN_SUPPORT:
+            return Verdict()
+        for source in self.borrowable:
+            if (
+                source not in counted
+                and len(claim_terms & self.terms_of(source)) / len(claim_terms) >= COPIED
+            ):
+                return Verdict(
+                    drop=f"it restates {source}, a past incident, which the cited evidence "
+                    "of this incident does not bear out"
+                )
         if shared == 0:
             return Verdict(drop="the cited evidence does not mention anything the claim says")
-        if shared < MIN_SUPPORT:
-            for source in self.borrowable:
-                if (
-                    source not in known
-                    and len(claim_terms & self.terms_of(source)) / len(claim_terms) >= COPIED
-                ):
-                    return Verdict(
-                        drop=f"it restates {source}, a past incident, which the cited evidence "
-                        "of this incident does not bear out"
-                    )
-            return Verdict(drop="the cited evidence says too little of what the claim says")
-        return Verdict()
+        return Verdict(drop="the cited evidence says too little of what the claim says")
 
 
 def suspicious_ids(items: Mapping[str, str]) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from rca.analysis import candidate_triggers, first_errors, merged_timeline
+from rca.analysis import candidate_conditions, candidate_triggers, first_errors, merged_timeline
 from rca.importer import load_file
 from rca.models import Incident
 
@@ -43,3 +43,39 @@ def test_merged_timeline_marks_key_moments_in_order() -> None:
     marked_changes = {m.id for m in moments if m.key == "change before impact"}
     assert marked_changes == {"t1", "t2"}
     assert len([m for m in moments if m.id]) == len(_incident().evidence_ids())
+
+
+def test_candidate_conditions_rank_findings_about_the_system_and_keep_time_order() -> None:
+    incident = _incident()
+    found = candidate_conditions(incident, exclude=["t1", "t2", "c4"])
+    ids = [c.id for c in found]
+    # Alerts are symptoms and status updates say nothing of causes; excluded ids stay out.
+    assert not {"a1", "a2", "a3", "t8", "t1", "t2", "c4"} & set(ids)
+    assert [c.at for c in found] == sorted(c.at for c in found)
+    by_id = {c.id: c for c in candidate_conditions(incident, limit=50)}
+    # The pool setting (l2: "min=1 max=4 (auto: cpu_limit=2)") outranks the checkpoint log
+    # line, and the responder's reasoning (c3: "no lock waits, ... connections went down")
+    # ranks first of all.
+    assert by_id["l2"].score > by_id["l6"].score
+    assert max(found, key=lambda c: c.score).id == "c3"
+    top = candidate_conditions(incident, limit=2, exclude=["t1", "t2", "c4"])
+    assert len(top) == 2 and "c3" in [c.id for c in top]
+
+
+def test_questions_guesses_and_one_word_messages_rank_last() -> None:
+    base = _incident().model_dump(mode="json")
+    at = base["chat"][0]["at"]
+    chat = [
+        {"id": "q1", "at": at, "text": "could the DNS change from this morning be involved here?"},
+        {
+            "id": "f1",
+            "at": at,
+            "text": "the retry loop has no backoff and no limit, so clients hammer it",
+        },
+        {"id": "s1", "at": at, "text": "looking"},
+    ]
+    incident = Incident.model_validate({**base, "chat": chat})
+    scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
+    assert "s1" not in scores  # too short to say anything
+    assert scores["f1"] > scores["q1"]
+    assert scores["q1"] == min(scores.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,7 @@ def test_a_whole_draft_is_grounded_structured_and_accounted_for(fake: ScriptedMo
     progress: list[tuple[str, float]] = []
     draft = drafter().draft(incident, progress=lambda m, f: progress.append((m, f)))
 
-    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@2"
+    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@3"
     citable = incident.evidence_ids()
     for suggestion in draft.suggestions:
         assert set(suggestion.evidence_ids) <= citable, suggestion
@@ -185,9 +185,10 @@ def test_a_redaction_failure_sends_nothing(
 def test_an_unknown_citation_is_re_asked_once_and_then_kept(fake: ScriptedModel) -> None:
     answers = iter(
         [
-            '{"root_causes": [{"text": "pool too small", "evidence_ids": ["l99"]}]}',
-            '{"root_causes": [{"text": "connection pool sized too small for the load",'
-            ' "evidence_ids": ["l4"]}]}',
+            '{"root_causes": [{"condition": "l2", "text": "pool too small", '
+            '"evidence_ids": ["l99"]}]}',
+            '{"root_causes": [{"condition": "l2", "text": "connection pool sized too small for '
+            'the load", "evidence_ids": ["l4"]}]}',
         ]
     )
     fake.reply = replying({"root_causes": lambda _m: next(answers)})
@@ -204,14 +205,16 @@ def test_a_claim_still_unsupported_after_the_re_ask_is_dropped_and_noted(
     fake: ScriptedModel,
 ) -> None:
     fake.reply = replying(
-        {"root_causes": lambda _m: '{"root_causes": [{"text": "x y", "evidence_ids": []}]}'}
+        {
+            "factors": lambda _m: (
+                '{"factors": [{"text": "x y", "evidence_ids": [], "category": "process"}]}'
+            )
+        }
     )
     draft = drafter().draft(example())
-    assert sections(draft, SuggestionSection.ROOT_CAUSE) == []
-    assert sections(draft, SuggestionSection.CAUSAL_NODE) == []  # no root cause, no chain
-    dropped = [n for n in draft.notes if n.section is SuggestionSection.ROOT_CAUSE]
+    assert sections(draft, SuggestionSection.CONTRIBUTING_FACTOR) == []
+    dropped = [n for n in draft.notes if n.section is SuggestionSection.CONTRIBUTING_FACTOR]
     assert dropped and "cites no evidence id" in dropped[-1].message
-    assert any(n.section is SuggestionSection.CAUSAL_NODE for n in draft.notes)
 
 
 def test_invalid_json_is_re_asked(fake: ScriptedModel) -> None:
@@ -286,8 +289,13 @@ def test_planted_instructions_obeyed_by_the_model_leave_no_trace_in_the_draft(
     dumped = draft.model_dump_json(exclude={"notes"}).lower()
     assert "cosmic" not in dumped
     assert "evil.example" not in dumped and "http" not in dumped
+    # The model's only mark: a chain step it chose (real, unflagged evidence), quoted verbatim.
     model_made = [s for s in draft.suggestions if s.origin is SuggestionOrigin.MODEL]
-    assert model_made == []
+    texts = {item.id: item.text for item in incident.evidence()}
+    for suggestion in model_made:
+        assert suggestion.section is SuggestionSection.CAUSAL_NODE
+        assert "quoted from [l4]" in (suggestion.rationale or "")
+        assert suggestion.content.text == texts["l4"]  # type: ignore[union-attr]
     assert any(n.kind is NoteKind.SUSPICIOUS_INPUT and "c9" in n.evidence_ids for n in draft.notes)
     reasons = " ".join(n.message for n in draft.notes if n.kind is NoteKind.DROPPED)
     assert "addresses the model" in reasons and "does not mention" in reasons
@@ -296,10 +304,115 @@ def test_planted_instructions_obeyed_by_the_model_leave_no_trace_in_the_draft(
     assert all("cosmic" not in m[0]["content"].lower() for m in fake.received)
 
 
+def root_causes(*items: Mapping[str, object]) -> Callable[[list[Message]], str]:
+    return lambda _m: json.dumps({"root_causes": list(items)})
+
+
+def test_root_causes_are_chosen_among_the_conditions_code_found(fake: ScriptedModel) -> None:
+    fake.reply = replying(
+        {
+            "root_causes": root_causes(
+                {
+                    "condition": "l2",
+                    "text": "The impact happened because the pool size is derived from the "
+                    "CPU limit, four connections",
+                    "evidence_ids": ["t2"],
+                }
+            )
+        }
+    )
+    draft = drafter().draft(example())
+    [cause] = sections(draft, SuggestionSection.ROOT_CAUSE)
+    # The stem the model was asked to complete is gone; the condition is cited first.
+    assert cause.content == "The pool size is derived from the CPU limit, four connections"
+    assert cause.evidence_ids == ["l2", "t2"] and cause.origin is SuggestionOrigin.MODEL
+    # What the model saw: the conditions as ids it must choose among (schema enum).
+    asked = fake.received[[c.section for c in draft.usage.calls].index("root_causes")]
+    assert "[l2] INFO db pool initialised min=1 max=4" in asked[-1]["content"]
+    position = [c.section for c in draft.usage.calls].index("root_causes")
+    schema = fake.options[position]["response_format"]["json_schema"]["schema"]
+    condition = schema["$defs"]["RootCauseItem"]["properties"]["condition"]
+    assert "l2" in condition["enum"] and "c3" in condition["enum"]
+    assert "t2" not in condition["enum"]  # the trigger is not a cause
+
+
+def test_an_unsupported_wording_is_replaced_by_the_chosen_conditions_own_text(
+    fake: ScriptedModel,
+) -> None:
+    fake.reply = replying(
+        {
+            "root_causes": root_causes(
+                {
+                    "condition": "l2",
+                    "text": "Missing limit, check, safeguard, test, capacity or redundancy",
+                    "evidence_ids": [],
+                }
+            )
+        }
+    )
+    draft = drafter().draft(example())
+    [cause] = sections(draft, SuggestionSection.ROOT_CAUSE)
+    assert cause.content == "INFO db pool initialised min=1 max=4 (auto: cpu_limit=2)"
+    assert cause.evidence_ids == ["l2"] and "quoted from [l2]" in (cause.rationale or "")
+    assert cause.confidence < 0.45  # a quote is less sure than a supported statement
+    dropped = " ".join(n.message for n in draft.notes if n.kind is NoteKind.DROPPED)
+    assert "Missing limit, check" in dropped
+    root = next(
+        s.content
+        for s in sections(draft, SuggestionSection.CAUSAL_NODE)
+        if s.content.kind == "root_cause"
+    )
+    assert root.text == cause.content
+
+
+def test_a_cause_copied_from_a_past_incident_it_cites_is_not_support(fake: ScriptedModel) -> None:
+    copied = {
+        "condition": "c1",
+        "text": "Connection pool size derived from container resources",
+        "evidence_ids": ["pm-2025-pool"],
+    }
+    fake.reply = replying({"root_causes": root_causes(copied)})
+    draft = drafter(FixedHistory(Retrieved([past_postmortem()]))).draft(example())
+    [cause] = sections(draft, SuggestionSection.ROOT_CAUSE)
+    assert cause.content == "checkout p99 through the roof in prod-eu, looking"  # c1, quoted
+    reasons = " ".join(n.message for n in draft.notes if n.kind is NoteKind.DROPPED)
+    assert "restates pm-2025-pool" in reasons
+
+
+def test_an_unknown_condition_is_re_asked(fake: ScriptedModel) -> None:
+    answers = iter(
+        [
+            root_causes({"condition": "a1", "text": "pool too small", "evidence_ids": ["l2"]}),
+            root_causes({"condition": "l2", "text": "pool too small", "evidence_ids": ["l2"]}),
+        ]
+    )
+    fake.reply = replying({"root_causes": lambda m: next(answers)(m)})
+    draft = drafter().draft(example())
+    assert [s.content for s in sections(draft, SuggestionSection.ROOT_CAUSE)] == ["pool too small"]
+    retry = fake.received[[c.section for c in draft.usage.calls].index("root_causes:retry")]
+    assert "'a1' is not one of the candidate condition ids" in retry[-1]["content"]
+
+
+def test_without_a_root_cause_from_the_model_the_top_ranked_conditions_are_offered(
+    fake: ScriptedModel,
+) -> None:
+    fake.reply = replying({"root_causes": root_causes()})
+    draft = drafter(FixedHistory(Retrieved([past_postmortem()]))).draft(example())
+    causes = sections(draft, SuggestionSection.ROOT_CAUSE)
+    assert [c.evidence_ids for c in causes] == [["c3"], ["l2"]]  # the two best-ranked
+    assert all(c.origin is SuggestionOrigin.RULES and c.confidence <= 0.25 for c in causes)
+    roots = [
+        s for s in sections(draft, SuggestionSection.CAUSAL_NODE) if s.content.kind == "root_cause"
+    ]
+    assert [r.origin for r in roots] == [SuggestionOrigin.RULES] * 2
+    assert any("highest-ranked candidate conditions" in n.message for n in draft.notes)
+    assert not any(c.content.startswith("As in pm-") for c in causes)  # not borrowed
+
+
 def test_blaming_language_is_flagged_with_a_systemic_rewording(fake: ScriptedModel) -> None:
     blame = (
-        '{"root_causes": [{"text": "Human error: the engineer forgot that the connection pool '
-        'was sized from container limits", "evidence_ids": ["l4", "t2"]}]}'
+        '{"root_causes": [{"condition": "l2", "text": "Human error: the engineer forgot that the '
+        'connection pool was sized from container limits", "evidence_ids": ["l4", "t2"]}]}'
     )
     fake.reply = replying({"root_causes": lambda _m: blame})
     draft = drafter().draft(example())

@@ -18,12 +18,13 @@ VARIABLES = {
     "history": "pm-1: Pool exhaustion after deploy\nRoot cause: pool sized per pod",
     "trigger": "[tl-2] deploy checkout-api v2.3 -- it shrank the pool",
     "causes": "Trigger: [tl-2] deploy checkout-api v2.3",
+    "conditions": "[chat-3] the pool size comes from the CPU limit, so 2 CPUs means 4 connections",
 }
 
 
 def test_the_root_cause_question_renders_exactly() -> None:
     prompt = render_question("draft", "root_causes", **VARIABLES)
-    assert prompt.ref == "draft@2" and version_of("draft") == 2
+    assert prompt.ref == "draft@3" and version_of("draft") == 3
     assert prompt.messages()[0]["role"] == "system"
     assert "Checkout latency" not in prompt.system  # no incident text in the system role
     assert prompt.user == snapshot("""\
@@ -56,11 +57,17 @@ The change that set it off, as drafted so far:
 [tl-2] deploy checkout-api v2.3 -- it shrank the pool
 <<<END UNTRUSTED DRAFT 4c62569cdc38>>>
 
-Question: complete the sentence "The impact happened because ..." for this incident, in at
-most 30 words, up to three times. Name the weakness in the system that let the trigger do harm:
-a missing limit, check, safeguard, test, capacity or redundancy, or a design or configuration
-flaw. An alert or error message is a symptom, not a cause. Cite the evidence ids that show
-each weakness. An empty list means the evidence does not show one.\
+Candidate conditions: evidence lines that say how the system works or what it lacked.
+<<<BEGIN UNTRUSTED CONDITIONS f63fa637eaf8>>>
+[chat-3] the pool size comes from the CPU limit, so 2 CPUs means 4 connections
+<<<END UNTRUSTED CONDITIONS f63fa637eaf8>>>
+
+Question: which of these conditions let the trigger do harm? Choose one to three candidate
+condition ids. For each, complete the sentence "The impact happened because ..." in at most
+30 words, in your own words but only from that condition's evidence: name the weakness in the
+system (a missing limit, check, safeguard, test, capacity or redundancy, or a design or
+configuration flaw). Cite the condition and any other evidence that shows it. An alert or
+error message is a symptom, not a cause. An empty list means no condition explains the impact.\
 """)
 
 

@@ -138,7 +138,7 @@ _WEAKNESS = re.compile(
     re.IGNORECASE,
 )
 """Words that say how the system works or what it lacked: the stuff of root causes."""
-_HEDGE = re.compile(r"\?\s*(?:\.\.\.|$)|^\s*(?:could|is (?:this|it)|did|maybe|might)\b", re.I)
+_HEDGE = re.compile(r"\?(?:\s|\.|$)|^\s*(?:could|is (?:this|it)|did|maybe|might)\b", re.I)
 """A question or a guess, not a finding."""
 _SETTING = re.compile(
     r"\b(?:max|min|limit|size|pool|mode|rate|timeout|ttl|threshold|capacity|replicas|auto|"
@@ -190,5 +190,44 @@ def candidate_conditions(
             score -= 3.0
         score += min(words, 40) / 40
         scored.append(Condition(item.id, item.at, text, score))
+    best = sorted(scored, key=lambda c: (-c.score, c.at, c.id))[:limit]
+    return sorted(best, key=lambda c: (c.at, c.id))
+
+
+def candidate_steps(
+    incident: Incident, limit: int = 8, exclude: Iterable[str] = ()
+) -> list[Condition]:
+    """Up to `limit` evidence lines that may show how the failure spread, before mitigation:
+    the first occurrence of each error, alerts (symptoms), responders' findings (chat and
+    observations, guesses left out) and other log lines that say something about mechanisms,
+    ranked by how much they say, returned in time order."""
+    skip = set(exclude)
+    end = incident.mitigated_at or incident.resolved_at
+    errors = {e.first_id for e in first_errors(incident)}
+    scored: list[Condition] = []
+    for item in incident.evidence():
+        if item.id in skip or (end is not None and item.at >= end):
+            continue
+        text = " ".join(item.text.split())
+        cues = len(_WEAKNESS.findall(text.replace("_", " ")))
+        if isinstance(item, Alert):
+            score = 1.5
+        elif isinstance(item, LogLine):
+            if item.id in errors:
+                score = 2.0 + 0.5 * cues
+            elif ERRORISH.search(text):
+                continue  # a repeat of an error already listed
+            else:
+                score = 0.5 * cues
+        elif isinstance(item, ChatMessage) or (
+            isinstance(item, TimelineEvent) and item.kind is TimelineKind.OBSERVATION
+        ):
+            if _HEDGE.search(text) or len(text.split()) < _MIN_WORDS:
+                continue
+            score = 0.5 + 0.5 * cues
+        else:
+            continue
+        if score > 0:
+            scored.append(Condition(item.id, item.at, text, score))
     best = sorted(scored, key=lambda c: (-c.score, c.at, c.id))[:limit]
     return sorted(best, key=lambda c: (c.at, c.id))

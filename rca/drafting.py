@@ -36,6 +36,7 @@ from rca.analysis import (
     Candidate,
     Condition,
     candidate_conditions,
+    candidate_steps,
     candidate_triggers,
     first_errors,
 )
@@ -93,6 +94,7 @@ class _Context:
     sources: Sources
     candidates: list[Candidate]
     conditions: list[Condition]
+    steps: list[Condition]
     incident_ids: set[str]
     notes: list[DraftNote] = field(default_factory=list)
     calls: list[ModelCall] = field(default_factory=list)
@@ -231,7 +233,9 @@ class Drafter:
         for pm in similar:
             texts[pm.id] = _postmortem_text(pm)
         flagged = suspicious_ids({item.id: item.text for item in incident.evidence()})
-        conditions = candidate_conditions(incident, exclude=[*flagged, *(c.id for c in candidates)])
+        changes = [c.id for c in candidates]
+        conditions = candidate_conditions(incident, exclude=[*flagged, *changes])
+        steps = candidate_steps(incident, exclude=[*flagged, *changes])
         notes: list[DraftNote] = []
         if flagged:
             notes.append(
@@ -259,14 +263,15 @@ class Drafter:
                 "evidence": evidence.text,
                 "findings": "\n".join(findings) or "nothing found",
                 "history": "\n\n".join(history) or "none found",
-                "conditions": "\n".join(f"[{c.id}] {_clip(c.text, 300)}" for c in conditions)
-                or "none found",
+                "conditions": _listed(_ranked(conditions)),
+                "steps": _listed(steps),
                 "trigger": "not drafted",
                 "causes": "not drafted",
             },
             sources=Sources(texts, flagged, [pm.id for pm in similar]),
             candidates=candidates,
             conditions=conditions,
+            steps=steps,
             incident_ids=set(incident.evidence_ids()),
             notes=notes,
         )
@@ -296,12 +301,15 @@ class Drafter:
 
     def _ask(self, ctx: _Context, question: Question, variables: dict[str, str]) -> _Answered:
         assert self.llm is not None
-        if question.name == "root_causes" and not ctx.conditions:
+        if (question.name == "root_causes" and not ctx.conditions) or (
+            question.name == "chain" and not ctx.steps
+        ):
             return _Answered([])  # nothing to choose among: the draft falls back
         prompt = render_question(PROMPT, question.name, **variables)
         choices = {
             "trigger": [*(c.id for c in ctx.candidates), "none"],
-            "condition": [c.id for c in ctx.conditions],
+            "condition": [c.id for c in _ranked(ctx.conditions)],
+            "step": [c.id for c in ctx.steps],
         }
         schema = json_schema(question, ctx.sources.ids(), choices)
         messages = prompt.messages()
@@ -357,10 +365,12 @@ class Drafter:
         allowed = {
             "trigger": {c.id for c in ctx.candidates},
             "condition": {c.id for c in ctx.conditions},
+            "step": {c.id for c in ctx.steps},
         }
         for position, (body, cited, fields) in enumerate(raw, start=1):
             choice = next(
-                ((key, fields[key]) for key in ("trigger", "condition") if key in fields), None
+                ((key, fields[key]) for key in ("trigger", "condition", "step") if key in fields),
+                None,
             )
             if choice is not None and choice[1] == "none":
                 continue
@@ -564,7 +574,7 @@ class Drafter:
     def _ranked_causes(self, ctx: _Context, out: SuggestionList) -> list[Claim]:
         """Without a root cause from the model, the two candidate conditions that say most
         about mechanisms and missing safeguards, as low-confidence hypotheses."""
-        best = sorted(ctx.conditions, key=lambda c: (-c.score, c.at, c.id))[:2]
+        best = _ranked(ctx.conditions)[:2]
         ranked = [
             Claim(_clip(clean(c.text).text, QUOTE_CHARS), [c.id], origin=SuggestionOrigin.RULES)
             for c in best
@@ -754,7 +764,25 @@ def _dependencies(ctx: _Context, answers: dict[QuestionName, _Answered]) -> dict
         answered = answers.get(name)
         for claim in answered.claims if answered else []:
             lines.append(f"{label}: {claim.text} [{', '.join(claim.evidence_ids)}]")
-    return {"trigger": trigger, "causes": "\n".join(lines)}
+    taken = {i for c in _claims_of(answers, "root_causes") for i in c.evidence_ids[:1]}
+    steps = _listed([c for c in ctx.steps if c.id not in taken])
+    return {"trigger": trigger, "causes": "\n".join(lines), "steps": steps}
+
+
+def _claims_of(answers: dict[QuestionName, _Answered], name: QuestionName) -> list[Claim]:
+    """The claims kept from one question's answer ([] if it was not asked)."""
+    answered = answers.get(name)
+    return answered.claims if answered else []
+
+
+def _ranked(found: Sequence[Condition]) -> list[Condition]:
+    """Candidates best first (shown and offered to the model in this order)."""
+    return sorted(found, key=lambda c: (-c.score, c.at, c.id))
+
+
+def _listed(found: Sequence[Condition]) -> str:
+    """Candidate lines as shown to the model: `[id] text`, one per line."""
+    return "\n".join(f"[{c.id}] {_clip(c.text, 300)}" for c in found) or "none found"
 
 
 def _postmortem_text(pm: Postmortem) -> str:

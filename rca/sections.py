@@ -70,8 +70,9 @@ class RootCausesAnswer(Answer):
 
 
 class ChainStep(Cited):
-    """One step between the trigger and the impact."""
+    """One step between the trigger and the impact: a candidate step, in the model's words."""
 
+    step: str = Field(description="The id of the chosen candidate step.")
     kind: Literal["cause", "symptom"] = Field(description="A mechanism, or what was observed.")
 
 
@@ -124,6 +125,9 @@ MAX_CHARS: dict[str, int] = {
 }
 """Longest string the schema allows per field: small models otherwise ramble until the token
 limit and leave the JSON unterminated."""
+STEP_CHARS = 150
+"""Longest chain step (about 20 words): chain answers list up to four, and every character
+generated costs the embedded model time."""
 
 QuestionName = Literal[
     "trigger", "summary", "impact", "root_causes", "chain", "factors", "actions", "lessons"
@@ -166,7 +170,7 @@ STAGES: tuple[tuple[QuestionName, ...], ...] = (
 """Questions that may be asked at the same time, stage by stage."""
 
 
-CHOICE_FIELDS = ("trigger", "condition")
+CHOICE_FIELDS = ("trigger", "condition", "step")
 """Fields whose value is one of a list of code-found candidates (ids)."""
 
 
@@ -175,7 +179,8 @@ def json_schema(
 ) -> dict[str, Any]:
     """The answer's JSON schema, every object closed and fully required, with the citable ids
     and the candidate ids of each choice field (`trigger`: candidate triggers and "none",
-    `condition`: candidate conditions) as enums, and list lengths capped."""
+    `condition`: candidate conditions, `step`: candidate chain steps) as enums, and list
+    lengths capped."""
     schema = copy.deepcopy(question.answer.model_json_schema())
     ids = sorted(set(evidence_ids))
 
@@ -192,7 +197,8 @@ def json_schema(
             elif key in CHOICE_FIELDS and node.get("type") == "string":
                 node["enum"] = list(choices.get(key, ())) or ["none"]
             elif key in MAX_CHARS and node.get("type") == "string":
-                node["maxLength"] = MAX_CHARS[key]
+                short = question.name == "chain" and key == "text"
+                node["maxLength"] = STEP_CHARS if short else MAX_CHARS[key]
             elif node.get("type") == "array":
                 node["maxItems"] = question.max_items
             for child_key, child in node.items():

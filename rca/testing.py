@@ -61,7 +61,7 @@ _QUESTION_KEYS: tuple[tuple[str, str], ...] = (
     ("write the executive summary", "summary"),
     ("describe the impact", "impact"),
     ("the impact happened because", "root_causes"),
-    ("what happened between the trigger and the impact", "chain"),
+    ("show how the failure spread", "chain"),
     ("contributing factors: conditions", "factors"),
     ("action items that address", "actions"),
     ("list lessons learned", "lessons"),
@@ -69,7 +69,9 @@ _QUESTION_KEYS: tuple[tuple[str, str], ...] = (
 _EVIDENCE_LINE = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] \S+ \S+ (?P<rest>.*)$", re.M)
 _CANDIDATE = re.compile(r"Candidate trigger \[(?P<id>[^\]]+)\]")
 _FIRST_ERROR = re.compile(r"First error \[(?P<id>[^\]]+)\]")
-_CONDITIONS = re.compile(r"<<<BEGIN UNTRUSTED CONDITIONS \w+>>>\n(?P<body>.*?)\n<<<END", re.S)
+_CHOICES = re.compile(
+    r"<<<BEGIN UNTRUSTED (?P<name>CONDITIONS|STEPS) \w+>>>\n(?P<body>.*?)\n<<<END[^\n]*", re.S
+)
 _CONDITION = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] ", re.M)
 
 
@@ -85,12 +87,13 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
     """A deterministic stand-in for a model that answers the drafting questions by quoting the
     evidence it was shown: the nearest candidate trigger; as the root cause, the first error,
     citing the candidate condition that shares most words with it; the first error signatures
-    as chain steps; the alerts as impact. Its answers are grounded by construction, so they
-    pass validation; tests use it to exercise the whole pipeline through litellm."""
+    (among the candidate steps) as chain steps; the alerts as impact. Its answers are grounded
+    by construction, so they pass validation; tests use it to exercise the whole pipeline
+    through litellm."""
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
-    block = _CONDITIONS.search(user)
-    conditions = _CONDITION.findall(block["body"]) if block else []
-    user = _CONDITIONS.sub("", user)
+    listed = {m["name"]: _CONDITION.findall(m["body"]) for m in _CHOICES.finditer(user)}
+    conditions, candidate_steps = listed.get("CONDITIONS", []), listed.get("STEPS", [])
+    user = _CHOICES.sub("", user)
     lines = {m["id"]: m["rest"].split(": ", 1)[-1] for m in _EVIDENCE_LINE.finditer(user)}
     ids = list(lines)
     candidates = _CANDIDATE.findall(user)
@@ -125,9 +128,9 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
             ]
         }
     elif question == "chain":
-        steps = [{**say(i), "kind": "cause"} for i in errors[:2]]
-        steps += [{**say(i), "kind": "symptom"} for i in alerts[:1]]
-        answer = {"steps": steps}
+        steps = [{**say(i), "kind": "cause", "step": i} for i in errors[:2]]
+        steps += [{**say(i), "kind": "symptom", "step": i} for i in alerts[:1]]
+        answer = {"steps": [s for s in steps if s["step"] in candidate_steps]}
     elif question == "factors":
         answer = {"factors": [{**say(i), "category": "technology"} for i in errors[1:2]]}
     elif question == "actions":

@@ -7,9 +7,10 @@ may have been written to steer it. So every claim is
   inline `[id]` citations moved into the claim's evidence list;
 - checked for citations: every cited id must exist in the incident or the retrieved
   postmortems, and a claim must cite something (these problems are worth a re-ask);
-- checked for support: the cited evidence must share at least one content word with the
-  claim, and evidence that addresses the model ("ignore previous instructions ...") cannot be a
-  claim's only support (these claims are dropped, with the reason recorded).
+- checked for support: the cited evidence must share a quarter of the claim's content words
+  (a claim closer to a past incident than to the evidence it cites is a copy), and evidence
+  that addresses the model ("ignore previous instructions ...") cannot be a claim's only
+  support (these claims are dropped, with the reason recorded).
 """
 
 from __future__ import annotations
@@ -194,17 +195,17 @@ class Sources:
             return Verdict()
         support = set().union(*(self.terms_of(i) for i in counted))
         shared = len(claim_terms & support) / len(claim_terms)
-        if shared >= MIN_SUPPORT:
-            return Verdict()
         for source in self.borrowable:
-            if (
-                source not in counted
-                and len(claim_terms & self.terms_of(source)) / len(claim_terms) >= COPIED
-            ):
+            copied = len(claim_terms & self.terms_of(source)) / len(claim_terms)
+            # A claim closer to a past incident than to the evidence it cites here is a copy,
+            # even when a few of its words happen to appear in that evidence.
+            if source not in counted and copied >= COPIED and copied > shared:
                 return Verdict(
                     drop=f"it restates {source}, a past incident, which the cited evidence "
                     "of this incident does not bear out"
                 )
+        if shared >= MIN_SUPPORT:
+            return Verdict()
         if shared == 0:
             return Verdict(drop="the cited evidence does not mention anything the claim says")
         return Verdict(drop="the cited evidence says too little of what the claim says")

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from rca.analysis import candidate_conditions, candidate_triggers, first_errors, merged_timeline
+from rca.analysis import (
+    candidate_conditions,
+    candidate_steps,
+    candidate_triggers,
+    first_errors,
+    merged_timeline,
+)
 from rca.importer import load_file
 from rca.models import Incident
 
@@ -79,3 +85,18 @@ def test_questions_guesses_and_one_word_messages_rank_last() -> None:
     assert "s1" not in scores  # too short to say anything
     assert scores["f1"] > scores["q1"]
     assert scores["q1"] == min(scores.values())
+
+
+def test_candidate_steps_are_errors_alerts_and_findings_up_to_mitigation() -> None:
+    incident = _incident()
+    found = candidate_steps(incident, limit=50, exclude=["t1", "t2"])
+    ids = [c.id for c in found]
+    assert [c.at for c in found] == sorted(c.at for c in found)
+    # The first (only) error, the alerts and the responders' findings are in; changes,
+    # actions, status updates and anything after mitigation (t7, c6) are not.
+    assert {"l4", "a1", "a2", "c3", "t4"} <= set(ids)
+    assert not {"t1", "t2", "t5", "t6", "t7", "t8", "c6"} & set(ids)
+    assert "c2" not in ids  # a question ("can someone check?") is not a finding
+    by_id = {c.id: c for c in found}
+    assert by_id["l4"].score > by_id["a1"].score  # a first error says more than an alert
+    assert len(candidate_steps(incident, limit=3)) == 3

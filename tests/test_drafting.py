@@ -409,6 +409,67 @@ def test_without_a_root_cause_from_the_model_the_top_ranked_conditions_are_offer
     assert not any(c.content.startswith("As in pm-") for c in causes)  # not borrowed
 
 
+def chain(*steps: Mapping[str, object]) -> Callable[[list[Message]], str]:
+    return lambda _m: json.dumps({"steps": list(steps)})
+
+
+def test_chain_steps_are_chosen_among_candidate_steps_and_ordered_by_their_evidence(
+    fake: ScriptedModel,
+) -> None:
+    fake.reply = replying(
+        {
+            "chain": chain(
+                {
+                    "step": "a2",
+                    "kind": "symptom",
+                    "text": "5xx ratio rose to 23%",
+                    "evidence_ids": [],
+                },
+                {
+                    "step": "l4",
+                    "kind": "cause",
+                    "text": "Requests waited for one of only four pool connections",
+                    "evidence_ids": ["l2"],
+                },
+                {
+                    "step": "c3",
+                    "kind": "cause",
+                    "text": "Candidate steps: first errors, alerts and findings up to mitigation",
+                    "evidence_ids": [],
+                },
+            )
+        }
+    )
+    draft = drafter().draft(example())
+    nodes = sections(draft, SuggestionSection.CAUSAL_NODE)
+    steps = [s for s in nodes if s.content.id.startswith("step-")]
+    # l4 (14:09) before a2 (14:12) before c3 (14:19), whatever order the model gave.
+    assert [s.evidence_ids[0] for s in steps] == ["l4", "a2", "c3"]
+    assert steps[0].content.text == "Requests waited for one of only four pool connections"
+    # An echo of the prompt keeps the model's choice but takes the step's own text.
+    assert steps[2].content.text.startswith("orders-db looks bored honestly")
+    assert "quoted from [c3]" in (steps[2].rationale or "")
+    position = [c.section for c in draft.usage.calls].index("chain")
+    schema = fake.options[position]["response_format"]["json_schema"]["schema"]
+    step = schema["$defs"]["ChainStep"]["properties"]
+    assert "l4" in step["step"]["enum"] and step["text"]["maxLength"] == 150
+
+
+def test_an_unknown_step_is_re_asked(fake: ScriptedModel) -> None:
+    answers = iter(
+        [
+            chain({"step": "t8", "kind": "cause", "text": "pool busy", "evidence_ids": []}),
+            chain({"step": "l4", "kind": "cause", "text": "pool busy", "evidence_ids": []}),
+        ]
+    )
+    fake.reply = replying({"chain": lambda m: next(answers)(m)})
+    draft = drafter().draft(example())
+    texts = [s.content.text for s in sections(draft, SuggestionSection.CAUSAL_NODE)]
+    assert "pool busy" in texts
+    retry = fake.received[[c.section for c in draft.usage.calls].index("chain:retry")]
+    assert "'t8' is not one of the candidate step ids" in retry[-1]["content"]
+
+
 def test_blaming_language_is_flagged_with_a_systemic_rewording(fake: ScriptedModel) -> None:
     blame = (
         '{"root_causes": [{"condition": "l2", "text": "Human error: the engineer forgot that the '

@@ -19,6 +19,7 @@ VARIABLES = {
     "trigger": "[tl-2] deploy checkout-api v2.3 -- it shrank the pool",
     "causes": "Trigger: [tl-2] deploy checkout-api v2.3",
     "conditions": "[chat-3] the pool size comes from the CPU limit, so 2 CPUs means 4 connections",
+    "steps": "[log-1] timeout waiting for connection",
 }
 
 
@@ -57,7 +58,8 @@ The change that set it off, as drafted so far:
 [tl-2] deploy checkout-api v2.3 -- it shrank the pool
 <<<END UNTRUSTED DRAFT 4c62569cdc38>>>
 
-Candidate conditions: evidence lines that say how the system works or what it lacked.
+Candidate conditions: evidence lines that say how the system works or what it lacked, the
+most telling first.
 <<<BEGIN UNTRUSTED CONDITIONS f63fa637eaf8>>>
 [chat-3] the pool size comes from the CPU limit, so 2 CPUs means 4 connections
 <<<END UNTRUSTED CONDITIONS f63fa637eaf8>>>

@@ -71,6 +71,10 @@ class LlmSettings(BaseModel):
     answers one at a time)."""
     evidence_tokens: int = Field(default=2_500, ge=200, le=100_000)
     """Token budget of the evidence block in drafting prompts."""
+    own_words: bool | None = None
+    """Whether the model words the root causes and chain steps it chooses, or only chooses
+    (the chosen evidence lines are quoted). Default: hosted models word, the embedded model
+    only chooses (its wording rarely survives validation and costs it ~30 s per draft)."""
 
 
 class RedactionSettings(BaseModel):

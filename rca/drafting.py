@@ -82,6 +82,9 @@ class DraftingOptions:
     """Budget of each similar postmortem's digest."""
     concurrency: int = 1
     """Questions asked at the same time (1 for the in-process model)."""
+    own_words: bool = True
+    """The model words the root causes and chain steps it chooses; False: it only chooses and
+    the chosen evidence lines are quoted (faster, and all a small model does well)."""
 
 
 @dataclass
@@ -265,6 +268,7 @@ class Drafter:
                 "history": "\n\n".join(history) or "none found",
                 "conditions": _listed(_ranked(conditions)),
                 "steps": _listed(steps),
+                "own_words": "yes" if self.options.own_words else "",
                 "trigger": "not drafted",
                 "causes": "not drafted",
             },
@@ -311,7 +315,7 @@ class Drafter:
             "condition": [c.id for c in _ranked(ctx.conditions)],
             "step": [c.id for c in ctx.steps],
         }
-        schema = json_schema(question, ctx.sources.ids(), choices)
+        schema = json_schema(question, ctx.sources.ids(), choices, own_words=self.options.own_words)
         messages = prompt.messages()
         claims: list[Claim] = []
         problems: list[str] = []
@@ -362,20 +366,15 @@ class Drafter:
         problems: list[str] = []
         dropped: list[str] = []
         seen: set[str] = set()
-        allowed = {
-            "trigger": {c.id for c in ctx.candidates},
-            "condition": {c.id for c in ctx.conditions},
-            "step": {c.id for c in ctx.steps},
-        }
         for position, (body, cited, fields) in enumerate(raw, start=1):
-            choice = next(
-                ((key, fields[key]) for key in ("trigger", "condition", "step") if key in fields),
-                None,
-            )
-            if choice is not None and choice[1] == "none":
+            choice, problem = _choice(ctx, fields)
+            if problem:
+                problems.append(problem)
+            if problem is not None:
                 continue
-            if choice is not None and choice[1] not in allowed[choice[0]]:
-                problems.append(f"{choice[1]!r} is not one of the candidate {choice[0]} ids")
+            if choice is not None and question.name != "trigger" and not body.strip():
+                chosen = Claim("", [choice[1]], fields, retried)
+                _keep(kept, seen, self._quoted(ctx, question.name, chosen))
                 continue
             cleaned = clean(body, known)
             if question.name == "root_causes":
@@ -394,19 +393,13 @@ class Drafter:
                 if retried:
                     dropped.append(f"dropped '{_clip(cleaned.text)}': {verdict.retry[0]}")
                 continue
-            claim = Claim(cleaned.text, ids, fields, retried)
+            claim: Claim | None = Claim(cleaned.text, ids, fields, retried)
             if verdict.drop:
-                quoted = self._quoted(ctx, question.name, claim)
                 dropped.append(f"dropped '{_clip(cleaned.text)}': {verdict.drop}")
-                if quoted is None:
-                    continue
-                if quoted.text.lower() in seen:
-                    continue
-                claim = quoted
-            if cleaned.removed_links:
+                claim = self._quoted(ctx, question.name, Claim(cleaned.text, ids, fields, retried))
+            elif cleaned.removed_links:
                 dropped.append(f"removed {cleaned.removed_links} link(s) from model output")
-            seen.add(claim.text.lower())
-            kept.append(claim)
+            _keep(kept, seen, claim)
         return kept, problems, dropped
 
     def _quoted(self, ctx: _Context, name: QuestionName, claim: Claim) -> Claim | None:
@@ -428,13 +421,17 @@ class Drafter:
         quote = _clip(clean(ctx.sources.texts[source]).text, QUOTE_CHARS)
         if is_insufficient(quote):
             return None
+        why = (
+            "its own wording was not supported by the evidence it cited (see the draft's notes)"
+            if claim.text
+            else "it was asked to choose, not to word"
+        )
         return Claim(
             quote,
             claim.evidence_ids,
             claim.fields,
             claim.retried,
-            note=f"quoted from [{source}], the evidence the model chose; its own wording was "
-            "not supported by the evidence it cited (see the draft's notes)",
+            note=f"quoted from [{source}], the evidence the model chose; {why}",
         )
 
     def _assemble(
@@ -773,6 +770,32 @@ def _claims_of(answers: dict[QuestionName, _Answered], name: QuestionName) -> li
     """The claims kept from one question's answer ([] if it was not asked)."""
     answered = answers.get(name)
     return answered.claims if answered else []
+
+
+def _keep(kept: list[Claim], seen: set[str], claim: Claim | None) -> None:
+    """Keeps `claim` unless it is None or says what a kept claim already says."""
+    if claim is not None and claim.text.lower() not in seen:
+        seen.add(claim.text.lower())
+        kept.append(claim)
+
+
+def _choice(ctx: _Context, fields: dict[str, Any]) -> tuple[tuple[str, str] | None, str | None]:
+    """The item's choice field and value, if it has one; and a problem worth a re-ask if the
+    value is not a candidate ("" for "none": skip the item quietly, None: go on)."""
+    allowed = {
+        "trigger": [c.id for c in ctx.candidates],
+        "condition": [c.id for c in ctx.conditions],
+        "step": [c.id for c in ctx.steps],
+    }
+    for key, ids in allowed.items():
+        if key in fields:
+            value = str(fields[key])
+            if value == "none":
+                return None, ""
+            if value not in ids:
+                return None, f"{value!r} is not one of the candidate {key} ids"
+            return (key, value), None
+    return None, None
 
 
 def _ranked(found: Sequence[Condition]) -> list[Condition]:

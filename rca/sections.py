@@ -56,9 +56,14 @@ class ImpactAnswer(Answer):
 
 
 class RootCauseItem(Cited):
-    """A root cause: one of the candidate conditions, in the model's words."""
+    """A root cause: one of the candidate conditions, in the model's words (or, when the model
+    only chooses, without `text` and `evidence_ids`: the condition's own line is quoted)."""
 
     condition: str = Field(description="The id of the chosen candidate condition.")
+    text: str = Field("", description="One plain sentence, no markdown, no links.")
+    evidence_ids: list[str] = Field(
+        default_factory=list, description="Ids of the evidence that supports it."
+    )
 
 
 class RootCausesAnswer(Answer):
@@ -74,6 +79,10 @@ class ChainStep(Cited):
 
     step: str = Field(description="The id of the chosen candidate step.")
     kind: Literal["cause", "symptom"] = Field(description="A mechanism, or what was observed.")
+    text: str = Field("", description="One plain sentence, no markdown, no links.")
+    evidence_ids: list[str] = Field(
+        default_factory=list, description="Ids of the evidence that supports it."
+    )
 
 
 class ChainAnswer(Answer):
@@ -174,13 +183,22 @@ CHOICE_FIELDS = ("trigger", "condition", "step")
 """Fields whose value is one of a list of code-found candidates (ids)."""
 
 
+WORDED = ("text", "evidence_ids")
+"""What a choose-only answer leaves out of its chosen items."""
+
+
 def json_schema(
-    question: Question, evidence_ids: list[str], choices: Mapping[str, Sequence[str]]
+    question: Question,
+    evidence_ids: list[str],
+    choices: Mapping[str, Sequence[str]],
+    *,
+    own_words: bool = True,
 ) -> dict[str, Any]:
     """The answer's JSON schema, every object closed and fully required, with the citable ids
     and the candidate ids of each choice field (`trigger`: candidate triggers and "none",
     `condition`: candidate conditions, `step`: candidate chain steps) as enums, and list
-    lengths capped."""
+    lengths capped. Without `own_words`, items with a choice field have only the choice (and
+    the step's kind): the model chooses, our code quotes."""
     schema = copy.deepcopy(question.answer.model_json_schema())
     ids = sorted(set(evidence_ids))
 
@@ -189,6 +207,9 @@ def json_schema(
             if key != "properties":
                 node.pop("title", None)
             if node.get("type") == "object" and "properties" in node:
+                if not own_words and set(CHOICE_FIELDS) & set(node["properties"]):
+                    for name in WORDED if "trigger" not in node["properties"] else ():
+                        node["properties"].pop(name, None)
                 node["additionalProperties"] = False
                 node["required"] = list(node["properties"])
             if key == "evidence_ids":

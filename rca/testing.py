@@ -60,7 +60,7 @@ _QUESTION_KEYS: tuple[tuple[str, str], ...] = (
     ("which change most likely set off", "trigger"),
     ("write the executive summary", "summary"),
     ("describe the impact", "impact"),
-    ("the impact happened because", "root_causes"),
+    ("which of these conditions let the trigger do harm", "root_causes"),
     ("show how the failure spread", "chain"),
     ("contributing factors: conditions", "factors"),
     ("action items that address", "actions"),

@@ -46,6 +46,12 @@ def drafting_options(settings: Settings, similar_k: int = 3) -> DraftingOptions:
     budget = settings.llm.evidence_tokens
     if settings.llm.model.startswith("local/"):
         budget = min(budget, max(200, settings.llm.context_tokens - RESERVED_TOKENS))
+    own_words = settings.llm.own_words
+    if own_words is None:
+        own_words = not settings.llm.model.startswith("local/")
     return DraftingOptions(
-        similar_k=similar_k, evidence_tokens=budget, concurrency=settings.llm.concurrency
+        similar_k=similar_k,
+        evidence_tokens=budget,
+        concurrency=settings.llm.concurrency,
+        own_words=own_words,
     )

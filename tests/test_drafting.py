@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rca.config import Settings
 from rca.drafting import Drafter, DraftingOptions
 from rca.llm import LlmClient, LlmConfig, Message, ScriptedModel, register_provider
 from rca.models import (
@@ -28,6 +29,7 @@ from rca.models import (
 from rca.ports import Retrieved
 from rca.redaction import RedactionFailed, Redactor
 from rca.testing import fake_analyst, question_of
+from retrieval.history import drafting_options
 from tests.test_redaction import CANARIES
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "incidents"
@@ -468,6 +470,54 @@ def test_an_unknown_step_is_re_asked(fake: ScriptedModel) -> None:
     assert "pool busy" in texts
     retry = fake.received[[c.section for c in draft.usage.calls].index("chain:retry")]
     assert "'t8' is not one of the candidate step ids" in retry[-1]["content"]
+
+
+def test_a_choose_only_model_picks_ids_and_the_chosen_lines_are_quoted(
+    fake: ScriptedModel,
+) -> None:
+    fake.reply = replying(
+        {
+            "root_causes": root_causes({"condition": "l2"}, {"condition": "c3"}),
+            "chain": chain({"step": "l4", "kind": "cause"}, {"step": "a2", "kind": "symptom"}),
+        }
+    )
+    config = LlmConfig(model="fake/analyst", max_retries=0)
+    chooser = Drafter(
+        LlmClient(config, Redactor(), sleep=lambda _s: None),
+        None,
+        Redactor(),
+        count=lambda text: len(text.split()),
+        options=DraftingOptions(own_words=False),
+        clock=lambda: NOW,
+    )
+    draft = chooser.draft(example())
+    causes = sections(draft, SuggestionSection.ROOT_CAUSE)
+    assert [c.evidence_ids for c in causes] == [["l2"], ["c3"]]
+    assert causes[0].content == "INFO db pool initialised min=1 max=4 (auto: cpu_limit=2)"
+    assert all("asked to choose, not to word" in (c.rationale or "") for c in causes)
+    steps = [
+        s for s in sections(draft, SuggestionSection.CAUSAL_NODE) if s.content.id.startswith("step")
+    ]
+    assert [(s.content.kind, s.evidence_ids) for s in steps] == [
+        ("cause", ["l4"]),
+        ("symptom", ["a2"]),
+    ]
+    calls = [c.section for c in draft.usage.calls]
+    for name, item in (("root_causes", "RootCauseItem"), ("chain", "ChainStep")):
+        schema = fake.options[calls.index(name)]["response_format"]["json_schema"]["schema"]
+        assert "text" not in schema["$defs"][item]["properties"]
+        assert "complete the sentence" not in fake.received[calls.index(name)][-1]["content"]
+
+
+def test_the_embedded_model_only_chooses_unless_told_otherwise(tmp_path: Path) -> None:
+    local = Settings(data_dir=tmp_path)
+    assert local.llm.model.startswith("local/") and not drafting_options(local).own_words
+    hosted = local.model_copy(
+        update={"llm": local.llm.model_copy(update={"model": "openai/gpt-4o-mini"})}
+    )
+    assert drafting_options(hosted).own_words
+    told = local.model_copy(update={"llm": local.llm.model_copy(update={"own_words": True})})
+    assert drafting_options(told).own_words
 
 
 def test_blaming_language_is_flagged_with_a_systemic_rewording(fake: ScriptedModel) -> None:

@@ -20,6 +20,7 @@ VARIABLES = {
     "causes": "Trigger: [tl-2] deploy checkout-api v2.3",
     "conditions": "[chat-3] the pool size comes from the CPU limit, so 2 CPUs means 4 connections",
     "steps": "[log-1] timeout waiting for connection",
+    "own_words": "yes",
 }
 
 
@@ -65,11 +66,13 @@ most telling first.
 <<<END UNTRUSTED CONDITIONS f63fa637eaf8>>>
 
 Question: which of these conditions let the trigger do harm? Choose one to three candidate
-condition ids. For each, complete the sentence "The impact happened because ..." in at most
-30 words, in your own words but only from that condition's evidence: name the weakness in the
-system (a missing limit, check, safeguard, test, capacity or redundancy, or a design or
-configuration flaw). Cite the condition and any other evidence that shows it. An alert or
-error message is a symptom, not a cause. An empty list means no condition explains the impact.\
+condition ids, the most important first.
+For each, complete the sentence "The impact happened because ..." in at most 30 words, in
+your own words but only from that condition's evidence: name the weakness in the system (a
+missing limit, check, safeguard, test, capacity or redundancy, or a design or configuration
+flaw). Cite the condition and any other evidence that shows it.
+An alert or error message is a symptom, not a cause. An empty list means no condition
+explains the impact.\
 """)
 
 
@@ -113,3 +116,11 @@ def test_templates_cannot_reach_python_internals() -> None:
 
     with pytest.raises(SecurityError):
         _environment().from_string("{{ ''.__class__.__mro__[1].__subclasses__() }}").render()
+
+
+def test_a_choose_only_question_does_not_ask_for_wording() -> None:
+    chosen = render_question("draft", "root_causes", **{**VARIABLES, "own_words": ""}).user
+    assert "Choose one to three candidate" in chosen
+    assert "complete the sentence" not in chosen and "Look for the weakness" in chosen
+    steps = render_question("draft", "chain", **{**VARIABLES, "own_words": ""}).user
+    assert steps.endswith("(what was observed).")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from evals.draft_eval import BASELINE, load_cases, run_eval
+from evals.draft_eval import BASELINE, RULES, load_cases, run_eval
 from evals.draft_report import compare, html_report, markdown_report
 from evals.from_reviews import format_stats, from_reviews
 from evals.ir_metrics import FormatError, format_table
@@ -94,6 +94,14 @@ def run_command(
     baseline: Annotated[
         bool, typer.Option("--baseline", help="Also run the retrieval-only baseline.")
     ] = False,
+    rules: Annotated[
+        bool,
+        typer.Option(
+            "--rules",
+            help="Also run the rules-only ablation: the drafting pipeline with code choosing "
+            "the top-ranked candidates instead of a model.",
+        ),
+    ] = False,
     judge: Annotated[
         str | None, typer.Option("--judge", help="A judge model for graded root causes.")
     ] = None,
@@ -106,9 +114,10 @@ def run_command(
     """Draft every case's incident and score it against the reviewed postmortem."""
     settings = settings_of(ctx)
     loaded = load_cases(cases)[:limit]
-    systems = list(dict.fromkeys([*(model or []), *([BASELINE] if baseline else [])]))
+    extras = [*([BASELINE] if baseline else []), *([RULES] if rules else [])]
+    systems = list(dict.fromkeys([*(model or []), *extras]))
     if not systems:
-        raise InvalidArgument("give at least one --model or --baseline")
+        raise InvalidArgument("give at least one --model, --baseline or --rules")
     extra = _postmortems(corpus, settings.imports.max_file_bytes) if corpus else []
     runs = run_eval(
         loaded,

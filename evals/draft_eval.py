@@ -26,14 +26,17 @@ from evals import draft_scores as dm
 from rca.config import Settings
 from rca.drafting import Drafter
 from rca.errors import InvalidInput, Problem
-from rca.llm import LlmClient, client_from_settings
+from rca.llm import LlmClient, LlmConfig, ScriptedModel, client_from_settings, register_provider
 from rca.models import Draft, Incident, Postmortem
 from rca.redaction import Redactor
 from rca.store import Store
+from rca.testing import rules_analyst
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
 
 BASELINE = "baseline"
+RULES = "rules"
+"""The ablation: the drafting pipeline with code choosing the top-ranked candidates."""
 Progress = Callable[[str], None]
 
 
@@ -124,7 +127,10 @@ def _run_system(
     directory = out / system_slug(system)
     (directory / "drafts").mkdir(parents=True, exist_ok=True)
     client: LlmClient | None = None
-    if system != BASELINE:
+    if system == RULES:
+        register_provider(RULES, ScriptedModel(reply=rules_analyst))
+        client = LlmClient(LlmConfig(model=f"{RULES}/top-ranked", max_retries=0), Redactor())
+    elif system != BASELINE:
         llm = settings.llm.model_copy(update={"model": system, "fallbacks": []})
         client = client_from_settings(settings.model_copy(update={"llm": llm}))
     judge_client = _judge_client(settings, judge)

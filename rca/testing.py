@@ -159,3 +159,41 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
     else:
         answer = {}
     return json.dumps(answer)
+
+
+def rules_analyst(messages: Sequence[dict[str, str]]) -> str:
+    """The drafting questions answered by code alone, for ablations (`rca eval run --rules`):
+    the nearest candidate trigger, the three best-ranked candidate conditions as root causes,
+    as chain steps the first two candidate steps that are not alerts and the first alert, and
+    nothing for the questions that need writing (the draft's rules fill summary and impact).
+    What a model adds is what it scores above this."""
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    listed = {m["name"]: _CONDITION.findall(m["body"]) for m in _CHOICES.finditer(user)}
+    evidence = list(_EVIDENCE_LINE.finditer(_CHOICES.sub("", user)))
+    alerts = {m["id"] for m in evidence if m["rest"].startswith("alert")}
+    texts = {m["id"]: m["rest"].split(": ", 1)[-1] for m in evidence}
+    question = question_of(messages)
+    answer: dict[str, object]
+    if question == "trigger":
+        chosen = next(iter(_CANDIDATE.findall(user)), "none")
+        why = texts.get(chosen, "")[:200] or "no change fits"
+        answer = {"trigger": chosen, "explanation": why, "evidence_ids": [chosen]}
+        if chosen == "none":
+            answer["evidence_ids"] = []
+    elif question == "root_causes":
+        answer = {"root_causes": [{"condition": i} for i in listed.get("CONDITIONS", [])[:3]]}
+    elif question == "chain":
+        steps = listed.get("STEPS", [])
+        causes = [i for i in steps if i not in alerts][:2]
+        symptom = [i for i in steps if i in alerts][:1]
+        answer = {
+            "steps": [{"step": i, "kind": "cause"} for i in causes]
+            + [{"step": i, "kind": "symptom"} for i in symptom]
+        }
+    elif question in ("summary", "impact"):
+        answer = {question: "", "evidence_ids": []}
+    elif question == "lessons":
+        answer = {"went_well": [], "went_wrong": [], "lucky": []}
+    else:
+        answer = {question: []}
+    return json.dumps(answer)

@@ -34,6 +34,30 @@ def test_the_project_cases_load() -> None:
     assert all(case.reviewed.causal_chain and case.reviewed.root_causes for case in cases)
 
 
+def test_the_rules_ablation_drafts_with_code_choosing_the_top_ranked_candidates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "runs"
+    code, _stdout, err = run(
+        tmp_path / "data", "eval", "run", "--cases", str(CASES), "--rules", "--out", str(out),
+        capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "rules" / "results.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in rows} == {"rules/top-ranked"} and len(rows) == 3
+    for row in rows:
+        draft = json.loads((out / "rules" / "drafts" / f"{row['case']}.json").read_text())
+        causes = [s for s in draft["suggestions"] if s["section"] == "root_cause"]
+        # Up to three candidate conditions, quoted; never a past incident's cause.
+        assert 1 <= len(causes) <= 3
+        assert all("quoted from [" in (c["rationale"] or "") for c in causes)
+        assert not any(str(c["content"]).startswith("As in pm-") for c in causes)
+        assert row["scores"]["root_cause.best_match"] > 0
+    code, _out, err = run(tmp_path / "data", "eval", "run", "--cases", str(CASES), "--out",
+                          str(out), capsys=capsys)  # fmt: skip
+    assert code != 0 and "--rules" in err
+
+
 def test_run_compare_and_report_with_the_fake_model_and_the_baseline(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -144,7 +144,7 @@ def test_bad_cases_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFix
         str(tmp_path / "o"),
         capsys=capsys,
     )
-    assert code == 1 and "--model or --baseline" in err
+    assert code == 1 and "--model, --baseline or --rules" in err
 
 
 def test_from_reviews_turns_finalized_drafts_into_cases(

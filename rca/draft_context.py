@@ -1,0 +1,209 @@
+"""What the drafting questions share: the prompt's variables, what a claim may cite, and the
+candidates code found (triggers, conditions, chain steps), built once per draft; and what
+earlier answers show later questions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC
+
+from rca.analysis import (
+    Candidate,
+    Condition,
+    candidate_conditions,
+    candidate_steps,
+    candidate_triggers,
+    first_errors,
+)
+from rca.assembly import Claim
+from rca.context import TokenCount, assemble_evidence, postmortem_digest
+from rca.models import DraftNote, Incident, ModelCall, NoteKind, Postmortem
+from rca.redaction import PlaceholderTable
+from rca.sections import QuestionName
+from rca.validation import Sources, suspicious_ids
+
+
+@dataclass(frozen=True)
+class DraftingOptions:
+    """How much context to give the model and how to ask."""
+
+    similar_k: int = 3
+    """Similar postmortems retrieved and shown."""
+    evidence_tokens: int = 2_500
+    """Budget of the evidence block."""
+    history_tokens: int = 240
+    """Budget of each similar postmortem's digest."""
+    concurrency: int = 1
+    """Questions asked at the same time (1 for the in-process model)."""
+    own_words: bool = True
+    """The model words the root causes and chain steps it chooses; False: it only chooses and
+    the chosen evidence lines are quoted (faster, and all a small model does well)."""
+
+
+@dataclass
+class DraftContext:
+    """Everything the questions of one draft share."""
+
+    incident: Incident
+    table: PlaceholderTable
+    variables: dict[str, str]
+    sources: Sources
+    candidates: list[Candidate]
+    conditions: list[Condition]
+    steps: list[Condition]
+    incident_ids: set[str]
+    notes: list[DraftNote] = field(default_factory=list)
+    calls: list[ModelCall] = field(default_factory=list)
+    validation_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Answered:
+    """The claims kept from one answer; `failed` when nothing usable came back."""
+
+    claims: list[Claim]
+    failed: bool = False
+
+
+def build_context(
+    incident: Incident,
+    table: PlaceholderTable,
+    similar: Sequence[Postmortem],
+    options: DraftingOptions,
+    count: TokenCount,
+) -> DraftContext:
+    """The prompt variables, what may be cited, the code-found candidates and the first notes."""
+    evidence = assemble_evidence(incident, options.evidence_tokens, count)
+    candidates = candidate_triggers(incident)
+    findings: list[str] = []
+    for c in candidates:
+        minutes = int(c.before_impact.total_seconds() // 60)
+        findings.append(f"Candidate trigger [{c.id}], {minutes} min before the impact: {c.text}")
+    texts_by_id = {item.id: item.text for item in incident.evidence()}
+    for e in first_errors(incident):
+        place = f" on {e.source}" if e.source else ""
+        first = " ".join(texts_by_id.get(e.first_id, e.signature).split())[:240]
+        findings.append(
+            f"First error [{e.first_id}] at {e.first_at.astimezone(UTC):%H:%M:%S}Z{place}, "
+            f"seen {e.count}x: {first}"
+        )
+    facts = [
+        f"Title: {incident.title}",
+        f"Severity: {incident.severity.value}",
+        f"Services: {', '.join(incident.services) or 'not given'}",
+        f"Impact began: {incident.started_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+    ]
+    for label, moment in (
+        ("Detected", incident.detected_at),
+        ("Mitigated", incident.mitigated_at),
+        ("Resolved", incident.resolved_at),
+    ):
+        if moment is not None:
+            minutes = int((moment - incident.started_at).total_seconds() // 60)
+            facts.append(
+                f"{label}: {moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({minutes} min after start)"
+            )
+    if incident.summary:
+        facts.append(f"Reporter's summary: {incident.summary}")
+    history = [postmortem_digest(pm, options.history_tokens, count) for pm in similar]
+    texts = {item.id: item.text for item in incident.evidence()}
+    for pm in similar:
+        texts[pm.id] = postmortem_text(pm)
+    flagged = suspicious_ids({item.id: item.text for item in incident.evidence()})
+    changes = [c.id for c in candidates]
+    conditions = candidate_conditions(incident, exclude=[*flagged, *changes])
+    steps = candidate_steps(incident, exclude=[*flagged, *changes])
+    notes: list[DraftNote] = []
+    if flagged:
+        notes.append(
+            DraftNote(
+                kind=NoteKind.SUSPICIOUS_INPUT,
+                message="evidence that addresses the model (possible prompt injection) "
+                "was shown as data only and cannot be a claim's only support",
+                evidence_ids=flagged,
+            )
+        )
+    if evidence.omitted or evidence.truncated:
+        notes.append(
+            DraftNote(
+                kind=NoteKind.EVIDENCE_OMITTED,
+                message=f"to fit the model's context, {len(evidence.omitted)} evidence "
+                f"items were left out and {len(evidence.truncated)} cut",
+                evidence_ids=[*evidence.omitted, *evidence.truncated][:50],
+            )
+        )
+    return DraftContext(
+        incident=incident,
+        table=table,
+        variables={
+            "facts": "\n".join(facts),
+            "evidence": evidence.text,
+            "findings": "\n".join(findings) or "nothing found",
+            "history": "\n\n".join(history) or "none found",
+            "conditions": listed(ranked(conditions)),
+            "steps": listed(steps),
+            "own_words": "yes" if options.own_words else "",
+            "trigger": "not drafted",
+            "causes": "not drafted",
+        },
+        sources=Sources(texts, flagged, [pm.id for pm in similar]),
+        candidates=candidates,
+        conditions=conditions,
+        steps=steps,
+        incident_ids=set(incident.evidence_ids()),
+        notes=notes,
+    )
+
+
+def dependencies(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> dict[str, str]:
+    """The drafted trigger and causes, as shown to later questions."""
+    by_id = {c.id: c for c in ctx.candidates}
+    trigger = "no change was identified as the trigger"
+    chosen = answers.get("trigger")
+    if chosen and chosen.claims:
+        claim = chosen.claims[0]
+        candidate = by_id[claim.fields["trigger"]]
+        trigger = f"[{candidate.id}] {candidate.text} -- {claim.text}"
+    lines = [f"Trigger: {trigger}"]
+    shown: tuple[tuple[QuestionName, str], ...] = (
+        ("root_causes", "Root cause"),
+        ("factors", "Contributing factor"),
+    )
+    for name, label in shown:
+        answered = answers.get(name)
+        for claim in answered.claims if answered else []:
+            lines.append(f"{label}: {claim.text} [{', '.join(claim.evidence_ids)}]")
+    taken = {i for c in claims_of(answers, "root_causes") for i in c.evidence_ids[:1]}
+    steps = listed([c for c in ctx.steps if c.id not in taken])
+    return {"trigger": trigger, "causes": "\n".join(lines), "steps": steps}
+
+
+def claims_of(answers: dict[QuestionName, Answered], name: QuestionName) -> list[Claim]:
+    """The claims kept from one question's answer ([] if it was not asked)."""
+    answered = answers.get(name)
+    return answered.claims if answered else []
+
+
+def ranked(found: Sequence[Condition]) -> list[Condition]:
+    """Candidates best first (shown and offered to the model in this order)."""
+    return sorted(found, key=lambda c: (-c.score, c.at, c.id))
+
+
+def listed(found: Sequence[Condition]) -> str:
+    """Candidate lines as shown to the model: `[id] text`, one per line."""
+    return "\n".join(f"[{c.id}] {clip(c.text, 300)}" for c in found) or "none found"
+
+
+def postmortem_text(pm: Postmortem) -> str:
+    parts = [pm.title, pm.summary, pm.trigger or "", *pm.root_causes]
+    parts += [f.text for f in pm.contributing_factors] + [n.text for n in pm.causal_chain]
+    parts += [a.text for a in pm.action_items]
+    return "\n".join(parts)
+
+
+def clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import median, peak_rss_mib, scratch_settings
 from prompts import render_question
 from rca.config import Settings
+from rca.draft_context import build_context
 from rca.drafting import Drafter, DraftingOptions
 from rca.importer import import_paths
 from rca.llm import LlmClient, LlmConfig, LocalModel, ScriptedModel, register_provider
@@ -92,7 +93,7 @@ def run_local(
         client,
         SearchHistory(retrieval.search),
         Redactor(),
-        options=DraftingOptions(concurrency=1),
+        options=DraftingOptions(concurrency=1, own_words=False),  # as drafting_options() sets
         embedder=retrieval.embedder,
     )
     rows: list[dict[str, float]] = []
@@ -123,7 +124,7 @@ def run_local(
 def _first_prompt(drafter: Drafter, incident: Incident) -> list[dict[str, str]]:
     """The messages of the first question, as the drafter builds them (without history)."""
     redacted, table = redact_incident(incident, drafter.redactor)
-    ctx = drafter._context(redacted, table, [])
+    ctx = build_context(redacted, table, [], drafter.options, drafter.count)
     return render_question("draft", "trigger", **ctx.variables).messages()
 
 

@@ -199,6 +199,7 @@ def listed(found: Sequence[Condition]) -> str:
 
 
 def postmortem_text(pm: Postmortem) -> str:
+    """A past postmortem's words, for the check that a claim does not merely restate it."""
     parts = [pm.title, pm.summary, pm.trigger or "", *pm.root_causes]
     parts += [f.text for f in pm.contributing_factors] + [n.text for n in pm.causal_chain]
     parts += [a.text for a in pm.action_items]
@@ -206,4 +207,5 @@ def postmortem_text(pm: Postmortem) -> str:
 
 
 def clip(text: str, limit: int = 160) -> str:
+    """`text` cut at a word boundary to about `limit` characters, marked with an ellipsis."""
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"

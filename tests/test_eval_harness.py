@@ -195,3 +195,49 @@ def test_from_reviews_turns_finalized_drafts_into_cases(
     restored = next(s for s in written["suggestions"] if s["id"] == sections["root_cause"]["id"])
     assert restored["content"] == sections["root_cause"]["content"]  # as the model wrote it
     assert load_cases(out / "cases")[0].id == job["id"]
+
+
+def test_a_judge_grades_root_causes_on_the_four_level_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[str] = []
+
+    def grade(messages: list[dict[str, str]]) -> str:
+        seen.append(messages[-1]["content"])
+        # 65 when the draft names the checkout pool case's mechanism, an off-scale 50 otherwise.
+        score = 65 if "pool" in messages[-1]["content"].split("Drafted")[1].lower() else 50
+        return json.dumps({"score": score, "reason": "graded"})
+
+    register_provider("judge", ScriptedModel(reply=grade))
+    out = tmp_path / "runs"
+    code, _stdout, err = run(
+        tmp_path / "data", "eval", "run", "--cases", str(CASES), "--rules",
+        "--judge", "judge/grader", "--out", str(out), capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = {
+        r["case"]: r
+        for r in map(json.loads, (out / "rules" / "results.jsonl").read_text().splitlines())
+    }
+    assert len(seen) == 3 and all("Reviewed root causes:" in s for s in seen)
+    assert rows["checkout-db-pool"]["scores"]["root_cause.judge"] == 0.65
+    # A score off the scale is left out, not counted as a grade.
+    assert any(r["scores"]["root_cause.judge"] is None for r in rows.values())
+    summary = json.loads((out / "rules" / "summary.json").read_text())
+    assert summary["metrics"]["root_cause.judge"]["n"] < 3
+
+
+def test_a_failing_judge_leaves_the_metric_out_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_provider("judge", ScriptedModel(failures=[ScriptedModel.timeout() for _ in range(20)]))
+    out = tmp_path / "runs"
+    code, _stdout, err = run(
+        tmp_path / "data", "eval", "run", "--cases", str(CASES), "--baseline",
+        "--judge", "judge/grader", "--out", str(out), capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    rows = [
+        json.loads(line) for line in (out / "baseline" / "results.jsonl").read_text().splitlines()
+    ]
+    assert [r["scores"]["root_cause.judge"] for r in rows] == [None, None, None]

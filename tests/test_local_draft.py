@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rca import local_model
-from rca.drafting import Drafter
+from rca.analysis import candidate_conditions
+from rca.drafting import Drafter, DraftingOptions
 from rca.llm import LlmClient, LlmConfig, LocalModel
 from rca.models import Incident, NodeKind, SuggestionOrigin, SuggestionSection, check_causal_chain
 from rca.redaction import Redactor
@@ -34,7 +35,13 @@ def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
         (EXAMPLE / "inc-2026-01-checkout-db-pool.json").read_text()
     )
     client = LlmClient(LlmConfig(model="local/qwen2.5-coder-0.5b"), Redactor(), local)
-    drafter = Drafter(client, None, Redactor(), clock=lambda: datetime(2026, 2, 1, tzinfo=UTC))
+    drafter = Drafter(
+        client,
+        None,
+        Redactor(),
+        options=DraftingOptions(own_words=False),  # as the service runs the embedded model
+        clock=lambda: datetime(2026, 2, 1, tzinfo=UTC),
+    )
     draft = drafter.draft(incident)
 
     assert draft.model == "local/qwen2.5-coder-0.5b" and draft.prompt_version == "draft@3"
@@ -47,11 +54,14 @@ def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
     assert all(set(s.evidence_ids) <= citable for s in draft.suggestions)
     trigger = [s for s in draft.suggestions if s.section is SuggestionSection.TRIGGER]
     assert trigger and trigger[0].evidence_ids[0] in {"t1", "t2"}  # a candidate, not a symptom
+    # Root causes are candidate conditions the model chose, quoted (never a past incident's).
+    conditions = {c.id for c in candidate_conditions(incident, exclude=["t1", "t2", "c4"])}
+    causes = [s for s in draft.suggestions if s.section is SuggestionSection.ROOT_CAUSE]
+    assert causes and all(c.evidence_ids[0] in conditions for c in causes)
     chain = [s.content for s in draft.suggestions if s.section is SuggestionSection.CAUSAL_NODE]
-    if chain:
-        check_causal_chain(chain)  # type: ignore[arg-type]
-        kinds = {node.kind for node in chain}  # type: ignore[union-attr]
-        assert {NodeKind.ROOT_CAUSE, NodeKind.IMPACT} <= kinds
+    check_causal_chain(chain)  # type: ignore[arg-type]
+    kinds = {node.kind for node in chain}  # type: ignore[union-attr]
+    assert {NodeKind.ROOT_CAUSE, NodeKind.IMPACT} <= kinds
     text = json.dumps(draft.model_dump(mode="json")).lower()
     assert "http" not in text  # no links survive from model output
     # Within the latency target with room for a slower CI machine.

@@ -64,8 +64,9 @@ def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
     assert {NodeKind.ROOT_CAUSE, NodeKind.IMPACT} <= kinds
     text = json.dumps(draft.model_dump(mode="json")).lower()
     assert "http" not in text  # no links survive from model output
-    # Within the latency target with room for a slower CI machine.
-    assert sum(draft.usage.stages_s.values()) < 300
+    # A guard against a hung model, not a measurement (bench/draft.py measures): a draft takes
+    # about a minute alone, five when another model run shares the two cores.
+    assert sum(draft.usage.stages_s.values()) < 600
 
 
 def test_the_eval_harness_runs_the_local_model_on_two_cases(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,6 +198,20 @@ def test_from_reviews_turns_finalized_drafts_into_cases(
     assert load_cases(out / "cases")[0].id == job["id"]
 
 
+def judged_run(
+    tmp_path: Path, system: str, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
+    """`rca eval run` of the project's cases with one system and the `judge/grader` judge."""
+    out = tmp_path / "runs"
+    code, _stdout, err = run(
+        tmp_path / "data", "eval", "run", "--cases", str(CASES), system,
+        "--judge", "judge/grader", "--out", str(out), capsys=capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    results = out / system.removeprefix("--") / "results.jsonl"
+    return [json.loads(line) for line in results.read_text().splitlines()]
+
+
 def test_a_judge_grades_root_causes_on_the_four_level_scale(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -210,15 +225,7 @@ def test_a_judge_grades_root_causes_on_the_four_level_scale(
 
     register_provider("judge", ScriptedModel(reply=grade))
     out = tmp_path / "runs"
-    code, _stdout, err = run(
-        tmp_path / "data", "eval", "run", "--cases", str(CASES), "--rules",
-        "--judge", "judge/grader", "--out", str(out), capsys=capsys,
-    )  # fmt: skip
-    assert code == 0, err
-    rows = {
-        r["case"]: r
-        for r in map(json.loads, (out / "rules" / "results.jsonl").read_text().splitlines())
-    }
+    rows = {r["case"]: r for r in judged_run(tmp_path, "--rules", capsys)}
     assert len(seen) == 3 and all("Reviewed root causes:" in s for s in seen)
     assert rows["checkout-db-pool"]["scores"]["root_cause.judge"] == 0.65
     # A score off the scale is left out, not counted as a grade.
@@ -231,13 +238,5 @@ def test_a_failing_judge_leaves_the_metric_out_and_the_run_goes_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     register_provider("judge", ScriptedModel(failures=[ScriptedModel.timeout() for _ in range(20)]))
-    out = tmp_path / "runs"
-    code, _stdout, err = run(
-        tmp_path / "data", "eval", "run", "--cases", str(CASES), "--baseline",
-        "--judge", "judge/grader", "--out", str(out), capsys=capsys,
-    )  # fmt: skip
-    assert code == 0, err
-    rows = [
-        json.loads(line) for line in (out / "baseline" / "results.jsonl").read_text().splitlines()
-    ]
+    rows = judged_run(tmp_path, "--baseline", capsys)
     assert [r["scores"]["root_cause.judge"] for r in rows] == [None, None, None]

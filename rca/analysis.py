@@ -4,9 +4,13 @@
   recent first), the usual suspects a model is then asked to choose among;
 - first error signatures: each distinct error once, where and when it first appeared;
 - a merged timeline of every evidence item with the key moments marked (impact start,
-  detection, first alert, first error, changes, mitigation, resolution).
+  detection, first alert, first error, changes, mitigation, resolution);
+- candidate conditions (evidence lines that say how the system works or what it lacked) and
+  candidate chain steps (first errors, alerts, findings before mitigation), ranked by cue
+  words: the root causes and chain steps a model chooses among.
 
-Small models do badly when asked to find these in raw evidence; code does them exactly.
+Small models do badly when asked to find these in raw evidence; code does them exactly (the
+ranking of conditions and steps is a heuristic, measured by `rca eval run --rules`).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class LlmSettings(BaseModel):
     own_words: bool | None = None
     """Whether the model words the root causes and chain steps it chooses, or only chooses
     (the chosen evidence lines are quoted). Default: hosted models word, the embedded model
-    only chooses (its wording rarely survives validation and costs it ~30 s per draft)."""
+    only chooses (its wording rarely survives validation and costs it ~13 s per draft)."""
 
 
 class RedactionSettings(BaseModel):

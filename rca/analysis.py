@@ -194,8 +194,7 @@ def candidate_conditions(
             score -= 3.0
         score += min(words, 40) / 40
         scored.append(Condition(item.id, item.at, text, score))
-    best = sorted(scored, key=lambda c: (-c.score, c.at, c.id))[:limit]
-    return sorted(best, key=lambda c: (c.at, c.id))
+    return _best_in_time_order(scored, limit)
 
 
 def candidate_steps(
@@ -233,5 +232,14 @@ def candidate_steps(
             continue
         if score > 0:
             scored.append(Condition(item.id, item.at, text, score))
-    best = sorted(scored, key=lambda c: (-c.score, c.at, c.id))[:limit]
-    return sorted(best, key=lambda c: (c.at, c.id))
+    return _best_in_time_order(scored, limit)
+
+
+def ranked(found: Iterable[Condition]) -> list[Condition]:
+    """Candidates best first (ties: earliest first): the order a model is offered them in."""
+    return sorted(found, key=lambda c: (-c.score, c.at, c.id))
+
+
+def _best_in_time_order(scored: list[Condition], limit: int) -> list[Condition]:
+    """The `limit` best-ranked, returned oldest first."""
+    return sorted(ranked(scored)[:limit], key=lambda c: (c.at, c.id))

@@ -48,8 +48,9 @@ def check_answer(
     problems: list[str] = []
     dropped: list[str] = []
     seen: set[str] = set()
+    allowed = ctx.choices()
     for position, (body, cited, fields) in enumerate(raw, start=1):
-        choice, problem = chosen_candidate(ctx, fields)
+        choice, problem = chosen_candidate(allowed, fields)
         if problem:
             problems.append(problem)
         if problem is not None:
@@ -75,11 +76,12 @@ def check_answer(
             if retried:
                 dropped.append(f"dropped '{clip(cleaned.text)}': {verdict.retry[0]}")
             continue
-        claim: Claim | None = Claim(cleaned.text, ids, fields, retried)
+        claim = Claim(cleaned.text, ids, fields, retried)
         if verdict.drop:
             dropped.append(f"dropped '{clip(cleaned.text)}': {verdict.drop}")
-            claim = quote_chosen(ctx, question.name, Claim(cleaned.text, ids, fields, retried))
-        elif cleaned.removed_links:
+            keep_new(kept, seen, quote_chosen(ctx, question.name, claim))
+            continue
+        if cleaned.removed_links:
             dropped.append(f"removed {cleaned.removed_links} link(s) from model output")
         keep_new(kept, seen, claim)
     return kept, problems, dropped
@@ -119,15 +121,10 @@ def quote_chosen(ctx: DraftContext, name: QuestionName, claim: Claim) -> Claim |
 
 
 def chosen_candidate(
-    ctx: DraftContext, fields: dict[str, Any]
+    allowed: dict[str, list[str]], fields: dict[str, Any]
 ) -> tuple[tuple[str, str] | None, str | None]:
     """The item's choice field and value, if it has one; and a problem worth a re-ask if the
     value is not a candidate ("" for "none": skip the item quietly, None: go on)."""
-    allowed = {
-        "trigger": [c.id for c in ctx.candidates],
-        "condition": [c.id for c in ctx.conditions],
-        "step": [c.id for c in ctx.steps],
-    }
     for key, ids in allowed.items():
         if key in fields:
             value = str(fields[key])

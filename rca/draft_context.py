@@ -17,6 +17,7 @@ from rca.analysis import (
     candidate_steps,
     candidate_triggers,
     first_errors,
+    ranked,
 )
 from rca.assembly import Claim
 from rca.context import TokenCount, assemble_evidence, postmortem_digest
@@ -60,6 +61,15 @@ class DraftContext:
     validation_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def choices(self) -> dict[str, list[str]]:
+        """The candidate ids each choice field may take, in the order the model is offered
+        them (the trigger may also be "none")."""
+        return {
+            "trigger": [*(c.id for c in self.candidates), "none"],
+            "condition": [c.id for c in ranked(self.conditions)],
+            "step": [c.id for c in self.steps],
+        }
+
 
 @dataclass
 class Answered:
@@ -83,10 +93,11 @@ def build_context(
     for c in candidates:
         minutes = int(c.before_impact.total_seconds() // 60)
         findings.append(f"Candidate trigger [{c.id}], {minutes} min before the impact: {c.text}")
-    texts_by_id = {item.id: item.text for item in incident.evidence()}
+    texts = {item.id: item.text for item in incident.evidence()}
+    flagged = suspicious_ids(texts)
     for e in first_errors(incident):
         place = f" on {e.source}" if e.source else ""
-        first = " ".join(texts_by_id.get(e.first_id, e.signature).split())[:240]
+        first = " ".join(texts.get(e.first_id, e.signature).split())[:240]
         findings.append(
             f"First error [{e.first_id}] at {e.first_at.astimezone(UTC):%H:%M:%S}Z{place}, "
             f"seen {e.count}x: {first}"
@@ -110,10 +121,7 @@ def build_context(
     if incident.summary:
         facts.append(f"Reporter's summary: {incident.summary}")
     history = [postmortem_digest(pm, options.history_tokens, count) for pm in similar]
-    texts = {item.id: item.text for item in incident.evidence()}
-    for pm in similar:
-        texts[pm.id] = postmortem_text(pm)
-    flagged = suspicious_ids({item.id: item.text for item in incident.evidence()})
+    citable = dict(texts, **{pm.id: postmortem_text(pm) for pm in similar})
     changes = [c.id for c in candidates]
     conditions = candidate_conditions(incident, exclude=[*flagged, *changes])
     steps = candidate_steps(incident, exclude=[*flagged, *changes])
@@ -150,7 +158,7 @@ def build_context(
             "trigger": "not drafted",
             "causes": "not drafted",
         },
-        sources=Sources(texts, flagged, [pm.id for pm in similar]),
+        sources=Sources(citable, flagged, [pm.id for pm in similar]),
         candidates=candidates,
         conditions=conditions,
         steps=steps,
@@ -186,11 +194,6 @@ def claims_of(answers: dict[QuestionName, Answered], name: QuestionName) -> list
     """The claims kept from one question's answer ([] if it was not asked)."""
     answered = answers.get(name)
     return answered.claims if answered else []
-
-
-def ranked(found: Sequence[Condition]) -> list[Condition]:
-    """Candidates best first (shown and offered to the model in this order)."""
-    return sorted(found, key=lambda c: (-c.score, c.at, c.id))
 
 
 def listed(found: Sequence[Condition]) -> str:

@@ -29,6 +29,7 @@ from typing import Any
 
 from prompts import render_question, version_of
 from rca import assembly
+from rca.analysis import ranked
 from rca.assembly import Claim, SuggestionList
 from rca.baseline import baseline_draft, facts_summary, impact_from_alerts
 from rca.context import TokenCount
@@ -40,7 +41,6 @@ from rca.draft_context import (
     build_context,
     clip,
     dependencies,
-    ranked,
 )
 from rca.errors import RcaError
 from rca.followups import find_follow_ups
@@ -181,12 +181,9 @@ class Drafter:
         ):
             return Answered([])  # nothing to choose among: the draft falls back
         prompt = render_question(PROMPT, question.name, **variables)
-        choices = {
-            "trigger": [*(c.id for c in ctx.candidates), "none"],
-            "condition": [c.id for c in ranked(ctx.conditions)],
-            "step": [c.id for c in ctx.steps],
-        }
-        schema = json_schema(question, ctx.sources.ids(), choices, own_words=self.options.own_words)
+        schema = json_schema(
+            question, ctx.sources.ids(), ctx.choices(), own_words=self.options.own_words
+        )
         messages = prompt.messages()
         claims: list[Claim] = []
         problems: list[str] = []
@@ -346,15 +343,10 @@ class Drafter:
         """Chain steps in the order of the evidence they cite first (the model's order breaks
         ties), without repeats of a root cause or the trigger; at most four."""
         taken = {c.text.lower() for c in roots} | ({trigger.text.lower()} if trigger else set())
-        at = {item.id: item.at for item in ctx.incident.evidence()}
+        at = {item.id: item.at.timestamp() for item in ctx.incident.evidence()}
         kept = [s for s in steps if s.text.lower() not in taken]
-        last = max(at.values(), default=None)
-
-        def when(claim: Claim) -> datetime | None:
-            return next((at[i] for i in claim.evidence_ids if i in at), last)
-
-        if last is not None:
-            kept.sort(key=lambda c: when(c) or last)
+        # Stable sort: steps citing no incident evidence keep their place at the end.
+        kept.sort(key=lambda c: next((at[i] for i in c.evidence_ids if i in at), float("inf")))
         return kept[:4]
 
     def _ranked_causes(self, ctx: DraftContext, out: SuggestionList) -> list[Claim]:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 
-from rca.keys import Principal, Role
+from rca.store.keys import Principal, Role
 
 
 def _unauthorized(detail: str) -> HTTPException:

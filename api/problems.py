@@ -31,7 +31,7 @@ from rca.errors import (
     RcaError,
     StoreUnavailable,
 )
-from rca.idempotency import KeyReused
+from rca.store.idempotency import KeyReused
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("rca.api")

@@ -16,7 +16,7 @@ from api.schemas_postmortems import (
     KeyCreated,
     KeyPublic,
 )
-from rca.keys import Principal, Role
+from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]

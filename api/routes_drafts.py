@@ -14,10 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import require
 from api.routes_incidents import services_of
 from api.schemas import DraftJobPublic, FinalizeResult, ReviewRequest, ReviewResult
-from rca import audit
 from rca.errors import InvalidArgument, PreconditionRequired
-from rca.jobs import JobStatus
-from rca.keys import Principal, Role
+from rca.store import audit
+from rca.store.jobs import JobStatus
+from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["drafts"])
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]

@@ -21,12 +21,12 @@ from api.schemas import (
     encode_cursor,
 )
 from api.services import Services
+from rca.domain import Incident, Severity
+from rca.domain.similar import SearchResult
 from rca.errors import InvalidArgument
-from rca.idempotency import body_hash
-from rca.keys import Principal, Role
-from rca.models import Incident, Severity
-from rca.similar import SearchResult
 from rca.store import Outcome
+from rca.store.idempotency import body_hash
+from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from api.auth import require
 from api.routes_incidents import services_of
 from api.services import Services
-from rca import local_model
 from rca.errors import RcaError
-from rca.keys import Principal, Role
+from rca.llm import weights
+from rca.store.keys import Principal, Role
 
 router = APIRouter(tags=["service"])
 PUBLIC_ROUTES = frozenset({"/healthz", "/readyz"})
@@ -56,10 +56,10 @@ def _model_check(model: str, services: Services) -> str:
     if name.endswith(".gguf"):
         return "ok" if Path(name).is_file() else "unavailable: no such file"
     try:
-        spec = local_model.spec_for(name)
+        spec = weights.spec_for(name)
     except RcaError as err:
         return f"unavailable: {err}"
-    path = local_model.model_path(services.settings.data_dir, spec)
+    path = weights.model_path(services.settings.data_dir, spec)
     if not path.is_file() or path.stat().st_size != spec.size:
         return "unavailable: run `rca model pull`"
     return "ok"

@@ -19,12 +19,12 @@ from api.schemas_postmortems import (
     PostmortemPublic,
 )
 from api.services import Services
+from rca.domain import ActionKind, ActionStatus, Postmortem, Priority, Severity
+from rca.domain.similar import SearchFilters, SearchMode, SearchResult
 from rca.errors import InvalidArgument
-from rca.keys import Principal, Role
-from rca.markdown import to_markdown
-from rca.models import ActionKind, ActionStatus, Postmortem, Priority, Severity
-from rca.similar import SearchFilters, SearchMode, SearchResult
+from rca.formats.markdown import to_markdown
 from rca.store import ActionItemRow, Outcome, StoredPostmortem, with_statuses
+from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1")
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]

@@ -1,4 +1,4 @@
-"""Request and response bodies of the HTTP API (domain types stay in `rca.models`)."""
+"""Request and response bodies of the HTTP API (domain types stay in `rca.domain`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from rca.domain import Draft, LanguageFlag, ReviewDecision, Severity, Suggestion
 from rca.errors import InvalidArgument
-from rca.jobs import DraftJob, JobStatus
-from rca.models import Draft, LanguageFlag, ReviewDecision, Severity, Suggestion
+from rca.store.jobs import DraftJob, JobStatus
 
 T = TypeVar("T")
 MAX_PAGE = 100

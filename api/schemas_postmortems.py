@@ -7,9 +7,9 @@ from datetime import date as CalendarDate
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rca.keys import KeyInfo, Role
-from rca.models import ActionKind, ActionStatus, Postmortem, Priority, Severity
+from rca.domain import ActionKind, ActionStatus, Postmortem, Priority, Severity
 from rca.store import ActionItemRow, Outcome, PostmortemSummary, SaveResult, StoredPostmortem
+from rca.store.keys import KeyInfo, Role
 from retrieval.indexer import CheckReport, SyncReport
 
 MAX_IDS = 100

@@ -14,15 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from rca.config import Settings
 from rca.drafting import Drafter
 from rca.errors import Busy, InvalidArgument, RcaError
-from rca.idempotency import IdempotencyKeys
-from rca.jobs import DraftJob, DraftJobs
-from rca.keys import ApiKeys
 from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
 from rca.redaction import Redactor
 from rca.review import Reviews
-from rca.sessions import WebSessions
 from rca.store import Store
+from rca.store.idempotency import IdempotencyKeys
+from rca.store.jobs import DraftJob, DraftJobs
+from rca.store.keys import ApiKeys
+from rca.store.sessions import WebSessions
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
 

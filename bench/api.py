@@ -65,9 +65,9 @@ def server_settings(data_dir: Path) -> Any:
 
 def prepare(data_dir: Path) -> str:
     """Import the examples and create an admin key; return the key."""
-    from rca.importer import import_paths
-    from rca.keys import ApiKeys, Role
+    from rca.formats.importer import import_paths
     from rca.store import Store
+    from rca.store.keys import ApiKeys, Role
     from retrieval.service import open_retrieval
 
     settings = server_settings(data_dir)
@@ -278,8 +278,8 @@ def drop_queued_drafts(data_dir: Path) -> None:
     worker does not spend the next scenarios drafting them."""
     from sqlalchemy import update
 
-    from rca.db import drafts, write_transaction
     from rca.store import Store
+    from rca.store.engine import drafts, write_transaction
 
     store = Store.open(server_settings(data_dir))
     try:

@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import median, peak_rss_mib, scratch_settings
 from prompts import render_question
 from rca.config import Settings
-from rca.draft_context import build_context
+from rca.domain import Incident
 from rca.drafting import Drafter, DraftingOptions
-from rca.importer import import_paths
+from rca.drafting.context import build_context
+from rca.drafting.findings import find
+from rca.formats.importer import import_paths
 from rca.llm import LlmClient, LlmConfig, LocalModel, ScriptedModel, register_provider
-from rca.models import Incident
 from rca.redaction import Redactor, redact_incident
 from rca.store import Store
 from rca.testing import fake_analyst
@@ -124,7 +125,7 @@ def run_local(
 def _first_prompt(drafter: Drafter, incident: Incident) -> list[dict[str, str]]:
     """The messages of the first question, as the drafter builds them (without history)."""
     redacted, table = redact_incident(incident, drafter.redactor)
-    ctx = build_context(redacted, table, [], drafter.options, drafter.count)
+    ctx = build_context(redacted, table, find(redacted), [], drafter.options, drafter.count)
     return render_question("draft", "trigger", **ctx.variables).messages()
 
 
@@ -153,10 +154,10 @@ def main() -> None:
             f"pipeline non-model / baseline = {non_model / median(base):.2f}x"
         )
         if args.local:
-            from rca import local_model
+            from rca.llm import weights
 
-            spec = local_model.spec_for(args.model.split("/", 1)[1])
-            local_model.pull(spec, settings.data_dir)
+            spec = weights.spec_for(args.model.split("/", 1)[1])
+            weights.pull(spec, settings.data_dir)
             local_rows, raw, summaries = run_local(settings, retrieval, incidents, args.model)
             print_table(f"local model {args.model}", local_rows)
             for line in summaries:

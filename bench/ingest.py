@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import median, peak_rss_mib, scratch_settings
 from evals.public_benchmark import load_corpus
 from evals.retrieval_eval import doc_to_postmortem
-from rca.models import Postmortem
+from rca.domain import Postmortem
 from rca.ports import Embedder, InputType
 from rca.store import Store
 from retrieval.indexer import Indexer

@@ -30,10 +30,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import peak_rss_mib, percentile, scratch_settings
-from rca.importer import load_file
-from rca.models import Incident, Postmortem
+from rca.domain import Incident, Postmortem
+from rca.domain.similar import SearchMode, incident_query
+from rca.formats.importer import load_file
 from rca.ports import Embedder, InputType
-from rca.similar import SearchMode, incident_query
 from rca.store import Store
 from rca.testing import FakeEmbedder
 from retrieval.indexer import Indexer

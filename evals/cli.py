@@ -19,10 +19,10 @@ from evals.retrieval_eval import (
     run_retrieval_eval,
     write_runs,
 )
-from rca.cli import CliHooks, settings_of
+from rca.cli.common import CliHooks, settings_of
+from rca.domain import Postmortem
 from rca.errors import InvalidArgument, InvalidInput, Problem
-from rca.importer import collect_files, load_file
-from rca.models import Postmortem
+from rca.formats.importer import collect_files, load_file
 from rca.store import Store
 
 eval_app = typer.Typer(

@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evals import draft_scores as dm
 from rca.config import Settings
+from rca.domain import Draft, Incident, Postmortem
 from rca.drafting import Drafter
 from rca.errors import InvalidInput, Problem
 from rca.llm import LlmClient, LlmConfig, ScriptedModel, client_from_settings, register_provider
-from rca.models import Draft, Incident, Postmortem
 from rca.redaction import Redactor
 from rca.store import Store
 from rca.testing import rules_analyst

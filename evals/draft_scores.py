@@ -16,7 +16,7 @@ import numpy as np
 from rouge_score import rouge_scorer
 from scipy.optimize import linear_sum_assignment
 
-from rca.models import (
+from rca.domain import (
     ActionItem,
     CausalNode,
     ContributingFactor,

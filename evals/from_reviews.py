@@ -19,9 +19,9 @@ from typing import Any
 from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from rca.db import drafts, read_transaction, reviews
-from rca.models import Draft, ReviewStatus, Suggestion, SuggestionContent
+from rca.domain import Draft, ReviewStatus, Suggestion, SuggestionContent
 from rca.store import Store
+from rca.store.engine import drafts, read_transaction, reviews
 
 _CONTENT: TypeAdapter[SuggestionContent] = TypeAdapter(SuggestionContent)
 

@@ -29,10 +29,10 @@ from evals.public_benchmark import (
     query_classes,
 )
 from rca.config import Settings
+from rca.domain import Postmortem
+from rca.domain.similar import SearchMode
 from rca.errors import InvalidInput, Problem
-from rca.models import Postmortem
 from rca.ports import Embedder
-from rca.similar import SearchMode
 from rca.store import Store
 from retrieval.search import SimilarSearch
 from retrieval.service import make_embedder, open_retrieval

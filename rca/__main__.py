@@ -1,5 +1,5 @@
 """`python -m rca` runs the CLI."""
 
-from rca.cli import main
+from rca.cli.app import main
 
 main()

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from rca.models import Incident, Postmortem
+from rca.domain import Incident, Postmortem
 
 InputType = Literal["query", "document"]
 """Whether a text is a search query or a document to be found (some models embed them apart)."""

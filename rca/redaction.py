@@ -21,8 +21,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from rca.domain import Incident, Postmortem
 from rca.errors import RcaError
-from rca.models import Incident, Postmortem
 
 PlaceholderKind = str
 

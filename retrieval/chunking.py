@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rca.models import Postmortem
+from rca.domain import Postmortem
 
 SECTIONS = (
     "summary",

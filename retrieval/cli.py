@@ -13,12 +13,11 @@ import typer
 from pydantic import ValidationError
 from rich.progress import Progress as RichProgress
 
-from rca.cli import CliHooks, settings_of
+from rca.cli.common import CliHooks, load_incident, settings_of
 from rca.config import Settings
+from rca.domain import Incident, Severity
+from rca.domain.similar import SearchFilters, SearchMode, SearchResult
 from rca.errors import InvalidArgument, InvalidInput, InvalidQuery
-from rca.importer import load_file
-from rca.models import Incident, Severity
-from rca.similar import SearchFilters, SearchMode, SearchResult
 from rca.store import Store
 from retrieval.indexer import Progress
 from retrieval.service import Retrieval, open_retrieval
@@ -134,13 +133,6 @@ def status_command(ctx: typer.Context) -> int:
     return 0
 
 
-def _load_incident(path: Path, max_bytes: int) -> Incident:
-    for document in load_file(path, max_bytes):
-        if isinstance(document, Incident):
-            return document
-    raise InvalidQuery(f"{path} holds no incident (a postmortem? use --text)")
-
-
 def similar_command(
     ctx: typer.Context,
     incident: Annotated[
@@ -185,7 +177,7 @@ def similar_command(
     query: str | Incident
     if incident is not None:
         try:
-            query = _load_incident(incident, settings.imports.max_file_bytes)
+            query = load_incident(incident, settings.imports.max_file_bytes)
         except InvalidInput as err:
             raise InvalidQuery(str(err.problems[0]) if err.problems else str(err)) from err
     else:
@@ -227,10 +219,7 @@ def _print_result(result: SearchResult) -> None:
 
 
 def register(app: typer.Typer, hooks: CliHooks) -> None:
-    """Add `rca similar`, `rca draft` and `rca index`; keep the index current after imports."""
-    from retrieval.draft_cli import draft_command
-
+    """Add `rca similar` and `rca index`; keep the index current after imports."""
     app.command("similar")(similar_command)
-    app.command("draft")(draft_command)
     app.add_typer(index_app, name="index")
     hooks.after_import.append(_sync_after_import)

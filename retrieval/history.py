@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Container
 
 from rca.config import Settings
+from rca.domain import Incident
 from rca.drafting import DraftingOptions
 from rca.errors import InvalidQuery
-from rca.models import Incident
 from rca.ports import Retrieved
 from retrieval.search import SimilarSearch
 

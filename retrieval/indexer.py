@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from rca.config import Settings
+from rca.domain import Postmortem
 from rca.errors import IndexUnavailable
-from rca.models import Postmortem
 from rca.ports import Embedder
 from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
 from rca.store import Store

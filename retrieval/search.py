@@ -12,10 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from rca.config import Settings
-from rca.errors import IndexUnavailable, InvalidQuery
-from rca.models import Incident, Postmortem
-from rca.ports import Embedder
-from rca.similar import (
+from rca.domain import Incident, Postmortem
+from rca.domain.similar import (
     MatchedSection,
     SearchFilters,
     SearchMode,
@@ -23,6 +21,8 @@ from rca.similar import (
     SimilarHit,
     incident_query,
 )
+from rca.errors import IndexUnavailable, InvalidQuery
+from rca.ports import Embedder
 from rca.store import Store
 from retrieval.chunking import full_text, section_texts
 from retrieval.lexical import LexicalIndex, first_match, terms

@@ -27,8 +27,8 @@ from chromadb.api.types import Where
 from chromadb.config import Settings as ChromaSettings
 
 from rca.config import Settings
+from rca.domain.similar import SearchFilters
 from rca.errors import ConfigurationError, IndexLocked, IndexUnavailable
-from rca.similar import SearchFilters
 from rca.store import IndexStateStore
 from retrieval.chunking import Chunk, Metadata, split_chunk_id
 

@@ -56,6 +56,7 @@ class PageHeaders:
 def install(app: FastAPI) -> None:
     """Add the pages, their static files, HTML error pages and the security headers."""
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
-    app.include_router(pages.router)
+    for router in pages.ROUTERS:
+        app.include_router(router)
     app.state.html_errors = pages.error_page
     app.add_middleware(PageHeaders)

@@ -1,6 +1,6 @@
 """What the pages show, computed from the domain objects: evidence rows, the merged timeline,
 suggestions grouped by section with their cited evidence, the pictures, edits read from forms.
-No HTML here except the SVG pictures, which `rca.diagrams` builds with everything escaped."""
+No HTML here except the SVG pictures, which `api.web.diagrams` builds with everything escaped."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ from markupsafe import Markup
 
 from api.schemas import decode_cursor, encode_cursor
 from api.services import Services
-from rca.analysis import merged_timeline
+from api.web.diagrams import causal_chain_svg, fishbone_svg, format_duration, timeline_svg
+from api.web.diagrams import durations as moment_durations
 from rca.config import Settings
-from rca.diagrams import causal_chain_svg, fishbone_svg, format_duration, timeline_svg
-from rca.diagrams import durations as moment_durations
-from rca.errors import InvalidArgument, RcaError
-from rca.models import (
+from rca.domain import (
     CausalNode,
     Draft,
     Incident,
@@ -27,8 +25,10 @@ from rca.models import (
     Suggestion,
     SuggestionSection,
 )
+from rca.domain.similar import SimilarHit
+from rca.drafting.findings import find
+from rca.errors import InvalidArgument, RcaError
 from rca.redaction import Redactor, redact_incident
-from rca.similar import SimilarHit
 from rca.store import ActionItemRow, IncidentSummary
 
 SECTION_TITLES: dict[SuggestionSection, str] = {
@@ -54,7 +54,7 @@ _BIDI = dict.fromkeys(
 def shown(value: Any) -> Any:
     """Every `{{ value }}` of a page passes here (the templates' finalize): text loses bidi
     control characters, which could make untrusted text read differently than it is."""
-    if isinstance(value, Markup):  # our own SVG pictures, already cleaned by rca.diagrams
+    if isinstance(value, Markup):  # our own SVG pictures, already cleaned by api.web.diagrams
         return value
     return value.translate(_BIDI) if isinstance(value, str) else value
 
@@ -114,7 +114,7 @@ def evidence_rows(incident: Incident) -> list[EvidenceRow]:
 
 
 def moments(incident: Incident) -> list[Any]:
-    return merged_timeline(incident)
+    return find(incident).timeline
 
 
 def durations(incident: Incident) -> list[tuple[str, str]]:
@@ -127,7 +127,7 @@ def durations(incident: Incident) -> list[tuple[str, str]]:
 def incident_timeline_svg(incident: Incident) -> str:
     entries = [
         PostmortemTimelineEntry(at=m.at, text=(m.key + ": " if m.key else "") + m.text[:200])
-        for m in merged_timeline(incident)
+        for m in find(incident).timeline
         if m.key
     ]
     return timeline_svg(

@@ -1,0 +1,23 @@
+"""The commands that wire several packages together: `rca draft`, `rca serve`, `rca worker`
+and `rca keys`, plugged into the rca CLI (entry point `rca.cli: api`; see `rca.cli.app`).
+
+- `draft`: draft an incident file from the command line, wired as the service wires it;
+- `serve`: the HTTP API and its worker processes; `keys`: API keys.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli.draft import draft_command
+from api.cli.keys import keys_app
+from api.cli.serve import serve_command, worker_command
+from rca.cli.common import CliHooks
+
+
+def register(app: typer.Typer, _hooks: CliHooks) -> None:
+    """Add `rca draft`, `rca serve`, `rca worker` and `rca keys` to the CLI."""
+    app.command("draft")(draft_command)
+    app.command("serve")(serve_command)
+    app.command("worker")(worker_command)
+    app.add_typer(keys_app, name="keys")

@@ -1,0 +1,135 @@
+"""`rca serve` (the HTTP API, optionally with worker processes) and `rca worker`."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from typing import Annotated
+
+import typer
+
+from api.services import Services
+from api.worker import DraftWorker
+from rca.cli.common import settings_of
+from rca.store import Store
+from rca.store.keys import ApiKeys, Role
+
+
+def serve_command(
+    ctx: typer.Context,
+    host: Annotated[str | None, typer.Option("--host", help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option("--port", min=1, max=65535)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, max=64, help="Server processes (default: RCA_API__PROCESSES, 1)."
+        ),
+    ] = None,
+    draft_workers: Annotated[
+        int | None,
+        typer.Option("--draft-workers", min=0, max=64, help="Draft worker threads in the server."),
+    ] = None,
+    admin_key: Annotated[
+        bool, typer.Option("--admin-key", help="Create and print a fresh admin API key first.")
+    ] = False,
+) -> int:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = settings_of(ctx)
+    host = host or settings.api.host
+    port = port or settings.api.port
+    processes = workers or settings.api.processes
+    if admin_key:
+        store = Store.open(settings)
+        try:
+            key, info = ApiKeys(store.engine).create("make run admin", Role.ADMIN)
+        finally:
+            store.close()
+        typer.echo(f"admin API key (shown once, id {info.id}): {key}")
+    typer.echo(
+        f"rca serving on http://{host}:{port}  (web UI: http://{host}:{port}/ui/, "
+        f"API docs: http://{host}:{port}/docs)"
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if processes == 1:
+        app = create_app(settings, workers=draft_workers)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+        return 0
+    # Each process builds its own app from the environment: hand the command line's choices
+    # down that way. Drafting moves to one `rca worker` child at a lower CPU priority: inside
+    # a server process it shares that process's GIL with request handling (measured: draft
+    # submission p99 253 ms with the worker inside, 185 ms with it beside, 32 clients).
+    os.environ["RCA_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["RCA_API__DRAFT_WORKERS"] = "0"
+    threads = settings.api.draft_workers if draft_workers is None else draft_workers
+    drafter = None
+    if threads > 0:
+        drafter = subprocess.Popen(
+            [sys.executable, "-m", "rca", "worker", "--threads", str(threads), "--nice", "10"],
+            preexec_fn=_end_with_parent,
+        )
+    try:
+        uvicorn.run(
+            "api.app:app_from_environment",
+            factory=True,
+            workers=processes,
+            host=host,
+            port=port,
+            log_level="info",
+        )
+    finally:
+        if drafter is not None:
+            drafter.terminate()
+            drafter.wait(30)
+    return 0
+
+
+def _end_with_parent() -> None:
+    """In the worker child: get SIGTERM when `rca serve` dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker outlives a killed server
+        pass
+
+
+def worker_command(
+    ctx: typer.Context,
+    threads: Annotated[int, typer.Option("--threads", min=1, max=64)] = 1,
+    nice: Annotated[
+        int, typer.Option("--nice", min=0, max=19, help="Lower this process's CPU priority.")
+    ] = 0,
+    name: Annotated[str, typer.Option("--name", help="Worker name (in leases and logs).")] = "",
+) -> int:
+    """Run draft jobs from the queue in this process, until interrupted."""
+    settings = settings_of(ctx)
+    if nice:
+        os.nice(nice)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    services = Services.open(settings)
+    base = name or f"{socket.gethostname()}-{os.getpid()}"
+    workers = [DraftWorker(services, f"{base}-{n + 1}") for n in range(threads)]
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for worker in workers:
+        worker.start()
+    typer.echo(f"rca worker {base}: {threads} thread(s) waiting for draft jobs", err=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for worker in workers:
+            worker.stop()
+        services.close()
+    return 0

@@ -1,0 +1,26 @@
+"""The UI's pages: sign-in, incidents, draft review, postmortems, action items, eval reports.
+
+Each page reads through the same services as the JSON API. Forms post back here (303 to the
+page after success, so a reload never repeats an action); a stale review answers the draft
+page again with status 412 and the reviewer's edit kept, so it can be redone.
+
+`base` holds what they share (templates, the error page, the session and CSRF checks); the other
+modules hold the routes of one area each, all under /ui and kept out of the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.web.pages import drafts, eval_reports, incidents, postmortems, session
+from api.web.pages.base import error_page
+
+ROUTERS: tuple[APIRouter, ...] = (
+    session.router,
+    incidents.router,
+    drafts.router,
+    postmortems.router,
+    eval_reports.router,
+)
+
+__all__ = ["ROUTERS", "error_page"]

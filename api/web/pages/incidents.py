@@ -1,0 +1,70 @@
+"""The incident pages: the list (filtered by severity, paged by cursor), one incident with its
+evidence, timeline, drafts and similar past postmortems, and the request for a new draft.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from api.web import views
+from api.web.pages.base import Csrf, Viewer, check, render, services_of
+from rca.domain import Severity
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@router.get("/incidents", response_class=HTMLResponse)
+def incidents_page(
+    request: Request,
+    session: Viewer,
+    severity: Annotated[list[Severity] | None, Query(max_length=5)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    store = services_of(request).store
+    after = views.incident_cursor(cursor)
+    rows = store.incident_page(51, after, severity or [], None, None)
+    following = views.cursor_after(rows[49]) if len(rows) > 50 else None
+    return render(
+        request,
+        "incidents.html",
+        session,
+        rows=rows[:50],
+        severities=list(Severity),
+        chosen=set(severity or []),
+        next_cursor=following,
+    )
+
+
+@router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+def incident_page(incident_id: str, request: Request, session: Viewer) -> HTMLResponse:
+    services = services_of(request)
+    stored = services.store.get_incident(incident_id)
+    similar, similar_note = views.similar_for(services, stored)
+    incident = views.for_display(services, stored)
+    return render(
+        request,
+        "incident.html",
+        session,
+        incident=incident,
+        evidence=views.evidence_rows(incident),
+        moments=views.moments(incident),
+        durations=views.durations(incident),
+        timeline_svg=views.incident_timeline_svg(incident),
+        drafts=services.jobs.for_incident(incident_id),
+        similar=similar,
+        similar_note=similar_note,
+        open_actions=views.open_actions_of(services, [h.postmortem_id for h in similar]),
+    )
+
+
+@router.post("/incidents/{incident_id}/drafts")
+def request_draft(
+    incident_id: str, request: Request, session: Viewer, csrf: Csrf
+) -> RedirectResponse:
+    check(session, csrf)
+    services = services_of(request)
+    job = services.submit_draft(incident_id, services.settings.llm.model, session.principal.name)
+    return RedirectResponse(f"/ui/drafts/{job.id}", status_code=303)

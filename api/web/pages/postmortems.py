@@ -1,0 +1,105 @@
+"""The postmortem pages: the list with title and semantic search, one postmortem with its
+pictures and action items, its Markdown export, and the action-item board with status changes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from api.web import views
+from api.web.pages.base import Csrf, Viewer, check, render, services_of
+from rca.domain import ActionStatus, Priority
+from rca.errors import RcaError
+from rca.formats.markdown import to_markdown
+from rca.store.keys import Role
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+@router.get("/postmortems", response_class=HTMLResponse)
+def postmortems_page(
+    request: Request,
+    session: Viewer,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    services = services_of(request)
+    rows = services.store.postmortem_page(101, None, title=q.strip() if q and q.strip() else None)
+    hits = None
+    if q and q.strip():
+        try:
+            hits = services.retrieval.search.search(q.strip(), k=10).hits
+        except RcaError:
+            hits = []
+    return render(request, "postmortems.html", session, rows=rows[:100], q=q or "", hits=hits)
+
+
+@router.get("/postmortems/{postmortem_id}", response_class=HTMLResponse)
+def postmortem_page(postmortem_id: str, request: Request, session: Viewer) -> HTMLResponse:
+    services = services_of(request)
+    stored = services.store.get_postmortem(postmortem_id)
+    items = services.store.action_item_page(200, postmortem_id=postmortem_id)
+    return render(
+        request,
+        "postmortem.html",
+        session,
+        stored=stored,
+        pm=stored.postmortem,
+        items=items,
+        chain_svg=views.chain_svg(stored.postmortem.causal_chain),
+        fishbone_svg=views.fishbone(stored.postmortem),
+    )
+
+
+@router.get("/postmortems/{postmortem_id}/export.md", response_class=PlainTextResponse)
+def postmortem_markdown(postmortem_id: str, request: Request, _session: Viewer) -> Response:
+    stored = services_of(request).store.get_postmortem(postmortem_id)
+    return PlainTextResponse(
+        to_markdown(stored.postmortem),
+        media_type="text/markdown; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{stored.postmortem.id}.md"'},
+    )
+
+
+@router.get("/action-items", response_class=HTMLResponse)
+def action_items_page(
+    request: Request,
+    session: Viewer,
+    owner: Annotated[str | None, Query(max_length=100)] = None,
+    priority: Annotated[list[Priority] | None, Query(max_length=4)] = None,
+) -> HTMLResponse:
+    """The board: a column per status, must-haves first, filtered by owner and priority."""
+    items = services_of(request).store.action_item_page(
+        1000, owner=owner or None, priorities=priority or []
+    )
+    rank = {p: n for n, p in enumerate(Priority)}
+    items.sort(key=lambda i: (rank[i.action.priority], i.postmortem_id, i.item))
+    columns = {status: [i for i in items if i.action.status is status] for status in ActionStatus}
+    return render(
+        request,
+        "actions.html",
+        session,
+        columns=columns,
+        owner=owner or "",
+        statuses=ActionStatus,
+        priorities=list(Priority),
+        chosen=set(priority or []),
+    )
+
+
+@router.post("/action-items/{postmortem_id}/{item}")
+def set_action_status(
+    postmortem_id: str,
+    item: int,
+    request: Request,
+    session: Viewer,
+    csrf: Csrf,
+    status: Annotated[ActionStatus, Form()],
+) -> RedirectResponse:
+    check(session, csrf, Role.REVIEWER)
+    services_of(request).store.set_action_status(
+        postmortem_id, item, status, session.principal.name
+    )
+    return RedirectResponse("/ui/action-items", status_code=303)

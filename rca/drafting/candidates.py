@@ -1,0 +1,135 @@
+"""Candidate conditions and chain steps: the evidence lines a model chooses root causes and
+chain steps among, ranked by cue words.
+
+- candidate conditions: lines that say how the system works or what it lacked (absences and
+  negations, limits, defaults, settings such as `max=4`); questions and guesses rank last;
+- candidate chain steps: the first occurrence of each error, alerts (symptoms) and responders'
+  findings before mitigation.
+
+The ranking is a heuristic, measured by `rca eval run --rules`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rca.domain import Alert, ChatMessage, Incident, LogLine, TimelineEvent, TimelineKind
+from rca.domain.similar import ERRORISH
+
+# --- candidate conditions and chain steps ---------------------------------------------------
+
+_WEAKNESS = re.compile(
+    r"\b(?:no|not|never|without|missing|nothing|none|isn't|wasn't|weren't|doesn't|didn't|"
+    r"don't|can't|cannot|couldn't|unbounded|unlimited|skip\w*|lack\w*|absent|disabled|only|"
+    r"single|every|whole|same|default|deprecated|legacy|manual\w*|untested|hard-?coded|shared|"
+    r"assum\w*|because|since|so|instead|rather|means|limit\w*|check(?:s|ed|ing)?|safeguard\w*|"
+    r"validat\w*|confirm\w*|review\w*|guard\w*|rate|retr(?:y|ies)|backoff|quota|capacity|"
+    r"staged|expir\w*|stale|wrong|mismatch\w*|depend\w*|selector|label|restart\w*|backups?)\b",
+    re.IGNORECASE,
+)
+"""Words that say how the system works or what it lacked: the stuff of root causes."""
+_HEDGE = re.compile(r"\?(?:\s|\.|$)|^\s*(?:could|is (?:this|it)|did|maybe|might)\b", re.I)
+"""A question or a guess, not a finding."""
+_SETTING = re.compile(
+    r"\b(?:max|min|limit|size|pool|mode|rate|timeout|ttl|threshold|capacity|replicas|auto|"
+    r"check|interval|quota|retries|concurrency)\w*\s*[=:]\s*[\w.-]+",
+    re.IGNORECASE,
+)
+"""A setting and its value (`max=4`, `rate=unbounded`): configuration that may be the flaw."""
+_MIN_WORDS = 6
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An evidence item that states how the system works or what it lacked: a candidate
+    root cause (or chain step) a model is asked to choose among."""
+
+    id: str
+    at: datetime
+    text: str
+    score: float
+
+
+def candidate_conditions(
+    incident: Incident, limit: int = 8, exclude: Iterable[str] = ()
+) -> list[Condition]:
+    """Up to `limit` findings from responders' chat, timeline observations, notes and logs,
+    ranked by how much they say about mechanisms and missing safeguards (questions and guesses
+    rank last, alerts and status updates are left out), then returned in time order."""
+    skip = set(exclude)
+    scored: list[Condition] = []
+    for item in incident.evidence():
+        if item.id in skip or isinstance(item, Alert):
+            continue
+        if isinstance(item, TimelineEvent) and item.kind in (
+            TimelineKind.COMMS,
+            TimelineKind.ALERT,
+        ):
+            continue
+        text = " ".join(item.text.split())
+        words = len(text.split())
+        if words < _MIN_WORDS:
+            continue
+        words_only = text.replace("_", " ")
+        score = float(len(_WEAKNESS.findall(words_only))) + min(2, len(_SETTING.findall(text)))
+        if isinstance(item, ChatMessage):
+            score += 1.0
+        elif isinstance(item, LogLine) and ERRORISH.search(text):
+            score -= 0.5
+        if _HEDGE.search(text):
+            score -= 3.0
+        score += min(words, 40) / 40
+        scored.append(Condition(item.id, item.at, text, score))
+    return _best_in_time_order(scored, limit)
+
+
+def candidate_steps(
+    incident: Incident, first_errors: Iterable[str], limit: int = 8, exclude: Iterable[str] = ()
+) -> list[Condition]:
+    """Up to `limit` evidence lines that may show how the failure spread, before mitigation:
+    the first occurrence of each error, alerts (symptoms), responders' findings (chat and
+    observations, guesses left out) and other log lines that say something about mechanisms,
+    ranked by how much they say, returned in time order. `first_errors`: the ids of the first
+    occurrence of each error signature (`findings.first_errors`)."""
+    skip = set(exclude)
+    end = incident.mitigated_at or incident.resolved_at
+    errors = set(first_errors)
+    scored: list[Condition] = []
+    for item in incident.evidence():
+        if item.id in skip or (end is not None and item.at >= end):
+            continue
+        text = " ".join(item.text.split())
+        cues = len(_WEAKNESS.findall(text.replace("_", " ")))
+        if isinstance(item, Alert):
+            score = 1.5
+        elif isinstance(item, LogLine):
+            if item.id in errors:
+                score = 2.0 + 0.5 * cues
+            elif ERRORISH.search(text):
+                continue  # a repeat of an error already listed
+            else:
+                score = 0.5 * cues
+        elif isinstance(item, ChatMessage) or (
+            isinstance(item, TimelineEvent) and item.kind is TimelineKind.OBSERVATION
+        ):
+            if _HEDGE.search(text) or len(text.split()) < _MIN_WORDS:
+                continue
+            score = 0.5 + 0.5 * cues
+        else:
+            continue
+        if score > 0:
+            scored.append(Condition(item.id, item.at, text, score))
+    return _best_in_time_order(scored, limit)
+
+
+def ranked(found: Iterable[Condition]) -> list[Condition]:
+    """Candidates best first (ties: earliest first): the order a model is offered them in."""
+    return sorted(found, key=lambda c: (-c.score, c.at, c.id))
+
+
+def _best_in_time_order(scored: list[Condition], limit: int) -> list[Condition]:
+    """The `limit` best-ranked, returned oldest first."""
+    return sorted(ranked(scored)[:limit], key=lambda c: (c.at, c.id))

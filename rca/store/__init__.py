@@ -1,0 +1,41 @@
+"""The system of record: everything rca stores, and nothing else.
+
+- `engine`: the schema (tables), the engine, migrations (Alembic, in `migrations/`) and
+  transactions (SQLite's writer lock);
+- `records`: the `Store` facade (re-exported here) over `postmortem_records` (postmortems and
+  their immutable revisions), `incident_records` (incidents), `action_items` (action-item
+  status) and `outbox` (the index outbox, `IndexStateStore`); `writes`: what they share;
+- `jobs`: durable draft jobs under leases; `keys` and `sessions`: API keys and web sessions;
+  `idempotency`: replayed requests; `audit`: the audit log.
+
+May import: `rca.domain`, `rca.errors`, `rca.config`. Nothing here calls a model or an index.
+"""
+
+from rca.store.action_items import ActionItemRow, ActionStatusRecord, with_statuses
+from rca.store.incident_records import IncidentSummary
+from rca.store.outbox import IndexStateStore, OutboxEntry
+from rca.store.postmortem_records import (
+    PostmortemSummary,
+    RevisionInfo,
+    StoredPostmortem,
+    save_postmortem_in,
+)
+from rca.store.records import Document, Store
+from rca.store.writes import Outcome, SaveResult
+
+__all__ = [
+    "ActionItemRow",
+    "ActionStatusRecord",
+    "Document",
+    "IncidentSummary",
+    "IndexStateStore",
+    "OutboxEntry",
+    "Outcome",
+    "PostmortemSummary",
+    "RevisionInfo",
+    "SaveResult",
+    "Store",
+    "StoredPostmortem",
+    "save_postmortem_in",
+    "with_statuses",
+]

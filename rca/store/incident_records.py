@@ -1,0 +1,114 @@
+"""Incidents: saving (a changed incident replaces the stored version), creating through the API
+(which cannot overwrite one), reading one, listings and pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+
+from rca.domain import Incident, Severity, canonical_json, content_hash
+from rca.errors import Conflict, NotFound
+from rca.store.engine import incidents, read_transaction
+from rca.store.writes import Outcome, SaveResult, now, writing
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """One row of an incident listing."""
+
+    id: str
+    title: str
+    severity: Severity
+    started_at: datetime
+
+
+def save_incident_in(conn: Connection, inc: Incident) -> SaveResult:
+    """Save an incident inside the caller's write transaction (replacing a changed one)."""
+    digest = content_hash(inc)
+    stamp = now()
+    stored = conn.execute(
+        select(incidents.c.content_hash).where(incidents.c.id == inc.id).with_for_update()
+    ).scalar_one_or_none()
+    if stored == digest:
+        return SaveResult("incident", inc.id, Outcome.UNCHANGED)
+    values = {
+        "title": inc.title,
+        "severity": inc.severity.value,
+        "started_at": inc.started_at,
+        "content_hash": digest,
+        "document": canonical_json(inc),
+        "updated_at": stamp,
+    }
+    if stored is None:
+        conn.execute(insert(incidents).values(id=inc.id, created_at=stamp, **values))
+        return SaveResult("incident", inc.id, Outcome.CREATED)
+    conn.execute(update(incidents).where(incidents.c.id == inc.id).values(**values))
+    return SaveResult("incident", inc.id, Outcome.UPDATED)
+
+
+def create_incident(engine: Engine, incident: Incident) -> SaveResult:
+    """Save a new incident; the same content again is `unchanged`, other content under a
+    known id is a conflict (an API client cannot overwrite an incident)."""
+    with writing(engine) as conn:
+        stored = conn.execute(
+            select(incidents.c.content_hash).where(incidents.c.id == incident.id)
+        ).scalar_one_or_none()
+        if stored is not None and stored != content_hash(incident):
+            raise Conflict(f"incident {incident.id!r} exists with other content")
+        return save_incident_in(conn, incident)
+
+
+def get_incident(engine: Engine, ident: str) -> Incident:
+    """One incident."""
+    with read_transaction(engine) as conn:
+        document = conn.execute(
+            select(incidents.c.document).where(incidents.c.id == ident)
+        ).scalar_one_or_none()
+    if document is None:
+        raise NotFound("incident", ident)
+    return Incident.model_validate_json(document)
+
+
+def list_incidents(engine: Engine) -> list[IncidentSummary]:
+    """Every incident, newest first."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(
+                incidents.c.id, incidents.c.title, incidents.c.severity, incidents.c.started_at
+            ).order_by(incidents.c.started_at.desc(), incidents.c.id)
+        ).all()
+    return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]
+
+
+def incident_page(
+    engine: Engine,
+    limit: int,
+    after: tuple[datetime, str] | None = None,
+    severities: Sequence[Severity] = (),
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[IncidentSummary]:
+    """Up to `limit` incidents, newest first, after the (started_at, id) of the last one
+    seen, optionally filtered by severity and start time."""
+    query = select(incidents.c.id, incidents.c.title, incidents.c.severity, incidents.c.started_at)
+    if after is not None:
+        at, ident = after
+        query = query.where(
+            or_(
+                incidents.c.started_at < at,
+                and_(incidents.c.started_at == at, incidents.c.id > ident),
+            )
+        )
+    if severities:
+        query = query.where(incidents.c.severity.in_([s.value for s in severities]))
+    if since is not None:
+        query = query.where(incidents.c.started_at >= since)
+    if until is not None:
+        query = query.where(incidents.c.started_at <= until)
+    query = query.order_by(incidents.c.started_at.desc(), incidents.c.id).limit(limit)
+    with read_transaction(engine) as conn:
+        rows = conn.execute(query).all()
+    return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]

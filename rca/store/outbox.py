@@ -1,0 +1,72 @@
+"""The index outbox and index state: every saved postmortem revision is queued in the outbox (in
+the transaction that saves it) until the indexer acknowledges it; the indexer keeps its own
+small named values beside it (`IndexStateStore`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+
+from rca.store.engine import index_outbox, index_state, read_transaction, write_transaction
+from rca.store.writes import now
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A revision waiting to be indexed."""
+
+    id: int
+    postmortem_id: str
+    revision: int
+
+
+class IndexStateStore:
+    """Outbox and index-state access for the indexer (part of the store, kept apart for clarity)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def pending(self, limit: int = 500) -> list[OutboxEntry]:
+        """The oldest outbox entries."""
+        with read_transaction(self.engine) as conn:
+            rows = conn.execute(select(index_outbox).order_by(index_outbox.c.id).limit(limit)).all()
+        return [OutboxEntry(r.id, r.postmortem_id, r.revision) for r in rows]
+
+    def pending_count(self) -> int:
+        """How many outbox entries wait."""
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(index_outbox)).scalar_one())
+
+    def acknowledge(self, up_to_id: int, postmortem_ids: Sequence[str] | None = None) -> int:
+        """Delete handled entries (all up to an id, or only those of some postmortems)."""
+        statement = delete(index_outbox).where(index_outbox.c.id <= up_to_id)
+        if postmortem_ids is not None:
+            statement = statement.where(index_outbox.c.postmortem_id.in_(list(postmortem_ids)))
+        with write_transaction(self.engine) as conn:
+            return conn.execute(statement).rowcount
+
+    def last_outbox_id(self) -> int:
+        """The newest outbox id, 0 when empty."""
+        with read_transaction(self.engine) as conn:
+            return int(conn.execute(select(func.max(index_outbox.c.id))).scalar_one() or 0)
+
+    def get(self, name: str) -> str | None:
+        """A stored index-state value."""
+        with read_transaction(self.engine) as conn:
+            value = conn.execute(
+                select(index_state.c.value).where(index_state.c.name == name)
+            ).scalar_one_or_none()
+        return None if value is None else str(value)
+
+    def put(self, name: str, value: str) -> None:
+        """Set an index-state value."""
+        with write_transaction(self.engine) as conn:
+            updated = conn.execute(
+                update(index_state)
+                .where(index_state.c.name == name)
+                .values(value=value, updated_at=now())
+            ).rowcount
+            if not updated:
+                conn.execute(insert(index_state).values(name=name, value=value, updated_at=now()))

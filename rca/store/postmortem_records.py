@@ -1,0 +1,300 @@
+"""Postmortems and their immutable revisions: saving (a changed postmortem becomes a new
+revision, queued for indexing through the outbox), reading one revision or the latest ones,
+listings and pages, and the fingerprint that changes with every new revision.
+
+A stored revision never changes (the database refuses updates and deletes of revisions).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date as CalendarDate
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from rca.domain import Postmortem, Severity, canonical_json, content_hash
+from rca.errors import NotFound
+from rca.store import audit
+from rca.store.engine import index_outbox, postmortem_revisions, postmortems, read_transaction
+from rca.store.writes import Outcome, SaveResult, now, writing
+
+
+@dataclass(frozen=True)
+class StoredPostmortem:
+    """A postmortem revision as stored."""
+
+    postmortem: Postmortem
+    revision: int
+    latest_revision: int
+    source: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PostmortemSummary:
+    """One row of a postmortem listing."""
+
+    id: str
+    title: str
+    date: str | None
+    severity: Severity | None
+    latest_revision: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    """One revision's metadata."""
+
+    revision: int
+    content_hash: str
+    source: str
+    created_at: datetime
+
+
+LATEST = and_(
+    postmortems.c.id == postmortem_revisions.c.postmortem_id,
+    postmortems.c.latest_revision == postmortem_revisions.c.revision,
+)
+"""Joins a postmortem to its latest revision."""
+
+
+def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveResult:
+    """Save a postmortem inside the caller's write transaction (a new revision if changed,
+    queued for indexing through the outbox)."""
+    digest = content_hash(pm)
+    stamp = now()
+    head = conn.execute(
+        select(postmortems.c.latest_revision).where(postmortems.c.id == pm.id).with_for_update()
+    ).scalar_one_or_none()
+    if head is not None:
+        latest_hash = conn.execute(
+            select(postmortem_revisions.c.content_hash).where(
+                postmortem_revisions.c.postmortem_id == pm.id,
+                postmortem_revisions.c.revision == head,
+            )
+        ).scalar_one()
+        if latest_hash == digest:
+            return SaveResult("postmortem", pm.id, Outcome.UNCHANGED, head)
+    revision = 1 if head is None else head + 1
+    summary = {
+        "title": pm.title,
+        "date": pm.date,
+        "severity": pm.severity.value if pm.severity else None,
+        "incident_id": pm.incident_id,
+        "updated_at": stamp,
+        "latest_revision": revision,
+    }
+    if head is None:
+        conn.execute(insert(postmortems).values(id=pm.id, created_at=stamp, **summary))
+    else:
+        conn.execute(update(postmortems).where(postmortems.c.id == pm.id).values(**summary))
+    conn.execute(
+        insert(postmortem_revisions).values(
+            postmortem_id=pm.id,
+            revision=revision,
+            content_hash=digest,
+            document=canonical_json(pm),
+            source=source,
+            created_at=stamp,
+        )
+    )
+    conn.execute(
+        insert(index_outbox).values(postmortem_id=pm.id, revision=revision, created_at=stamp)
+    )
+    outcome = Outcome.CREATED if head is None else Outcome.REVISED
+    return SaveResult("postmortem", pm.id, outcome, revision)
+
+
+def import_postmortem(
+    engine: Engine, postmortem: Postmortem, source: str, actor: str
+) -> SaveResult:
+    """Save one postmortem (a changed one becomes a new revision) and, when something was
+    saved, record who did it in the audit trail, in the same transaction."""
+    with writing(engine) as conn:
+        saved = save_postmortem_in(conn, postmortem, source)
+        if saved.outcome is not Outcome.UNCHANGED:
+            audit.record(
+                conn,
+                actor,
+                f"postmortem.{saved.outcome.value}",
+                "postmortem",
+                postmortem.id,
+                revision=saved.revision,
+                source=source,
+            )
+        return saved
+
+
+def get_postmortem(engine: Engine, ident: str, revision: int | None = None) -> StoredPostmortem:
+    """One revision of a postmortem (the latest by default)."""
+    with read_transaction(engine) as conn:
+        head = conn.execute(
+            select(postmortems.c.latest_revision).where(postmortems.c.id == ident)
+        ).scalar_one_or_none()
+        if head is None:
+            raise NotFound("postmortem", ident)
+        wanted = head if revision is None else revision
+        row = conn.execute(
+            select(postmortem_revisions).where(
+                postmortem_revisions.c.postmortem_id == ident,
+                postmortem_revisions.c.revision == wanted,
+            )
+        ).one_or_none()
+    if row is None:
+        raise NotFound("postmortem revision", f"{ident}@{wanted}")
+    return StoredPostmortem(
+        postmortem=Postmortem.model_validate_json(row.document),
+        revision=row.revision,
+        latest_revision=head,
+        source=row.source,
+        created_at=row.created_at,
+    )
+
+
+def list_postmortems(engine: Engine) -> list[PostmortemSummary]:
+    """Every postmortem, newest incident date first."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(postmortems).order_by(postmortems.c.date.desc().nulls_last(), postmortems.c.id)
+        ).all()
+    return [_summary(row) for row in rows]
+
+
+def revisions(engine: Engine, ident: str) -> list[RevisionInfo]:
+    """Every revision of one postmortem, oldest first."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(
+            select(postmortem_revisions)
+            .where(postmortem_revisions.c.postmortem_id == ident)
+            .order_by(postmortem_revisions.c.revision)
+        ).all()
+    if not rows:
+        raise NotFound("postmortem", ident)
+    return [RevisionInfo(r.revision, r.content_hash, r.source, r.created_at) for r in rows]
+
+
+def latest_revisions(engine: Engine) -> dict[str, int]:
+    """Every postmortem id with its latest revision number."""
+    with read_transaction(engine) as conn:
+        rows = conn.execute(select(postmortems.c.id, postmortems.c.latest_revision)).all()
+    return {row.id: row.latest_revision for row in rows}
+
+
+def latest_postmortems(
+    engine: Engine, ids: Sequence[str] | None = None, batch: int = 500
+) -> Iterator[tuple[Postmortem, int]]:
+    """The latest revision of every postmortem (or of the given ones), in id order."""
+    wanted = sorted(set(ids)) if ids is not None else sorted(latest_revisions(engine))
+    for start in range(0, len(wanted), batch):
+        chunk = wanted[start : start + batch]
+        with read_transaction(engine) as conn:
+            rows = conn.execute(
+                select(postmortem_revisions.c.document, postmortem_revisions.c.revision)
+                .join(postmortems, LATEST)
+                .where(postmortems.c.id.in_(chunk))
+                .order_by(postmortems.c.id)
+            ).all()
+        for row in rows:
+            yield Postmortem.model_validate_json(row.document), row.revision
+
+
+def fingerprint(engine: Engine) -> str:
+    """Changes whenever any postmortem revision is added.
+
+    Revisions are numbered 1, 2, ... and never deleted, so the sum of the latest revision
+    numbers is the number of revisions stored: it grows with every new one. It is read from
+    the small `postmortems` table, not the revisions (whose rows carry whole documents).
+    """
+    with read_transaction(engine) as conn:
+        total = conn.execute(select(func.sum(postmortems.c.latest_revision))).scalar_one()
+    return str(total or 0)
+
+
+def postmortem_page(
+    engine: Engine,
+    limit: int,
+    after: tuple[CalendarDate | None, str] | None = None,
+    severities: Sequence[Severity] = (),
+    services: Sequence[str] = (),
+    since: CalendarDate | None = None,
+    until: CalendarDate | None = None,
+    title: str | None = None,
+    batch: int = 200,
+) -> list[PostmortemSummary]:
+    """Up to `limit` postmortems, newest incident date first (undated ones last), after the
+    (date, id) of the last one seen; filtered by severity, service (any of them), date
+    range and a case-insensitive title substring.
+
+    Services live only in the documents, so with a service filter the latest revisions are
+    read `batch` rows at a time and filtered here until the page is full.
+    """
+    query = select(postmortems)
+    if services:
+        query = query.add_columns(postmortem_revisions.c.document).join(
+            postmortem_revisions, LATEST
+        )
+    if severities:
+        query = query.where(postmortems.c.severity.in_([s.value for s in severities]))
+    if since is not None:
+        query = query.where(postmortems.c.date >= since)
+    if until is not None:
+        query = query.where(postmortems.c.date <= until)
+    if title:
+        escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(postmortems.c.title.ilike(f"%{escaped}%", escape="\\"))
+    wanted = set(services)
+    found: list[PostmortemSummary] = []
+    while len(found) < limit:
+        size = batch if wanted else limit - len(found)
+        page = query if after is None else query.where(_after_dated(*after))
+        page = page.order_by(postmortems.c.date.desc().nulls_last(), postmortems.c.id)
+        with read_transaction(engine) as conn:
+            rows = conn.execute(page.limit(size)).all()
+        for row in rows:
+            after = (row.date, row.id)
+            if wanted and not wanted & set(json.loads(row.document).get("services", [])):
+                continue
+            found.append(_summary(row))
+            if len(found) == limit:
+                break
+        if len(rows) < size:
+            break
+    return found
+
+
+def _summary(row: Row[Any]) -> PostmortemSummary:
+    return PostmortemSummary(
+        id=row.id,
+        title=row.title,
+        date=row.date.isoformat() if row.date else None,
+        severity=Severity(row.severity) if row.severity else None,
+        latest_revision=row.latest_revision,
+        updated_at=row.updated_at,
+    )
+
+
+def _after_dated(day: CalendarDate | None, ident: str) -> ColumnElement[bool]:
+    """Rows after (day, ident) in (date descending, undated last; id) order."""
+    if day is None:
+        return and_(postmortems.c.date.is_(None), postmortems.c.id > ident)
+    return or_(
+        postmortems.c.date < day,
+        and_(postmortems.c.date == day, postmortems.c.id > ident),
+        postmortems.c.date.is_(None),
+    )

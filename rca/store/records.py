@@ -1,0 +1,216 @@
+"""The `Store` facade over the system of record: one object, one engine, every read and write of
+incidents (`incident_records`), postmortems and their revisions (`postmortem_records`),
+action-item status (`action_items`) and the index outbox (`outbox`), delegated to those modules.
+
+Every public write is one transaction. A stored postmortem revision never changes (the database
+refuses updates and deletes of revisions); saving different content under the same id makes a
+new revision, saving the same content changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import date as CalendarDate
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, func, select
+
+from rca.config import Settings
+from rca.domain import ActionKind, ActionStatus, Incident, Postmortem, Priority, Severity
+from rca.errors import StoreUnavailable
+from rca.store import action_items, incident_records, postmortem_records
+from rca.store.action_items import ActionItemRow, ActionStatusRecord
+from rca.store.engine import (
+    incidents,
+    make_engine,
+    migrate,
+    postmortem_revisions,
+    postmortems,
+    read_transaction,
+)
+from rca.store.incident_records import IncidentSummary
+from rca.store.outbox import IndexStateStore
+from rca.store.postmortem_records import PostmortemSummary, RevisionInfo, StoredPostmortem
+from rca.store.writes import SaveResult, writing
+
+Document = Postmortem | Incident
+
+
+class Store:
+    """Reads and writes the system of record through one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        """Open (and migrate) the configured database."""
+        try:
+            engine = make_engine(settings)
+        except Exception as err:  # a bad URL or missing driver: the operator must act
+            raise StoreUnavailable(f"cannot open the database: {err}") from err
+        migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def save(self, documents: Sequence[Document], source: str) -> list[SaveResult]:
+        """Save several documents in one transaction: all of them, or none."""
+        with writing(self.engine) as conn:
+            return [_save_one(conn, doc, source) for doc in documents]
+
+    def save_postmortem(self, postmortem: Postmortem, source: str) -> SaveResult:
+        """Save one postmortem; a changed one becomes a new revision."""
+        return self.save([postmortem], source)[0]
+
+    def save_incident(self, incident: Incident, source: str) -> SaveResult:
+        """Save one incident; a changed one replaces the stored version."""
+        return self.save([incident], source)[0]
+
+    def create_incident(self, incident: Incident, source: str) -> SaveResult:  # noqa: ARG002
+        """Save a new incident; the same content again is `unchanged`, other content under a
+        known id is a conflict (an API client cannot overwrite an incident). Incidents keep no
+        source: `source` is taken like every other save's."""
+        return incident_records.create_incident(self.engine, incident)
+
+    def import_postmortem(self, postmortem: Postmortem, source: str, actor: str) -> SaveResult:
+        """Save one postmortem (a changed one becomes a new revision) and, when something was
+        saved, record who did it in the audit trail, in the same transaction."""
+        return postmortem_records.import_postmortem(self.engine, postmortem, source, actor)
+
+    def set_action_status(
+        self, ident: str, item: int, status: ActionStatus, actor: str
+    ) -> ActionItemRow:
+        """Set the follow-up status of item `item` (0-based) of the postmortem's latest
+        revision and record it in the audit trail, in one transaction; the same status again
+        changes nothing."""
+        return action_items.set_action_status(self.engine, ident, item, status, actor)
+
+    # --- postmortems and their revisions -----------------------------------------------------
+
+    def get_postmortem(self, ident: str, revision: int | None = None) -> StoredPostmortem:
+        """One revision of a postmortem (the latest by default)."""
+        return postmortem_records.get_postmortem(self.engine, ident, revision)
+
+    def list_postmortems(self) -> list[PostmortemSummary]:
+        """Every postmortem, newest incident date first."""
+        return postmortem_records.list_postmortems(self.engine)
+
+    def revisions(self, ident: str) -> list[RevisionInfo]:
+        """Every revision of one postmortem, oldest first."""
+        return postmortem_records.revisions(self.engine, ident)
+
+    def latest_revisions(self) -> dict[str, int]:
+        """Every postmortem id with its latest revision number."""
+        return postmortem_records.latest_revisions(self.engine)
+
+    def latest_postmortems(
+        self, ids: Sequence[str] | None = None, batch: int = 500
+    ) -> Iterator[tuple[Postmortem, int]]:
+        """The latest revision of every postmortem (or of the given ones), in id order."""
+        return postmortem_records.latest_postmortems(self.engine, ids, batch)
+
+    def fingerprint(self) -> str:
+        """Changes whenever any postmortem revision is added.
+
+        Revisions are numbered 1, 2, ... and never deleted, so the sum of the latest revision
+        numbers is the number of revisions stored: it grows with every new one. It is read from
+        the small `postmortems` table, not the revisions (whose rows carry whole documents).
+        """
+        return postmortem_records.fingerprint(self.engine)
+
+    def postmortem_page(
+        self,
+        limit: int,
+        after: tuple[CalendarDate | None, str] | None = None,
+        severities: Sequence[Severity] = (),
+        services: Sequence[str] = (),
+        since: CalendarDate | None = None,
+        until: CalendarDate | None = None,
+        title: str | None = None,
+        batch: int = 200,
+    ) -> list[PostmortemSummary]:
+        """Up to `limit` postmortems, newest incident date first (undated ones last), after the
+        (date, id) of the last one seen; filtered by severity, service (any of them), date
+        range and a case-insensitive title substring."""
+        return postmortem_records.postmortem_page(
+            self.engine, limit, after, severities, services, since, until, title, batch
+        )
+
+    # --- incidents ---------------------------------------------------------------------------
+
+    def get_incident(self, ident: str) -> Incident:
+        """One incident."""
+        return incident_records.get_incident(self.engine, ident)
+
+    def list_incidents(self) -> list[IncidentSummary]:
+        """Every incident, newest first."""
+        return incident_records.list_incidents(self.engine)
+
+    def incident_page(
+        self,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+        severities: Sequence[Severity] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[IncidentSummary]:
+        """Up to `limit` incidents, newest first, after the (started_at, id) of the last one
+        seen, optionally filtered by severity and start time."""
+        return incident_records.incident_page(self.engine, limit, after, severities, since, until)
+
+    # --- action items ------------------------------------------------------------------------
+
+    def action_statuses(self, ident: str) -> dict[int, ActionStatusRecord]:
+        """The tracked follow-up status of a postmortem's action items, by item index."""
+        return action_items.action_statuses(self.engine, ident)
+
+    def action_item_page(
+        self,
+        limit: int,
+        after: tuple[str, int] | None = None,
+        statuses: Sequence[ActionStatus] = (),
+        kinds: Sequence[ActionKind] = (),
+        priorities: Sequence[Priority] = (),
+        owner: str | None = None,
+        postmortem_id: str | None = None,
+        batch: int | None = None,
+    ) -> list[ActionItemRow]:
+        """Up to `limit` action items of the postmortems' latest revisions, with their current
+        status, in (postmortem id, item index) order after the pair of the last one seen
+        (see `action_items.action_item_page`)."""
+        return action_items.action_item_page(
+            self.engine, limit, after, statuses, kinds, priorities, owner, postmortem_id, batch
+        )
+
+    # --- the index outbox and totals ---------------------------------------------------------
+
+    @property
+    def index_state(self) -> IndexStateStore:
+        """Outbox and index-state access."""
+        return IndexStateStore(self.engine)
+
+    def counts(self) -> dict[str, int]:
+        """How many incidents, postmortems and postmortem revisions are stored."""
+        with read_transaction(self.engine) as conn:
+            return {
+                "incidents": conn.execute(select(func.count()).select_from(incidents)).scalar_one(),
+                "postmortems": conn.execute(
+                    select(func.count()).select_from(postmortems)
+                ).scalar_one(),
+                "revisions": conn.execute(
+                    select(func.count()).select_from(postmortem_revisions)
+                ).scalar_one(),
+            }
+
+
+def _save_one(conn: Connection, doc: Document, source: str) -> SaveResult:
+    """Save one document inside the caller's write transaction (looked up through the modules,
+    so a test can make one of them fail)."""
+    if isinstance(doc, Postmortem):
+        return postmortem_records.save_postmortem_in(conn, doc, source)
+    return incident_records.save_incident_in(conn, doc)

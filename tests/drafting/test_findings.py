@@ -1,0 +1,120 @@
+"""The deterministic analysis on an example incident, checked by hand against its evidence."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from rca.domain import Incident
+from rca.drafting.candidates import candidate_conditions, candidate_steps
+from rca.drafting.findings import candidate_triggers, find, first_errors, merged_timeline
+from rca.formats.importer import load_file
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def _incident() -> Incident:
+    [doc] = load_file(EXAMPLES / "incidents" / "inc-2026-01-checkout-db-pool.json", 5 << 20)
+    assert isinstance(doc, Incident)
+    return doc
+
+
+def test_candidate_triggers_are_the_changes_before_the_impact_latest_first() -> None:
+    found = candidate_triggers(_incident())
+    # Impact began 14:04. t2 (deploy v7.12.0, 14:02) is closest; t1 (the autovacuum config
+    # change, 13:40) is within two hours. l1, the new version's start-up log, is not a change.
+    assert [c.id for c in found] == ["t2", "t1"]
+    assert found[0].before_impact == timedelta(minutes=2)
+    assert candidate_triggers(_incident(), window=timedelta(minutes=10))[-1].id == "t2"
+
+
+def test_first_errors_group_repeats() -> None:
+    errors = first_errors(_incident())
+    assert [e.first_id for e in errors] == ["l4"]
+    assert errors[0].count == 1 and "timed out" in errors[0].signature
+
+
+def test_merged_timeline_marks_key_moments_in_order() -> None:
+    incident = _incident()
+    moments = merged_timeline(incident, candidate_triggers(incident), first_errors(incident))
+    assert [m.at for m in moments] == sorted(m.at for m in moments)
+    keys = {m.key: m for m in moments if m.key}
+    assert keys["impact start"].id is None and keys["resolved"].text == "resolved"
+    assert keys["first alert"].id == "a1"
+    assert keys["first occurrence of an error"].id == "l4"
+    marked_changes = {m.id for m in moments if m.key == "change before impact"}
+    assert marked_changes == {"t1", "t2"}
+    assert len([m for m in moments if m.id]) == len(_incident().evidence_ids())
+
+
+def test_candidate_conditions_rank_findings_about_the_system_and_keep_time_order() -> None:
+    incident = _incident()
+    found = candidate_conditions(incident, exclude=["t1", "t2", "c4"])
+    ids = [c.id for c in found]
+    # Alerts are symptoms and status updates say nothing of causes; excluded ids stay out.
+    assert not {"a1", "a2", "a3", "t8", "t1", "t2", "c4"} & set(ids)
+    assert [c.at for c in found] == sorted(c.at for c in found)
+    by_id = {c.id: c for c in candidate_conditions(incident, limit=50)}
+    # The pool setting (l2: "min=1 max=4 (auto: cpu_limit=2)") outranks the checkpoint log
+    # line, and the responder's reasoning (c3: "no lock waits, ... connections went down")
+    # ranks first of all.
+    assert by_id["l2"].score > by_id["l6"].score
+    assert max(found, key=lambda c: c.score).id == "c3"
+    top = candidate_conditions(incident, limit=2, exclude=["t1", "t2", "c4"])
+    assert len(top) == 2 and "c3" in [c.id for c in top]
+
+
+def test_questions_guesses_and_one_word_messages_rank_last() -> None:
+    base = _incident().model_dump(mode="json")
+    at = base["chat"][0]["at"]
+    chat = [
+        {"id": "q1", "at": at, "text": "could the DNS change from this morning be involved here?"},
+        {
+            "id": "f1",
+            "at": at,
+            "text": "the retry loop has no backoff and no limit, so clients hammer it",
+        },
+        {"id": "s1", "at": at, "text": "looking"},
+    ]
+    incident = Incident.model_validate({**base, "chat": chat})
+    scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
+    assert "s1" not in scores  # too short to say anything
+    assert scores["f1"] > scores["q1"]
+    assert scores["q1"] == min(scores.values())
+
+
+def test_candidate_steps_are_errors_alerts_and_findings_up_to_mitigation() -> None:
+    incident = _incident()
+    errors = [e.first_id for e in first_errors(incident)]
+    found = candidate_steps(incident, errors, limit=50, exclude=["t1", "t2"])
+    ids = [c.id for c in found]
+    assert [c.at for c in found] == sorted(c.at for c in found)
+    # The first (only) error, the alerts and the responders' findings are in; changes,
+    # actions, status updates and anything after mitigation (t7, c6) are not.
+    assert {"l4", "a1", "a2", "c3", "t4"} <= set(ids)
+    assert not {"t1", "t2", "t5", "t6", "t7", "t8", "c6"} & set(ids)
+    assert "c2" not in ids  # a question ("can someone check?") is not a finding
+    by_id = {c.id: c for c in found}
+    assert by_id["l4"].score > by_id["a1"].score  # a first error says more than an alert
+    assert len(candidate_steps(incident, errors, limit=3)) == 3
+
+
+def test_find_computes_every_finding_once_from_the_same_candidates() -> None:
+    """The findings stage: one value holding what the later stages read, consistent with the
+    functions that compute each part."""
+    incident = _incident()
+    found = find(incident)
+    triggers = candidate_triggers(incident)
+    assert found.triggers == triggers
+    assert found.errors == first_errors(incident)
+    assert found.timeline == merged_timeline(incident, triggers, found.errors)
+    # Triggers and flagged evidence are never offered as conditions or chain steps.
+    excluded = {c.id for c in triggers} | set(found.flagged)
+    assert excluded
+    assert not excluded & {c.id for c in [*found.conditions, *found.steps]}
+    assert found.conditions and found.steps
+    summary, cited = found.summary
+    assert incident.title in summary
+    assert cited == [min(incident.alerts, key=lambda a: (a.at, a.id)).id]
+    assert found.impact is not None
+    assert found.impact[1] == [a.id for a in sorted(incident.alerts, key=lambda a: (a.at, a.id))]

@@ -63,14 +63,16 @@ _QUESTION_KEYS: tuple[tuple[str, str], ...] = (
     ("which of these conditions let the trigger do harm", "root_causes"),
     ("show how the failure spread", "chain"),
     ("contributing factors: conditions", "factors"),
-    ("action items that address", "actions"),
+    ("which of these actions would stop", "actions"),
     ("list lessons learned", "lessons"),
 )
 _EVIDENCE_LINE = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] \S+ \S+ (?P<rest>.*)$", re.M)
 _CANDIDATE = re.compile(r"Candidate trigger \[(?P<id>[^\]]+)\]")
 _FIRST_ERROR = re.compile(r"First error \[(?P<id>[^\]]+)\]")
 _CHOICES = re.compile(
-    r"<<<BEGIN UNTRUSTED (?P<name>CONDITIONS|STEPS) \w+>>>\n(?P<body>.*?)\n<<<END[^\n]*", re.S
+    r"<<<BEGIN UNTRUSTED (?P<name>CONDITIONS|STEPS|FACTORS|ACTIONS) \w+>>>\n"
+    r"(?P<body>.*?)\n<<<END[^\n]*",
+    re.S,
 )
 _CONDITION = re.compile(r"^\[(?P<id>[A-Za-z0-9][A-Za-z0-9_.:-]*)\] ", re.M)
 
@@ -87,7 +89,8 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
     """A deterministic stand-in for a model that answers the drafting questions by quoting the
     evidence it was shown: the nearest candidate trigger; as the root cause, the first error,
     citing the candidate condition that shares most words with it; the first error signatures
-    (among the candidate steps) as chain steps; the alerts as impact. Its answers are grounded
+    (among the candidate steps) as chain steps; the alerts as impact; the first two candidate
+    factors and the first three candidate actions. Its answers are grounded
     by construction, so they pass validation; tests use it to exercise the whole pipeline
     through litellm."""
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
@@ -132,28 +135,9 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
         steps += [{**say(i), "kind": "symptom", "step": i} for i in alerts[:1]]
         answer = {"steps": [s for s in steps if s["step"] in candidate_steps]}
     elif question == "factors":
-        answer = {"factors": [{**say(i), "category": "technology"} for i in errors[1:2]]}
+        answer = {"factors": [{"factor": i, "text": ""} for i in listed.get("FACTORS", [])[:2]]}
     elif question == "actions":
-        answer = {
-            "actions": [
-                {
-                    **say(i, "Guard against: "),
-                    "kind": "prevent",
-                    "priority": "must",
-                    "owner": "platform team",
-                }
-                for i in errors[:1]
-            ]
-            + [
-                {
-                    **say(i, "Alert sooner on: "),
-                    "kind": "detect",
-                    "priority": "should",
-                    "owner": "sre",
-                }
-                for i in alerts[:1]
-            ]
-        }
+        answer = {"actions": [{"action": i, "text": ""} for i in listed.get("ACTIONS", [])[:3]]}
     elif question == "lessons":
         answer = {"went_well": [say(i) for i in alerts[:1]], "went_wrong": [], "lucky": []}
     else:
@@ -164,8 +148,9 @@ def fake_analyst(messages: Sequence[dict[str, str]]) -> str:
 def rules_analyst(messages: Sequence[dict[str, str]]) -> str:
     """The drafting questions answered by code alone, for ablations (`rca eval run --rules`):
     the nearest candidate trigger, the three best-ranked candidate conditions as root causes,
-    as chain steps the first two candidate steps that are not alerts and the first alert, and
-    nothing for the questions that need writing (the draft's rules fill summary and impact).
+    as chain steps the first two candidate steps that are not alerts and the first alert, the
+    two best candidate factors and the three best candidate actions, and nothing for the
+    questions that need writing (the draft's rules fill summary and impact).
     What a model adds is what it scores above this."""
     user = next((m["content"] for m in messages if m["role"] == "user"), "")
     listed = {m["name"]: _CONDITION.findall(m["body"]) for m in _CHOICES.finditer(user)}
@@ -192,6 +177,10 @@ def rules_analyst(messages: Sequence[dict[str, str]]) -> str:
         }
     elif question in ("summary", "impact"):
         answer = {question: "", "evidence_ids": []}
+    elif question == "factors":
+        answer = {"factors": [{"factor": i} for i in listed.get("FACTORS", [])[:2]]}
+    elif question == "actions":
+        answer = {"actions": [{"action": i} for i in listed.get("ACTIONS", [])[:3]]}
     elif question == "lessons":
         answer = {"went_well": [], "went_wrong": [], "lucky": []}
     else:

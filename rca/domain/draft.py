@@ -154,6 +154,9 @@ class Suggestion(Frozen):
     postmortem."""
     flags: list[LanguageFlag] = Field(default_factory=list)
     """Blaming language found in the content."""
+    addresses: list[Identifier] = Field(default_factory=list)
+    """Ids of the suggestions of the same draft this one addresses (an action item: the root
+    cause or contributing factor it would prevent, detect or mitigate)."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

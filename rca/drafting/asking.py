@@ -19,7 +19,7 @@ from prompts import render_question
 from rca.domain import DraftNote, ModelCall, NoteKind, SuggestionSection
 from rca.drafting.assembly import Claim
 from rca.drafting.checks import check_answer, reask
-from rca.drafting.context import Answered, DraftContext, dependencies
+from rca.drafting.context import Answered, DraftContext, dependencies, with_proposals
 from rca.drafting.questions import QUESTIONS, STAGES, Question, QuestionName, json_schema
 from rca.llm import LlmClient, ModelCallFailed
 
@@ -38,6 +38,14 @@ SECTION_OF: dict[QuestionName, SuggestionSection] = {
 }
 """The draft section each question's claims become."""
 
+CHOOSES: dict[QuestionName, str] = {
+    "root_causes": "condition",
+    "chain": "step",
+    "factors": "factor",
+    "actions": "action",
+}
+"""Questions whose answer is a choice among code-found candidates, and the choice field."""
+
 
 def ask_all(
     llm: LlmClient,
@@ -53,6 +61,8 @@ def ask_all(
     total = len(QUESTIONS)
     workers = 1 if llm.is_local else concurrency
     for stage in STAGES:
+        if {"factors", "actions"} & set(stage):
+            with_proposals(ctx, answers)  # candidates from the drafted root causes
         variables = dict(ctx.variables, **dependencies(ctx, answers))
 
         def one(name: QuestionName, variables: dict[str, str] = variables) -> Answered:
@@ -82,9 +92,7 @@ def ask(
     own_words: bool,
 ) -> Answered:
     """One question asked (and re-asked once with the problems of its answer), checked."""
-    if (question.name == "root_causes" and not ctx.found.conditions) or (
-        question.name == "chain" and not ctx.found.steps
-    ):
+    if not ctx.choices().get(CHOOSES.get(question.name, ""), True):
         return Answered([])  # nothing to choose among: the draft falls back
     rendered = render_question(prompt, question.name, **variables)
     schema = json_schema(question, ctx.sources.ids(), ctx.choices(), own_words=own_words)

@@ -99,6 +99,7 @@ class SuggestionList:
         origin: SuggestionOrigin = SuggestionOrigin.MODEL,
         basis: Basis = Basis.HYPOTHESIS,
         rationale: str | None = None,
+        addresses: Sequence[str] = (),
     ) -> Suggestion:
         """Add one suggestion; returns it (with its id)."""
         suggestion = Suggestion(
@@ -111,6 +112,7 @@ class SuggestionList:
             basis=basis,
             rationale=rationale,
             flags=self.flags(content),
+            addresses=list(addresses),
         )
         self.items.append(suggestion)
         return suggestion

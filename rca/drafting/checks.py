@@ -12,16 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rca.drafting.assembly import Claim
-from rca.drafting.context import DraftContext, clip
+from rca.drafting.assembly import Claim, people_of
+from rca.drafting.blameless import check_blameless
+from rca.drafting.context import QUOTE_CHARS, DraftContext, clip
 from rca.drafting.questions import Question, QuestionName
-from rca.drafting.validation import clean, is_insufficient
+from rca.drafting.validation import COPIED, clean, is_insufficient, terms
 
-QUOTE_CHARS = 240
-"""Longest evidence quote used as a root cause or chain step."""
-
-
-LOCAL_SUPPORT: frozenset[QuestionName] = frozenset({"root_causes", "chain", "factors"})
+LOCAL_SUPPORT: frozenset[QuestionName] = frozenset({"root_causes", "chain"})
 """Questions whose claims must rest on this incident's evidence: citing a past incident that
 says the same is not support (it is how a small model copies another incident's cause)."""
 _STEM = re.compile(r"^(?:the impact happened )?because\s+(?:of\s+)?", re.IGNORECASE)
@@ -56,6 +53,13 @@ def check_answer(
             problems.append(problem)
         if problem is not None:
             continue
+        if choice is not None and question.name in PROPOSALS:
+            claim, why = proposed(ctx, question.name, choice[1], fields, body, retried)
+            if why:
+                wording = clip(clean(body).text)
+                dropped.append(f"kept the candidate's own text instead of '{wording}': {why}")
+            keep_new(kept, seen, claim)
+            continue
         if choice is not None and question.name != "trigger" and not body.strip():
             chosen = Claim("", [choice[1]], fields, retried)
             keep_new(kept, seen, quote_chosen(ctx, question.name, chosen))
@@ -86,6 +90,74 @@ def check_answer(
             dropped.append(f"removed {cleaned.removed_links} link(s) from model output")
         keep_new(kept, seen, claim)
     return kept, problems, dropped
+
+
+PROPOSALS: frozenset[QuestionName] = frozenset({"factors", "actions"})
+"""Questions whose answers are proposals, not claims of fact: checked for what a proposal
+must be (blameless, specific, about this incident), not for word overlap with evidence."""
+MIN_PROPOSAL_WORDS = 6
+REWORDED = 0.3
+"""A model's wording of a candidate shares at least this share of its words with it: more
+specific, not something else."""
+_VAGUE = re.compile(
+    r"^(improve|enhance|increase|better|review|strengthen|be more)\b[^.]{0,40}$", re.IGNORECASE
+)
+
+
+def proposed(
+    ctx: DraftContext,
+    name: QuestionName,
+    ident: str,
+    fields: dict[str, Any],
+    text: str,
+    retried: bool,
+) -> tuple[Claim | None, str | None]:
+    """A chosen candidate factor or action as a claim: the model's wording when it passes the
+    checks for proposals, else the candidate's own text; and why the wording was not kept."""
+    if ctx.proposals is None:
+        return None, None
+    if name == "factors":
+        factor = ctx.proposals.factor(ident)
+        if factor is None:
+            return None, None
+        own, ids, source = factor.text, factor.evidence_ids, factor.source
+        extra: dict[str, Any] = {"category": factor.category}
+    else:
+        action = ctx.proposals.action(ident)
+        if action is None:
+            return None, None
+        own, ids, source = action.text, action.evidence_ids, action.source
+        extra = {"kind": action.kind, "priority": action.priority, "owner": action.owner}
+    wording = clean(text).text if text.strip() else ""
+    why = proposal_problem(ctx, wording, own) if wording else None
+    kept = wording if wording and why is None else own
+    return Claim(kept, ids, {**fields, **extra, "source": source}, retried), why
+
+
+def proposal_problem(ctx: DraftContext, text: str, candidate: str) -> str | None:
+    """Why a model's wording of a factor or action cannot stand, or None."""
+    if check_blameless(text, people_of(ctx.incident)):
+        return "it blames a person"
+    if len(text.split()) < MIN_PROPOSAL_WORDS or _VAGUE.match(text):
+        return "it is too vague to check"
+    lowered = text.lower()
+    own = {s.lower() for s in ctx.incident.services}
+    for pm in ctx.similar:
+        foreign = [s for s in pm.services if s.lower() not in own and s.lower() in lowered]
+        if foreign or pm.id.lower() in lowered:
+            return f"it names {pm.id}, another incident"
+    words = terms(text) or {lowered}
+    mine = len(words & terms(candidate)) / len(words)
+    for pm in ctx.similar:
+        copied = len(words & ctx.sources.terms_of(pm.id)) / len(words)
+        if copied >= COPIED and copied > mine:
+            return f"it restates {pm.id}, another incident"
+    named = [s for s in ctx.incident.services if s.lower() in candidate.lower()]
+    if named and not any(s.lower() in lowered for s in named):
+        return f"it does not name {named[0]}, the component it is about"
+    if mine < REWORDED:
+        return "it says something other than the candidate it chose"
+    return None
 
 
 def quote_chosen(ctx: DraftContext, name: QuestionName, claim: Claim) -> Claim | None:
@@ -162,9 +234,7 @@ def raw_claims(
     found: list[tuple[str, list[str], dict[str, Any]]] = []
     for item in data[key]:
         rest = {k: v for k, v in item.items() if k not in ("text", "evidence_ids")}
-        if "owner" in rest:
-            rest["owner"] = clean(str(rest["owner"])).text[:100] or None
-        found.append((item["text"], item["evidence_ids"], rest))
+        found.append((item.get("text", ""), item.get("evidence_ids", []), rest))
     return found
 
 

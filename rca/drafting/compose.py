@@ -24,10 +24,10 @@ from rca.domain import (
     SuggestionSection,
 )
 from rca.drafting import assembly
+from rca.drafting.action_plan import add_actions, add_factors
 from rca.drafting.assembly import Claim, SuggestionList
 from rca.drafting.candidates import ranked
-from rca.drafting.checks import QUOTE_CHARS
-from rca.drafting.context import Answered, DraftContext, clip
+from rca.drafting.context import QUOTE_CHARS, Answered, DraftContext, clip
 from rca.drafting.followups import find_follow_ups
 from rca.drafting.questions import QuestionName
 from rca.drafting.validation import clean
@@ -121,11 +121,10 @@ def compose(
                 message="no causal chain: it needs at least one supported root cause and an impact",
             )
         )
-    for claim in claims("factors")[:3]:
-        model(SuggestionSection.CONTRIBUTING_FACTOR, claim)
+    roots_at = [s.id for s in out.items if s.section is SuggestionSection.ROOT_CAUSE]
+    factors_at = add_factors(ctx, out, claims("factors")[:4], degraded)
     assembly.add_rule_sections(out, incident, ctx.found.timeline)
-    for claim in claims("actions")[:4]:
-        model(SuggestionSection.ACTION_ITEM, claim)
+    add_actions(ctx, out, claims("actions")[:5], roots_at, factors_at, degraded)
     for claim in claims("lessons")[:6]:
         model(SuggestionSection.LESSON, claim)
     follow_ups = find_follow_ups(similar, out.items, embedder)

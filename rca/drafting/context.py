@@ -10,15 +10,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from rca.domain import DraftNote, Incident, ModelCall, NoteKind, Postmortem
+from rca.domain import DraftNote, Incident, ModelCall, NoteKind, Postmortem, SuggestionOrigin
 from rca.drafting.assembly import Claim
 from rca.drafting.candidates import Condition, ranked
 from rca.drafting.evidence import assemble_evidence, postmortem_digest
 from rca.drafting.findings import Findings
+from rca.drafting.proposals import Proposals, propose
 from rca.drafting.questions import QuestionName
-from rca.drafting.validation import Sources
+from rca.drafting.validation import Sources, clean
 from rca.llm.tokens import TokenCount
 from rca.redaction import PlaceholderTable
+
+QUOTE_CHARS = 240
+"""Longest evidence quote used as a root cause or chain step."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class DraftContext:
     found: Findings
     """What code found in the incident: the candidates the questions choose among."""
     incident_ids: set[str]
+    similar: list[Postmortem] = field(default_factory=list)
+    """The similar past postmortems shown (redacted)."""
+    proposals: Proposals | None = None
+    """Candidate factors and actions, assembled once the root causes are drafted."""
     notes: list[DraftNote] = field(default_factory=list)
     calls: list[ModelCall] = field(default_factory=list)
     validation_s: float = 0.0
@@ -61,6 +69,8 @@ class DraftContext:
             "trigger": [*(c.id for c in self.found.triggers), "none"],
             "condition": [c.id for c in ranked(self.found.conditions)],
             "step": [c.id for c in self.found.steps],
+            "factor": [f.id for f in self.proposals.factors] if self.proposals else [],
+            "action": [a.id for a in self.proposals.actions] if self.proposals else [],
         }
 
 
@@ -148,9 +158,12 @@ def build_context(
             "own_words": "yes" if options.own_words else "",
             "trigger": "not drafted",
             "causes": "not drafted",
+            "factor_candidates": "not assembled",
+            "action_candidates": "not assembled",
         },
         sources=Sources(citable, flagged, [pm.id for pm in similar]),
         found=found,
+        similar=list(similar),
         incident_ids=set(incident.evidence_ids()),
         notes=notes,
     )
@@ -176,7 +189,61 @@ def dependencies(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> di
             lines.append(f"{label}: {claim.text} [{', '.join(claim.evidence_ids)}]")
     taken = {i for c in claims_of(answers, "root_causes") for i in c.evidence_ids[:1]}
     steps = listed([c for c in ctx.found.steps if c.id not in taken])
-    return {"trigger": trigger, "causes": "\n".join(lines), "steps": steps}
+    shown_proposals = {}
+    if ctx.proposals is not None:
+        shown_proposals = {
+            "factor_candidates": "\n".join(
+                f"[{f.id}] ({f.category.value}) {clip(f.text, 300)}" for f in ctx.proposals.factors
+            )
+            or "none found",
+            "action_candidates": "\n".join(
+                f"[{a.id}] ({a.kind.value}, {a.priority.value}, owner {a.owner}) "
+                f"{clip(a.text, 300)}"
+                for a in ctx.proposals.actions
+            )
+            or "none found",
+        }
+    return {"trigger": trigger, "causes": "\n".join(lines), "steps": steps, **shown_proposals}
+
+
+def drafted_roots(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> list[Claim]:
+    """The root causes the draft will hold: the model's (at most three), else the two
+    best-ranked candidate conditions as hypotheses (quoted)."""
+    roots = claims_of(answers, "root_causes")[:3]
+    if roots:
+        return roots
+    return [
+        Claim(clip(clean(c.text).text, QUOTE_CHARS), [c.id], origin=SuggestionOrigin.RULES)
+        for c in ranked(ctx.found.conditions)[:2]
+    ]
+
+
+def drafted_trigger(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> Claim | None:
+    """The trigger the draft will hold: the model's chosen candidate (its own text), else the
+    nearest candidate if the model failed to answer, else none."""
+    by_id = {c.id: c for c in ctx.found.triggers}
+    chosen = claims_of(answers, "trigger")[:1]
+    if chosen:
+        candidate = by_id[chosen[0].fields["trigger"]]
+        return Claim(clean(candidate.text).text, chosen[0].evidence_ids, {}, chosen[0].retried)
+    if answers.get("trigger", Answered([], failed=True)).failed and ctx.found.triggers:
+        nearest = ctx.found.triggers[0]
+        return Claim(clean(nearest.text).text, [nearest.id], origin=SuggestionOrigin.RULES)
+    return None
+
+
+def with_proposals(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> Proposals:
+    """The candidate factors and actions, assembled (once) from the drafted causes."""
+    with ctx.lock:
+        if ctx.proposals is None:
+            ctx.proposals = propose(
+                ctx.incident,
+                ctx.found,
+                drafted_roots(ctx, answers),
+                drafted_trigger(ctx, answers),
+                ctx.similar,
+            )
+        return ctx.proposals
 
 
 def claims_of(answers: dict[QuestionName, Answered], name: QuestionName) -> list[Claim]:

@@ -17,8 +17,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rca.domain import ActionKind, FactorCategory, Priority
-
 
 class Answer(BaseModel):
     """Base of every answer: unknown keys are an error (a schema violation to re-ask about)."""
@@ -91,30 +89,32 @@ class ChainAnswer(Answer):
     steps: list[ChainStep] = Field(description="Two to four steps, in order.")
 
 
-class FactorAnswerItem(Cited):
-    """A contributing factor."""
+class FactorAnswerItem(Answer):
+    """A contributing factor: one of the candidate factors, in the model's words (or, when the
+    model only chooses, without `text`: the candidate's own text is used)."""
 
-    category: FactorCategory = Field(description="Fishbone category.")
+    factor: str = Field(description="The id of the chosen candidate factor.")
+    text: str = Field("", description="One plain sentence about a condition, no markdown.")
 
 
 class FactorsAnswer(Answer):
-    """Contributing factors."""
+    """Contributing factors, chosen among the candidates code assembled."""
 
-    factors: list[FactorAnswerItem] = Field(description="Up to three.")
+    factors: list[FactorAnswerItem] = Field(description="Two to four, the most important first.")
 
 
-class ActionAnswerItem(Cited):
-    """A proposed action item."""
+class ActionAnswerItem(Answer):
+    """An action item: one of the candidate actions, in the model's words (or the candidate's
+    own text when the model only chooses). Kind, priority and owner come with the candidate."""
 
-    kind: ActionKind = Field(description="prevent, detect, mitigate or process.")
-    priority: Priority = Field(description="MoSCoW priority.")
-    owner: str = Field(description="A team or role, never a person's name.")
+    action: str = Field(description="The id of the chosen candidate action.")
+    text: str = Field("", description="What to do, specific and checkable, one sentence.")
 
 
 class ActionsAnswer(Answer):
-    """Action items."""
+    """Action items, chosen among the candidates code assembled."""
 
-    actions: list[ActionAnswerItem] = Field(description="Up to four.")
+    actions: list[ActionAnswerItem] = Field(description="Three to five, the most important first.")
 
 
 class LessonsAnswer(Answer):
@@ -162,24 +162,25 @@ QUESTIONS: dict[QuestionName, Question] = {
         Question("trigger", TriggerAnswer, 220, 4),
         Question("summary", SummaryAnswer, 300, 6),
         Question("impact", ImpactAnswer, 220, 6),
-        Question("factors", FactorsAnswer, 420, 3),
         Question("lessons", LessonsAnswer, 520, 2),
         Question("root_causes", RootCausesAnswer, 420, 3, needs=("trigger",)),
         Question("chain", ChainAnswer, 480, 4, needs=("trigger", "root_causes")),
-        Question("actions", ActionsAnswer, 560, 4, needs=("root_causes", "factors")),
+        Question("factors", FactorsAnswer, 360, 4, needs=("root_causes",)),
+        Question("actions", ActionsAnswer, 480, 5, needs=("root_causes", "factors")),
     )
 }
 """Every question, in the order a sequential model is asked them (dependencies first)."""
 
 STAGES: tuple[tuple[QuestionName, ...], ...] = (
-    ("trigger", "summary", "impact", "factors", "lessons"),
+    ("trigger", "summary", "impact", "lessons"),
     ("root_causes",),
-    ("chain", "actions"),
+    ("chain", "factors"),
+    ("actions",),
 )
 """Questions that may be asked at the same time, stage by stage."""
 
 
-CHOICE_FIELDS = ("trigger", "condition", "step")
+CHOICE_FIELDS = ("trigger", "condition", "step", "factor", "action")
 """Fields whose value is one of a list of code-found candidates (ids)."""
 
 

@@ -43,7 +43,7 @@ def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
     )
     draft = drafter.draft(incident)
 
-    assert draft.model == "local/qwen2.5-coder-0.5b" and draft.prompt_version == "draft@3"
+    assert draft.model == "local/qwen2.5-coder-0.5b" and draft.prompt_version == "draft@4"
     calls = draft.usage.calls
     assert {c.section for c in calls} >= {"trigger", "summary", "root_causes", "actions"}
     assert all(c.ok and c.prompt_tokens > 500 and c.cost_usd == 0.0 for c in calls)

@@ -89,7 +89,7 @@ def test_a_whole_draft_is_grounded_structured_and_accounted_for(fake: ScriptedMo
     progress: list[tuple[str, float]] = []
     draft = drafter().draft(incident, progress=lambda m, f: progress.append((m, f)))
 
-    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@3"
+    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@4"
     citable = incident.evidence_ids()
     for suggestion in draft.suggestions:
         assert set(suggestion.evidence_ids) <= citable, suggestion
@@ -106,7 +106,7 @@ def test_a_whole_draft_is_grounded_structured_and_accounted_for(fake: ScriptedMo
     assert NodeKind.TRIGGER in kinds
     # One call per question, all sharing one system message and the context prefix.
     assert [c.section for c in draft.usage.calls] == [
-        "trigger", "summary", "impact", "factors", "lessons", "root_causes", "chain", "actions"
+        "trigger", "summary", "impact", "lessons", "root_causes", "chain", "factors", "actions"
     ]  # fmt: skip
     assert len({m[0]["content"] for m in fake.received}) == 1
     assert set(draft.usage.stages_s) == {"redaction", "retrieval", "prompt", "model", "validation"}
@@ -208,14 +208,15 @@ def test_a_claim_still_unsupported_after_the_re_ask_is_dropped_and_noted(
 ) -> None:
     fake.reply = replying(
         {
-            "factors": lambda _m: (
-                '{"factors": [{"text": "x y", "evidence_ids": [], "category": "process"}]}'
+            "lessons": lambda _m: (
+                '{"went_well": [{"text": "x y", "evidence_ids": []}], "went_wrong": [], '
+                '"lucky": []}'
             )
         }
     )
     draft = drafter().draft(example())
-    assert sections(draft, SuggestionSection.CONTRIBUTING_FACTOR) == []
-    dropped = [n for n in draft.notes if n.section is SuggestionSection.CONTRIBUTING_FACTOR]
+    assert sections(draft, SuggestionSection.LESSON) == []
+    dropped = [n for n in draft.notes if n.section is SuggestionSection.LESSON]
     assert dropped and "cites no evidence id" in dropped[-1].message
 
 
@@ -241,7 +242,10 @@ def test_a_failing_model_still_gives_a_draft_from_the_rules(fake: ScriptedModel)
     trigger = sections(draft, SuggestionSection.TRIGGER)[0]
     assert trigger.evidence_ids == ["t2"] and trigger.confidence <= 0.3
     failed = [n for n in draft.notes if n.kind is NoteKind.SECTION_FAILED]
-    assert len(failed) >= 8 and all(not c.ok for c in draft.usage.calls)
+    # Every question asked failed (the factor question needs candidates, and there are none
+    # without a model here: no failure mode matched the fallback causes).
+    assert len(failed) == len(draft.usage.calls) >= 7
+    assert all(not c.ok for c in draft.usage.calls)
 
 
 # --- prompt injection: the fake model obeys what was planted in the evidence ---------------
@@ -271,12 +275,11 @@ def obedient(messages: list[Message]) -> str:
     if question == "chain":
         return json.dumps({"steps": [{**c, "kind": "cause"} for c in cited]})
     if question == "factors":
-        return json.dumps({"factors": [{**c, "category": "external"} for c in cited]})
+        chosen = ["factor-1", "factor-2", "ghost-1", "factor-3"]
+        return json.dumps({"factors": [{"factor": i, "text": claim} for i in chosen]})
     if question == "actions":
-        items = [
-            {**c, "kind": "process", "priority": "must", "owner": "evil.example/x"} for c in cited
-        ]
-        return json.dumps({"actions": items})
+        chosen = ["action-1", "action-2", "ghost-1", "action-3"]
+        return json.dumps({"actions": [{"action": i, "text": claim} for i in chosen]})
     return json.dumps({"went_well": cited[:2], "went_wrong": [], "lucky": []})
 
 
@@ -291,13 +294,20 @@ def test_planted_instructions_obeyed_by_the_model_leave_no_trace_in_the_draft(
     dumped = draft.model_dump_json(exclude={"notes"}).lower()
     assert "cosmic" not in dumped
     assert "evil.example" not in dumped and "http" not in dumped
-    # The model's only mark: a chain step it chose (real, unflagged evidence), quoted verbatim.
+    # The model's only marks: a chain step it chose (real, unflagged evidence), quoted
+    # verbatim, and the code-made factors and actions it chose, in their own words.
     model_made = [s for s in draft.suggestions if s.origin is SuggestionOrigin.MODEL]
     texts = {item.id: item.text for item in incident.evidence()}
     for suggestion in model_made:
-        assert suggestion.section is SuggestionSection.CAUSAL_NODE
-        assert "quoted from [l4]" in (suggestion.rationale or "")
-        assert suggestion.content.text == texts["l4"]  # type: ignore[union-attr]
+        if suggestion.section is SuggestionSection.CAUSAL_NODE:
+            assert "quoted from [l4]" in (suggestion.rationale or "")
+            assert suggestion.content.text == texts["l4"]  # type: ignore[union-attr]
+        else:
+            assert suggestion.section in (
+                SuggestionSection.CONTRIBUTING_FACTOR,
+                SuggestionSection.ACTION_ITEM,
+            )
+            assert (suggestion.rationale or "").startswith(("From ", "Addresses "))
     assert any(n.kind is NoteKind.SUSPICIOUS_INPUT and "c9" in n.evidence_ids for n in draft.notes)
     reasons = " ".join(n.message for n in draft.notes if n.kind is NoteKind.DROPPED)
     assert "addresses the model" in reasons and "does not mention" in reasons
@@ -582,13 +592,15 @@ def test_open_actions_of_similar_incidents_are_reported(fake: ScriptedModel) -> 
 def test_a_claim_copied_from_a_past_incident_without_support_here_is_dropped(
     fake: ScriptedModel,
 ) -> None:
-    copied = (
-        '{"factors": [{"text": "Checkout dashboards lacked saturation panels for the load '
-        'balancer health check queue depth", "evidence_ids": ["a1"], "category": "monitoring"}]}'
+    words = (
+        "checkout-api dashboards lacked saturation panels for the load balancer health check "
+        "queue depth"
     )
+    copied = json.dumps({"factors": [{"factor": "factor-1", "text": words}]})
     fake.reply = replying({"factors": lambda _m: copied})
     draft = drafter(FixedHistory(Retrieved([past_postmortem()]))).draft(example())
-    assert sections(draft, SuggestionSection.CONTRIBUTING_FACTOR) == []
+    factors = sections(draft, SuggestionSection.CONTRIBUTING_FACTOR)
+    assert factors and all(words not in f.content.text for f in factors)
     reasons = [n.message for n in draft.notes if n.section is SuggestionSection.CONTRIBUTING_FACTOR]
     assert any("restates pm-2025-pool" in r for r in reasons)
 

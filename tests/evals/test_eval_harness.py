@@ -82,7 +82,7 @@ def test_run_compare_and_report_with_the_fake_model_and_the_baseline(
     rows = [json.loads(line) for line in (fake_dir / "results.jsonl").read_text().splitlines()]
     assert [r["case"] for r in rows] == ["cert-renewer", "checkout-db-pool", "dns-node-local"]
     for row in rows:
-        assert row["model"] == "fake/analyst" and row["prompt_version"] == "draft@3"
+        assert row["model"] == "fake/analyst" and row["prompt_version"] == "draft@4"
         assert row["retrieval"]["k"] == 3 and row["evaluators"]
         # Never the case's own postmortem in its history.
         assert f"pm-case-{row['case']}" not in row["retrieval"]["similar"]

@@ -136,7 +136,7 @@ def _hand_built(**changes: object) -> Draft:
         incident_id="inc-test-queue-2025",
         created_at=NOW,
         model="ollama/qwen2.5",
-        prompt_version="draft@3",
+        prompt_version="draft@4",
         similar_postmortem_ids=["pm-test-queue-2025"],
         suggestions=suggestions,
         degraded=True,

@@ -20,13 +20,15 @@ VARIABLES = {
     "causes": "Trigger: [tl-2] deploy checkout-api v2.3",
     "conditions": "[chat-3] the pool size comes from the CPU limit, so 2 CPUs means 4 connections",
     "steps": "[log-1] timeout waiting for connection",
+    "factor_candidates": "[factor-1] (technology) Nothing bounded the pool size of checkout-api",
+    "action_candidates": "[action-1] (prevent, must, owner checkout-api team) Size the pool",
     "own_words": "yes",
 }
 
 
 def test_the_root_cause_question_renders_exactly() -> None:
     prompt = render_question("draft", "root_causes", **VARIABLES)
-    assert prompt.ref == "draft@3" and version_of("draft") == 3
+    assert prompt.ref == "draft@4" and version_of("draft") == 4
     assert prompt.messages()[0]["role"] == "system"
     assert "Checkout latency" not in prompt.system  # no incident text in the system role
     assert prompt.user == snapshot("""\

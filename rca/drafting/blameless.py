@@ -43,7 +43,17 @@ _SYSTEMIC = (
     "describe the condition that allowed it: what the tooling, process or design did not provide"
 )
 
+FIRST_PERSON = re.compile(r"(?<![\w'-])(?:I|I'm|I've|I'd|I'll|[Mm]y)(?![\w'-])")
+"""A responder speaking for themselves ("I ran", "my script"): case matters, so "i.e." and
+region names are not caught."""
+
 RULES: tuple[_Rule, ...] = (
+    _Rule(
+        FIRST_PERSON,
+        "a first-person account: one responder's view, not a condition of the system",
+        "state what the system did or lacked: e.g. 'the script accepted IDs without checking "
+        "what they referred to'",
+    ),
     _rule(
         r"\b(?:human|operator|user|pilot|engineer|developer|manual) (?:error|mistake)s?\b",
         "'human error' ends the analysis where it should begin",

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from rca.domain import Alert, ChatMessage, Incident, LogLine, TimelineEvent, TimelineKind
 from rca.domain.similar import ERRORISH
+from rca.drafting.blameless import FIRST_PERSON
 
 # --- candidate conditions and chain steps ---------------------------------------------------
 
@@ -81,6 +82,8 @@ def candidate_conditions(
             score -= 0.5
         if _HEDGE.search(text):
             score -= 3.0
+        if FIRST_PERSON.search(text):
+            score -= 2.0  # one responder's account: a reworded cause at best, never a quote
         score += min(words, 40) / 40
         scored.append(Condition(item.id, item.at, text, score))
     return _best_in_time_order(scored, limit)

@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from rca.drafting.assembly import Claim, people_of
-from rca.drafting.blameless import check_blameless
+from rca.drafting.blameless import FIRST_PERSON
 from rca.drafting.context import QUOTE_CHARS, DraftContext, clip
+from rca.drafting.proposals import names_person
 from rca.drafting.questions import Question, QuestionName
 from rca.drafting.validation import COPIED, clean, is_insufficient, terms
 
@@ -136,7 +137,7 @@ def proposed(
 
 def proposal_problem(ctx: DraftContext, text: str, candidate: str) -> str | None:
     """Why a model's wording of a factor or action cannot stand, or None."""
-    if check_blameless(text, people_of(ctx.incident)):
+    if names_person(text, people_of(ctx.incident)):
         return "it blames a person"
     if len(text.split()) < MIN_PROPOSAL_WORDS or _VAGUE.match(text):
         return "it is too vague to check"
@@ -177,8 +178,8 @@ def quote_chosen(ctx: DraftContext, name: QuestionName, claim: Claim) -> Claim |
     if source is None:
         return None
     quote = clip(clean(ctx.sources.texts[source]).text, QUOTE_CHARS)
-    if is_insufficient(quote):
-        return None
+    if is_insufficient(quote) or (name == "root_causes" and FIRST_PERSON.search(quote)):
+        return None  # a responder's first-person account is never pasted as a cause
     why = (
         "its own wording was not supported by the evidence it cited (see the draft's notes)"
         if claim.text

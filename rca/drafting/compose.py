@@ -26,8 +26,7 @@ from rca.domain import (
 from rca.drafting import assembly
 from rca.drafting.action_plan import add_actions, add_factors
 from rca.drafting.assembly import Claim, SuggestionList
-from rca.drafting.candidates import ranked
-from rca.drafting.context import QUOTE_CHARS, Answered, DraftContext, clip
+from rca.drafting.context import Answered, DraftContext, fallback_roots
 from rca.drafting.followups import find_follow_ups
 from rca.drafting.questions import QuestionName
 from rca.drafting.validation import clean
@@ -178,10 +177,7 @@ def _steps(
 def _ranked_causes(ctx: DraftContext, out: SuggestionList) -> list[Claim]:
     """Without a root cause from the model, the two candidate conditions that say most
     about mechanisms and missing safeguards, as low-confidence hypotheses."""
-    best = [
-        Claim(clip(clean(c.text).text, QUOTE_CHARS), [c.id], origin=SuggestionOrigin.RULES)
-        for c in ranked(ctx.found.conditions)[:2]
-    ]
+    best = fallback_roots(ctx)
     return _offer(
         ctx,
         out,

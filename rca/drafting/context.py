@@ -12,6 +12,7 @@ from datetime import UTC
 
 from rca.domain import DraftNote, Incident, ModelCall, NoteKind, Postmortem, SuggestionOrigin
 from rca.drafting.assembly import Claim
+from rca.drafting.blameless import FIRST_PERSON
 from rca.drafting.candidates import Condition, ranked
 from rca.drafting.evidence import assemble_evidence, postmortem_digest
 from rca.drafting.findings import Findings
@@ -209,13 +210,17 @@ def dependencies(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> di
 def drafted_roots(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> list[Claim]:
     """The root causes the draft will hold: the model's (at most three), else the two
     best-ranked candidate conditions as hypotheses (quoted)."""
-    roots = claims_of(answers, "root_causes")[:3]
-    if roots:
-        return roots
+    return claims_of(answers, "root_causes")[:3] or fallback_roots(ctx)
+
+
+def fallback_roots(ctx: DraftContext) -> list[Claim]:
+    """Without a root cause from the model: the two best-ranked candidate conditions, quoted
+    (never a responder's first-person account)."""
     return [
         Claim(clip(clean(c.text).text, QUOTE_CHARS), [c.id], origin=SuggestionOrigin.RULES)
-        for c in ranked(ctx.found.conditions)[:2]
-    ]
+        for c in ranked(ctx.found.conditions)
+        if not FIRST_PERSON.search(c.text)
+    ][:2]
 
 
 def drafted_trigger(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> Claim | None:

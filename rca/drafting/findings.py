@@ -17,6 +17,7 @@ badly when asked to find these in raw evidence; code does them exactly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,15 @@ _CHANGE_WORDS = (
     "feature flag",
     "migration",
 )
+
+
+_COMMAND = re.compile(
+    r"(?:^|\s)[$#] \S|\b(?:sudo|kubectl (?:delete|drain|apply|scale|rollout|cordon)|"
+    r"terraform (?:apply|destroy)|ansible-playbook|systemctl (?:restart|stop)|rm -rf|"
+    r"drop (?:table|database)|truncate table)\b",
+    re.IGNORECASE,
+)
+"""A command line in a log: a shell prompt or a command known to change systems."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +87,8 @@ class Moment:
 
 
 def candidate_triggers(incident: Incident, window: timedelta = CHANGE_WINDOW) -> list[Candidate]:
-    """Changes in `window` before the impact (and just after its recorded start), latest first."""
+    """Changes in `window` before the impact (and just after its recorded start), latest first:
+    deploys and config changes, operator actions and commands run before the impact began."""
     onset = incident.started_at
     found: list[Candidate] = []
     for item in incident.evidence():
@@ -89,7 +100,15 @@ def candidate_triggers(incident: Incident, window: timedelta = CHANGE_WINDOW) ->
             and any(word in item.text.lower() for word in _CHANGE_WORDS)
             and not ERRORISH.search(item.text)
         )
-        if is_change and onset - window <= item.at <= onset + GRACE:
+        is_operation = item.at <= onset and (
+            (isinstance(item, TimelineEvent) and item.kind is TimelineKind.ACTION)
+            or (
+                isinstance(item, LogLine)
+                and _COMMAND.search(item.text) is not None
+                and not ERRORISH.search(item.text)
+            )
+        )
+        if (is_change or is_operation) and onset - window <= item.at <= onset + GRACE:
             found.append(Candidate(item.id, item.at, item.text, onset - item.at))
     return sorted(found, key=lambda c: (abs(c.before_impact), c.id))
 

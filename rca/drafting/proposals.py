@@ -126,6 +126,16 @@ class Proposals:
         return next((a for a in self.actions if a.id == ident), None)
 
 
+def names_person(text: str, people: Sequence[str]) -> bool:
+    """Whether `text` names one of the incident's `people` (chat authors, timeline actors) or
+    uses blaming language: a proposal is about systems, never about a person."""
+    lowered = text.lower()
+    for person in people:
+        if person and re.search(rf"(?<![\w-]){re.escape(person.lower())}(?![\w-])", lowered):
+            return True
+    return bool(check_blameless(text, people))
+
+
 def service_of(incident: Incident, texts: Sequence[str]) -> str | None:
     """The incident's service that `texts` (the trigger, the causes and what they cite) name
     first, else its first service; None if it lists none."""
@@ -207,7 +217,7 @@ class _Builder:
 
     def acceptable(self, text: str) -> bool:
         key = text.lower()
-        if key in self.seen or check_blameless(text, self.people):
+        if key in self.seen or names_person(text, self.people):
             return False
         self.seen.add(key)
         return True

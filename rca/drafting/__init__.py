@@ -8,6 +8,10 @@ The pipeline (`pipeline.Drafter`) runs its stages in order; each stage lives in 
 - `context`: the prompt context the questions share; `questions`: the questions and the answer
   schemas the model fills in;
 - `checks` and `validation`: an answer turned into supported claims, or dropped with a reason;
+- `proposals`: candidate factors and actions once the root causes are drafted, from the
+  remediation library (`remedies`, data in `remedies.yaml`), measured gaps and past incidents;
+- `asking`: the questions asked, stage by stage; `compose`: the draft composed from the checked
+  claims or their fallbacks, `action_plan`: its factors and actions, linked to the causes;
 - `assembly`: claims into suggestions and the causal chain; `followups`: unfinished actions of
   similar past incidents; `blameless`: blaming language flagged; `baseline`: the retrieval-only
   drafter that every model must beat.

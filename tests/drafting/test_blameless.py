@@ -20,6 +20,8 @@ from rca.drafting.blameless import check_blameless
         ("Someone forgot to renew the certificate.", "Someone forgot"),
         ("It was his mistake to skip the canary.", "his mistake"),
         ("The deploy team is to blame.", "to blame"),
+        ("I meant the list of app IDs, not site IDs.", "I"),
+        ("ran my cleanup script against prod", "my"),
     ],
 )
 def test_blame_is_flagged_with_a_suggestion(text: str, phrase: str) -> None:
@@ -61,3 +63,16 @@ def test_overlapping_matches_are_reported_once() -> None:
     assert phrases.count("human error") == 1
     assert len({(f.start, f.end) for f in flags}) == len(flags)
     assert all(a.end <= b.start for a, b in pairwise(flags))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The pool size, i.e. max=4, came from the CPU limit.",
+        "MySQL replicas lagged behind the primary.",
+        "my-service and I-95 are names, not people speaking.",
+        "Region me-central-1 was unaffected.",
+    ],
+)
+def test_first_person_is_only_a_responder_speaking(text: str) -> None:
+    assert check_blameless(text) == []

@@ -118,3 +118,63 @@ def test_find_computes_every_finding_once_from_the_same_candidates() -> None:
     assert cited == [min(incident.alerts, key=lambda a: (a.at, a.id)).id]
     assert found.impact is not None
     assert found.impact[1] == [a.id for a in sorted(incident.alerts, key=lambda a: (a.at, a.id))]
+
+
+def _with(**evidence: list[dict[str, object]]) -> Incident:
+    data = _incident().model_dump(mode="json")
+    for key, items in evidence.items():
+        data[key] = [*data[key], *items]
+    return Incident.model_validate(data)
+
+
+def test_operator_actions_and_commands_before_the_impact_are_candidate_triggers() -> None:
+    start = _incident().started_at
+    incident = _with(
+        timeline=[
+            {
+                "id": "t90",
+                "at": (start - timedelta(minutes=20)).isoformat(),
+                "kind": "action",
+                "text": "Ran the capacity removal playbook against the billing fleet",
+            },
+            {
+                "id": "t91",
+                "at": (start + timedelta(minutes=3)).isoformat(),
+                "kind": "action",
+                "text": "Restarted the checkout pods to mitigate",
+            },
+        ],
+        logs=[
+            {
+                "id": "l90",
+                "at": (start - timedelta(minutes=10)).isoformat(),
+                "text": "$ kubectl drain node-17 --force --delete-emptydir-data",
+            },
+            {
+                "id": "l91",
+                "at": (start - timedelta(minutes=9)).isoformat(),
+                "text": "ERROR kubectl delete failed: forbidden",
+            },
+        ],
+    )
+    ids = [c.id for c in candidate_triggers(incident)]
+    assert "t90" in ids and "l90" in ids
+    assert "t91" not in ids  # after the impact began: a mitigation, not a trigger
+    assert "l91" not in ids  # an error, not a change
+
+
+def test_a_first_person_account_ranks_below_the_same_finding_said_of_the_system() -> None:
+    start = _incident().started_at
+    said = "the deploy script accepted a list of IDs without checking their type, max=4"
+    incident = _with(
+        chat=[
+            {"id": "c90", "at": (start + timedelta(minutes=5)).isoformat(), "text": said},
+            {
+                "id": "c91",
+                "at": (start + timedelta(minutes=6)).isoformat(),
+                "text": "I ran it and " + said,
+            },
+        ]
+    )
+    scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
+    assert scores["c91"] < scores["c90"] - 1.5

@@ -25,6 +25,7 @@ from rca.domain import (
     check_causal_chain,
 )
 from rca.drafting import Drafter, DraftingOptions
+from rca.drafting.findings import find
 from rca.llm import LlmClient, LlmConfig, Message, ScriptedModel, register_provider
 from rca.ports import Retrieved
 from rca.redaction import RedactionFailed, Redactor
@@ -630,3 +631,16 @@ def test_without_a_model_the_baseline_drafts() -> None:
     causes = sections(draft, SuggestionSection.ROOT_CAUSE)
     assert causes and causes[0].origin is SuggestionOrigin.HISTORY
     assert set(draft.usage.stages_s) == {"redaction", "retrieval"}
+
+
+def test_a_first_person_line_chosen_as_a_root_cause_is_never_pasted(fake: ScriptedModel) -> None:
+    base = example().model_dump(mode="json")
+    said = "I set the pool to max=4 by hand because the auto sizing looked wrong to me"
+    chat = [*base["chat"], {"id": "c9", "at": base["chat"][2]["at"], "text": said}]
+    incident = Incident.model_validate({**base, "chat": chat})
+    assert "c9" in {c.id for c in find(incident).conditions}  # offered, so it can be chosen
+    fake.reply = replying({"root_causes": root_causes({"condition": "c9", "text": ""})})
+    draft = drafter().draft(incident)
+    causes = sections(draft, SuggestionSection.ROOT_CAUSE)
+    assert causes and all(said not in c.content for c in causes)
+    assert all("c9" not in c.evidence_ids for c in causes)

@@ -48,12 +48,17 @@ SECRET_PATTERNS: tuple[_Pattern, ...] = (
     # Private keys, whole blocks (they span lines).
     _p(
         "SECRET",
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?-----END [A-Z0-9 ]*PRIVATE KEY"
+        r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----.{0,16384}?-----END [A-Z0-9 ]{0,40}"
+        r"PRIVATE KEY"
         r"(?: BLOCK)?-----",
         flags=re.DOTALL,
     ),
     # Credentials inside URLs: scheme://user:password@host -- keep the user and host.
-    _p("SECRET", r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:(?P<s>[^\s@/]+)@", "s"),
+    _p(
+        "SECRET",
+        r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}://[^\s:/@]{0,256}:(?P<s>[^\s@/]{1,512})@",
+        "s",
+    ),
     # Authorization headers.
     _p("SECRET", r"(?i)\bauthorization\s*[:=]\s*(?:bearer|basic|token|digest)\s+(?P<s>\S+)", "s"),
     _p("SECRET", r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/=-]{12,})", "s"),
@@ -81,15 +86,19 @@ SECRET_PATTERNS: tuple[_Pattern, ...] = (
     # key = value secrets in configs, env files, JSON and YAML.
     _p(
         "SECRET",
-        r"(?i)[\"']?\b(?:[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|"
-        r"access[_-]?key|private[_-]?key|client[_-]?secret|auth)[a-z0-9_.-]*)[\"']?"
+        r"(?i)[\"']?(?<![a-z0-9_.-])(?:[a-z0-9_.-]{0,64}(?:password|passwd|pwd|secret|token|"
+        r"api[_-]?key|access[_-]?key|private[_-]?key|client[_-]?secret|auth)[a-z0-9_.-]{0,64})"
+        r"[\"']?"
         r"\s*[:=]\s*[\"']?(?!(?:bearer|basic|token|digest)\b)(?P<s>[^\s\"',;]{6,})",
         "s",
     ),
 )
 
 PERSONAL_PATTERNS: tuple[_Pattern, ...] = (
-    _p("EMAIL", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"),
+    _p(
+        "EMAIL",
+        r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,24}\b",
+    ),
     _p("CARD", r"\b(?:\d[ -]?){12,18}\d\b"),
     # Phone numbers need a country code, an area code in brackets, or dashes/dots: plain
     # runs of numbers separated by spaces ("512 1024 2048") are metrics far more often.

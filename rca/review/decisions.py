@@ -13,6 +13,7 @@ draft — in one transaction; a finalized draft accepts no further decisions.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from rca.drafting.assembly import people_of
 from rca.drafting.blameless import check_blameless
 from rca.errors import Conflict, InvalidArgument, NotFound, PreconditionFailed
 from rca.store import SaveResult, audit, save_postmortem_in
-from rca.store.engine import drafts, reviews, write_transaction
+from rca.store.engine import drafts, postmortems, reviews, write_transaction
 from rca.store.jobs import JobStatus
 
 _STATUS = {
@@ -184,7 +185,8 @@ class Reviews:
         with write_transaction(self.engine) as conn:
             row = conn.execute(select(drafts).where(drafts.c.id == draft_id)).one_or_none()
             draft = _reviewable(row, draft_id, if_match)
-            postmortem = postmortem_from(draft, incident)
+            ident = postmortem_id_for(conn, incident.id)
+            postmortem = postmortem_from(draft, incident).model_copy(update={"id": ident})
             saved = save_postmortem_in(conn, postmortem, source=f"draft:{draft_id}")
             new = draft.model_copy(
                 update={"version": if_match + 1, "finalized_postmortem_id": postmortem.id}
@@ -205,6 +207,33 @@ class Reviews:
                 pending=sum(s.status is ReviewStatus.PENDING for s in draft.suggestions),
             )
         return new, saved
+
+
+def postmortem_id_for(conn: Any, incident_id: str) -> str:
+    """The id a finalized draft of `incident_id` is saved under: the postmortem an earlier
+    draft of the same incident was finalized into (a new revision of it), else a fresh id —
+    `pm-<incident id>` when that is free and short enough, otherwise one made unique with a
+    digest of the incident id. Never the id of a postmortem of another incident."""
+    earlier = conn.execute(
+        select(drafts.c.finalized_postmortem_id)
+        .where(drafts.c.incident_id == incident_id, drafts.c.finalized_postmortem_id.is_not(None))
+        .order_by(drafts.c.updated_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if earlier is not None:
+        return str(earlier)
+    digest = hashlib.sha256(incident_id.encode("utf-8")).hexdigest()
+    natural = f"pm-{incident_id}"
+    options = [natural] if len(natural) <= 128 else []
+    options += [f"pm-{incident_id[:100]}-{digest[:12]}"]
+    options += [f"pm-{incident_id[:100]}-{digest[:12]}-{n}" for n in range(2, 100)]
+    for ident in options:
+        taken = conn.execute(
+            select(postmortems.c.id).where(postmortems.c.id == ident)
+        ).scalar_one_or_none()
+        if taken is None:
+            return ident
+    raise Conflict(f"no free postmortem id for incident {incident_id!r}")  # pragma: no cover
 
 
 def _dump(content: SuggestionContent) -> Any:

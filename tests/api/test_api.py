@@ -16,9 +16,11 @@ from fastapi.routing import APIRoute
 
 from api.routes_misc import PUBLIC_ROUTES
 from api.worker import DraftWorker
+from rca.domain import Postmortem
 from rca.store.jobs import DraftJobs
 from rca.store.keys import Role
 from tests.api.support import INCIDENT_FILE, Api, running_api
+from tests.factories import postmortem_data
 
 PROBLEM = "application/problem+json"
 
@@ -350,3 +352,47 @@ def test_health_readiness_and_metrics(api: Api) -> None:
     text = api.get("/metrics", Role.ADMIN).text
     assert 'rca_http_requests_total{method="GET",route="/v1/incidents",status="200"}' in text
     assert 'rca_draft_jobs{status="queued"} 0' in text
+
+
+def _finalize_a_draft_of(api: Api, incident_id: str, summary: str | None = None) -> dict[str, Any]:
+    """Draft `incident_id`, accept its summary (or edit it to `summary`), finalize; the
+    finalize result."""
+    job = api.post(f"/v1/incidents/{incident_id}/drafts", json={}).json()
+    assert DraftWorker(api.services, "test").run_once()
+    draft = api.get(f"/v1/drafts/{job['id']}").json()
+    suggestion = next(s["id"] for s in draft["draft"]["suggestions"] if s["section"] == "summary")
+    review = f"/v1/drafts/{job['id']}/suggestions/{suggestion}/review"
+    decision = {"decision": "edit", "content": summary} if summary else {"decision": "accept"}
+    accepted = api.post(review, Role.REVIEWER, json=decision, headers={"If-Match": '"1"'})
+    assert accepted.status_code == 200, accepted.text
+    final = api.post(f"/v1/drafts/{job['id']}/finalize", Role.REVIEWER, headers={"If-Match": '"2"'})
+    assert final.status_code == 201, final.text
+    return dict(final.json())
+
+
+def test_finalizing_never_revises_another_incidents_postmortem(api: Api) -> None:
+    """Issue 16, finding 3: the postmortem id was `pm-` + the incident id cut at 128
+    characters, so an incident named like a history postmortem overwrote it."""
+    history = Postmortem.model_validate(
+        postmortem_data(id="pm-2023-06-internal-dns-outage", incident_id="inc-other")
+    )
+    api.services.store.save_postmortem(history, "test")
+    create(api, id="2023-06-internal-dns-outage")
+    first = _finalize_a_draft_of(api, "2023-06-internal-dns-outage")
+    assert first["postmortem_id"] != history.id
+    kept = api.services.store.get_postmortem(history.id)
+    assert kept.latest_revision == 1 and kept.postmortem == history
+    # A later draft of the same incident revises the postmortem finalized from it.
+    second = _finalize_a_draft_of(api, "2023-06-internal-dns-outage", "A revised summary.")
+    assert second["postmortem_id"] == first["postmortem_id"]
+    assert api.services.store.get_postmortem(first["postmortem_id"]).latest_revision == 2
+    # Two long incident ids that share their first 125 characters get two postmortems.
+    stem = "inc-" + "x" * 120  # 128 characters with the suffix: "pm-" + it is too long
+    ids = [f"{stem}-one", f"{stem}-two"]
+    for ident in ids:
+        create(api, id=ident)
+    made = {_finalize_a_draft_of(api, ident)["postmortem_id"] for ident in ids}
+    assert len(made) == 2 and all(len(m) <= 128 for m in made)
+    for ident in made:
+        stored = api.services.store.get_postmortem(ident).postmortem
+        assert stored.incident_id in ids

@@ -26,10 +26,9 @@ from rca.domain import (
 from rca.drafting import assembly
 from rca.drafting.action_plan import add_actions, add_factors
 from rca.drafting.assembly import Claim, SuggestionList
-from rca.drafting.context import Answered, DraftContext, fallback_roots
+from rca.drafting.context import Answered, DraftContext, drafted_trigger, fallback_roots
 from rca.drafting.followups import find_follow_ups
 from rca.drafting.questions import QuestionName
-from rca.drafting.validation import clean
 from rca.ports import Embedder
 
 
@@ -214,12 +213,13 @@ def _trigger(
     chosen: list[Claim],
     answers: dict[QuestionName, Answered],
 ) -> Claim | None:
-    """The trigger suggestion: the chosen candidate's own text, the model's reason as its
-    rationale; the nearest candidate, with low confidence, if the model failed."""
-    by_id = {c.id: c for c in ctx.found.triggers}
+    """The trigger suggestion (`drafted_trigger`): the chosen candidate's own text, the
+    model's reason as its rationale; the nearest candidate, with low confidence, if the model
+    failed."""
+    claim = drafted_trigger(ctx, answers)
+    if claim is None:
+        return None
     if chosen:
-        candidate = by_id[chosen[0].fields["trigger"]]
-        claim = Claim(clean(candidate.text).text, chosen[0].evidence_ids, {}, chosen[0].retried)
         out.add(
             SuggestionSection.TRIGGER,
             claim.text,
@@ -227,10 +227,7 @@ def _trigger(
             assembly.confidence(SuggestionSection.TRIGGER, claim, ctx.incident_ids),
             rationale=chosen[0].text,
         )
-        return claim
-    if answers.get("trigger", Answered([], failed=True)).failed and ctx.found.triggers:
-        nearest = ctx.found.triggers[0]
-        claim = Claim(clean(nearest.text).text, [nearest.id], origin=SuggestionOrigin.RULES)
+    else:
         out.add(
             SuggestionSection.TRIGGER,
             claim.text,
@@ -239,8 +236,7 @@ def _trigger(
             origin=SuggestionOrigin.RULES,
             rationale="the change closest before the impact (the model gave no answer)",
         )
-        return claim
-    return None
+    return claim
 
 
 def _offer(

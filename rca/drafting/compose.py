@@ -26,7 +26,13 @@ from rca.domain import (
 from rca.drafting import assembly
 from rca.drafting.action_plan import add_actions, add_factors
 from rca.drafting.assembly import Claim, SuggestionList
-from rca.drafting.context import Answered, DraftContext, drafted_trigger, fallback_roots
+from rca.drafting.context import (
+    Answered,
+    DraftContext,
+    drafted_roots,
+    drafted_trigger,
+    fallback_roots,
+)
 from rca.drafting.followups import find_follow_ups
 from rca.drafting.questions import QuestionName
 from rca.ports import Embedder
@@ -72,7 +78,7 @@ def compose(
     if summary:
         model(SuggestionSection.SUMMARY, summary[0])
     else:
-        text, cited = ctx.found.summary
+        text, cited = _facts_summary(ctx, answers)
         out.add(SuggestionSection.SUMMARY, text, cited, 0.5, origin=SuggestionOrigin.RULES)
     impact = claims("impact")[:1]
     impact_claim = impact[0] if impact else None
@@ -267,3 +273,21 @@ def _offer(
             )
         )
     return claims
+
+
+def _facts_summary(
+    ctx: DraftContext, answers: dict[QuestionName, Answered]
+) -> tuple[str, list[str]]:
+    """The summary code writes when the model wrote none: the facts (what failed, the measured
+    times), then the drafted trigger and first root cause, each said to be a hypothesis."""
+    text, cited = ctx.found.summary
+    parts = [text.rstrip()]
+    trigger = drafted_trigger(ctx, answers)
+    if trigger is not None:
+        parts.append(f"Most likely set off by: {trigger.text.rstrip('.')}.")
+        cited = [*cited, *trigger.evidence_ids[:1]]
+    roots = drafted_roots(ctx, answers)[:1]
+    if roots:
+        parts.append(f"Probable root cause: {roots[0].text.rstrip('.')}.")
+        cited = [*cited, *roots[0].evidence_ids[:1]]
+    return " ".join(parts), list(dict.fromkeys(cited))

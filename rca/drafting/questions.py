@@ -160,10 +160,10 @@ QUESTIONS: dict[QuestionName, Question] = {
     q.name: q
     for q in (
         Question("trigger", TriggerAnswer, 220, 4),
-        Question("summary", SummaryAnswer, 300, 6),
-        Question("impact", ImpactAnswer, 220, 6),
         Question("lessons", LessonsAnswer, 520, 2),
         Question("root_causes", RootCausesAnswer, 420, 3, needs=("trigger",)),
+        Question("summary", SummaryAnswer, 300, 6, needs=("trigger", "root_causes")),
+        Question("impact", ImpactAnswer, 220, 6, needs=("trigger", "root_causes")),
         Question("chain", ChainAnswer, 480, 4, needs=("trigger", "root_causes")),
         Question("factors", FactorsAnswer, 360, 4, needs=("root_causes",)),
         Question("actions", ActionsAnswer, 480, 5, needs=("root_causes", "factors")),
@@ -172,9 +172,9 @@ QUESTIONS: dict[QuestionName, Question] = {
 """Every question, in the order a sequential model is asked them (dependencies first)."""
 
 STAGES: tuple[tuple[QuestionName, ...], ...] = (
-    ("trigger", "summary", "impact", "lessons"),
+    ("trigger", "lessons"),
     ("root_causes",),
-    ("chain", "factors"),
+    ("summary", "impact", "chain", "factors"),
     ("actions",),
 )
 """Questions that may be asked at the same time, stage by stage."""

@@ -189,7 +189,7 @@ def test_a_draft_job_runs_and_streams_its_progress(api: Api) -> None:
     assert [d["id"] for d in listed] == [job["id"]]
     trail = api.get(f"/v1/drafts/{job['id']}/audit", Role.REVIEWER).json()
     assert [e["action"] for e in trail] == ["draft.requested", "draft.created"]
-    assert trail[1]["detail"]["prompt_version"] == "draft@4"
+    assert trail[1]["detail"]["prompt_version"] == "draft@5"
     assert "prompt_tokens" in trail[1]["detail"] and "latency_s" in trail[1]["detail"]
 
 

@@ -43,7 +43,7 @@ def test_a_real_local_draft_of_an_example_incident(local: LocalModel) -> None:
     )
     draft = drafter.draft(incident)
 
-    assert draft.model == "local/qwen2.5-coder-0.5b" and draft.prompt_version == "draft@4"
+    assert draft.model == "local/qwen2.5-coder-0.5b" and draft.prompt_version == "draft@5"
     calls = draft.usage.calls
     assert {c.section for c in calls} >= {"trigger", "summary", "root_causes", "actions"}
     assert all(c.ok and c.prompt_tokens > 500 and c.cost_usd == 0.0 for c in calls)
@@ -76,7 +76,7 @@ def test_the_eval_harness_runs_the_local_model_on_two_cases(
     monkeypatch.setenv("RCA_RETRIEVAL__EMBEDDER", "fake")
     data = tmp_path / "data"
     weights.pull(weights.spec_for(weights.DEFAULT_MODEL), data)
-    cases = Path(__file__).parents[2] / "evals" / "cases"
+    cases = Path(__file__).parents[2] / "tests" / "fixtures" / "evalcases"
     out = tmp_path / "runs"
     code, stdout, err = run(
         data,

@@ -90,7 +90,7 @@ def test_a_whole_draft_is_grounded_structured_and_accounted_for(fake: ScriptedMo
     progress: list[tuple[str, float]] = []
     draft = drafter().draft(incident, progress=lambda m, f: progress.append((m, f)))
 
-    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@4"
+    assert draft.model == "fake/analyst" and draft.prompt_version == "draft@5"
     citable = incident.evidence_ids()
     for suggestion in draft.suggestions:
         assert set(suggestion.evidence_ids) <= citable, suggestion
@@ -107,7 +107,7 @@ def test_a_whole_draft_is_grounded_structured_and_accounted_for(fake: ScriptedMo
     assert NodeKind.TRIGGER in kinds
     # One call per question, all sharing one system message and the context prefix.
     assert [c.section for c in draft.usage.calls] == [
-        "trigger", "summary", "impact", "lessons", "root_causes", "chain", "factors", "actions"
+        "trigger", "lessons", "root_causes", "summary", "impact", "chain", "factors", "actions"
     ]  # fmt: skip
     assert len({m[0]["content"] for m in fake.received}) == 1
     assert set(draft.usage.stages_s) == {"redaction", "retrieval", "prompt", "model", "validation"}

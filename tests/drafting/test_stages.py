@@ -101,12 +101,17 @@ def test_compose_without_answers_falls_back_to_what_code_found() -> None:
     )
     by_section = {s.section: s for s in reversed(draft.suggestions)}
     summary = by_section[SuggestionSection.SUMMARY]
-    assert (summary.content, summary.evidence_ids) == found.summary
+    facts, facts_cited = found.summary
+    best = sorted(found.conditions, key=lambda c: (-c.score, c.at, c.id))[:2]
+    # The facts, then the nearest candidate trigger and the first root cause, as hypotheses.
+    assert summary.content.startswith(facts.rstrip())
+    assert "Most likely set off by: " in summary.content
+    assert "Probable root cause: " in summary.content
+    assert summary.evidence_ids == [*facts_cited, found.triggers[0].id, best[0].id]
     assert summary.origin is SuggestionOrigin.RULES
     assert found.impact is not None
     assert by_section[SuggestionSection.IMPACT].evidence_ids == found.impact[1]
     roots = [s for s in draft.suggestions if s.section is SuggestionSection.ROOT_CAUSE]
-    best = sorted(found.conditions, key=lambda c: (-c.score, c.at, c.id))[:2]
     assert [r.evidence_ids for r in roots] == [[c.id] for c in best]
     assert {r.confidence for r in roots} == {0.25}
     nodes = [s.content for s in draft.suggestions if s.section is SuggestionSection.CAUSAL_NODE]

@@ -28,7 +28,7 @@ VARIABLES = {
 
 def test_the_root_cause_question_renders_exactly() -> None:
     prompt = render_question("draft", "root_causes", **VARIABLES)
-    assert prompt.ref == "draft@4" and version_of("draft") == 4
+    assert prompt.ref == "draft@5" and version_of("draft") == 5
     assert prompt.messages()[0]["role"] == "system"
     assert "Checkout latency" not in prompt.system  # no incident text in the system role
     assert prompt.user == snapshot("""\

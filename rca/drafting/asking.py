@@ -26,6 +26,10 @@ from rca.llm import LlmClient, ModelCallFailed
 Progress = Callable[[str, float], None]
 """A progress report: what is happening, and the fraction done (0 to 1)."""
 
+Answers = dict[QuestionName, Answered]
+OnAnswers = Callable[[Answers], None]
+"""Called with the answers so far whenever more have come in (a copy: keep it)."""
+
 SECTION_OF: dict[QuestionName, SuggestionSection] = {
     "trigger": SuggestionSection.TRIGGER,
     "summary": SuggestionSection.SUMMARY,
@@ -55,8 +59,10 @@ def ask_all(
     concurrency: int,
     own_words: bool,
     report: Progress,
+    on_answers: OnAnswers | None = None,
 ) -> dict[QuestionName, Answered]:
-    """Every question of `prompt`, stage by stage; the checked claims of each answer."""
+    """Every question of `prompt`, stage by stage; the checked claims of each answer.
+    `on_answers` sees the answers so far after each question (asked one at a time) or stage."""
     answers: dict[QuestionName, Answered] = {}
     total = len(QUESTIONS)
     workers = 1 if llm.is_local else concurrency
@@ -77,7 +83,11 @@ def ask_all(
                 report(f"asking the model: {name.replace('_', ' ')}", _fraction(answers, total))
                 results.append(one(name))
                 answers[name] = results[-1]
+                if on_answers is not None and name != stage[-1]:
+                    on_answers(dict(answers))
         answers.update(zip(stage, results, strict=True))
+        if on_answers is not None:
+            on_answers(dict(answers))
         report(f"answered {len(answers)} of {total} questions", _fraction(answers, total))
     return answers
 

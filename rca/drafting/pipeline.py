@@ -29,12 +29,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prompts import version_of
-from rca.domain import Draft, DraftNote, DraftUsage, Incident, NoteKind, Postmortem, new_id
-from rca.drafting.asking import Progress, ask_all
+from rca.domain import (
+    Draft,
+    DraftNote,
+    DraftUsage,
+    Incident,
+    NoteKind,
+    Postmortem,
+    SuggestionSection,
+    new_id,
+)
+from rca.drafting.asking import SECTION_OF, Answers, Progress, ask_all
 from rca.drafting.baseline import baseline_draft
 from rca.drafting.compose import Stamp, compose
-from rca.drafting.context import DraftingOptions, build_context
+from rca.drafting.context import DraftContext, DraftingOptions, build_context
 from rca.drafting.findings import find
+from rca.drafting.questions import QUESTIONS
 from rca.errors import RcaError
 from rca.llm import LlmClient
 from rca.llm.tokens import TokenCount
@@ -84,10 +94,17 @@ class Drafter:
         return self.llm.config.model if self.llm else "baseline"
 
     def draft(
-        self, incident: Incident, *, progress: Progress | None = None, draft_id: str | None = None
+        self,
+        incident: Incident,
+        *,
+        progress: Progress | None = None,
+        draft_id: str | None = None,
+        partial: Callable[[Draft], None] | None = None,
     ) -> Draft:
         """A draft for `incident`. Raises `RedactionFailed` (nothing sent) and nothing else for
-        model trouble: failed sections are noted in the draft."""
+        model trouble: failed sections are noted in the draft. `partial`, if given, receives
+        the draft so far: first what code found (before any model call), then again after
+        each answer (see `partial_draft`)."""
         report = progress or (lambda _message, _fraction: None)
         stages: dict[str, float] = {}
         draft_id = draft_id or new_id("draft")
@@ -117,6 +134,14 @@ class Drafter:
                 redacted, table, found, consulted.postmortems, self.options, self.count
             )
         ctx.notes[:0] = consulted.notes
+        stamp = Stamp(draft_id, self.clock(), self.model_name, f"{PROMPT}@{version_of(PROMPT)}")
+        on_answers = None
+        if partial is not None:
+
+            def on_answers(answers: Answers) -> None:
+                partial(partial_draft(ctx, answers, consulted, stamp))
+
+            on_answers({})
         started = time.perf_counter()
         answers = ask_all(
             self.llm,
@@ -125,11 +150,11 @@ class Drafter:
             concurrency=self.options.concurrency,
             own_words=self.options.own_words,
             report=report,
+            on_answers=on_answers,
         )
         asked = time.perf_counter() - started
         with _timed(stages, "assembly"):
             report("checking and assembling the draft", 0.96)
-            stamp = Stamp(draft_id, self.clock(), self.model_name, f"{PROMPT}@{version_of(PROMPT)}")
             draft = compose(
                 ctx,
                 answers,
@@ -162,6 +187,42 @@ class Drafter:
             ],
             degraded,
         )
+
+
+SHOWN_EARLY = frozenset(
+    {
+        SuggestionSection.SUMMARY,
+        SuggestionSection.IMPACT,
+        SuggestionSection.TIMELINE,
+        SuggestionSection.DETECTION,
+        SuggestionSection.RESOLUTION,
+    }
+)
+"""Sections a partial draft shows before the model has answered for them: what code wrote
+from the facts (replaced by the model's summary and impact once they come)."""
+
+
+def partial_draft(ctx: DraftContext, answers: Answers, consulted: Consulted, stamp: Stamp) -> Draft:
+    """The draft so far, for a reviewer to start reading while the model works: the sections
+    the model has answered, and what code wrote from the facts; the rest is still pending (a
+    note lists them). Composing it leaves `ctx` as it was."""
+    notes = list(ctx.notes)
+    try:
+        draft = compose(ctx, answers, consulted.postmortems, stamp, degraded=consulted.degraded)
+    finally:
+        ctx.notes[:] = notes
+    done = {SECTION_OF[name] for name in answers}
+    if {"root_causes", "chain"} - set(answers):
+        done.discard(SuggestionSection.CAUSAL_NODE)
+    pending = [SECTION_OF[n].value for n in QUESTIONS if n not in answers]
+    kept = [s for s in draft.suggestions if s.section in done or s.section in SHOWN_EARLY]
+    note = DraftNote(
+        kind=NoteKind.DEGRADED,
+        message="still drafting: " + ", ".join(dict.fromkeys(pending)) if pending else "",
+    )
+    return draft.model_copy(
+        update={"suggestions": kept, "notes": [*notes, note] if pending else notes}
+    )
 
 
 @contextmanager

@@ -644,3 +644,45 @@ def test_a_first_person_line_chosen_as_a_root_cause_is_never_pasted(fake: Script
     causes = sections(draft, SuggestionSection.ROOT_CAUSE)
     assert causes and all(said not in c.content for c in causes)
     assert all("c9" not in c.evidence_ids for c in causes)
+
+
+def test_partial_drafts_come_before_the_model_and_grow_after_each_answer(
+    fake: ScriptedModel,
+) -> None:
+    """A reviewer can start reading at once: the first partial draft comes before any model
+    call (what code found), then one after each answer; they never change the final draft."""
+    incident = example()
+    calls_at: list[int] = []
+    partials: list[Draft] = []
+
+    def keep(draft: Draft) -> None:
+        calls_at.append(len(fake.received))
+        partials.append(draft)
+
+    final = drafter().draft(incident, draft_id="d-partial", partial=keep)
+    plain = drafter().draft(incident, draft_id="d-partial")
+
+    assert calls_at[0] == 0  # before the first model call
+    first = {s.section for s in partials[0].suggestions}
+    assert first == {
+        SuggestionSection.SUMMARY,
+        SuggestionSection.IMPACT,
+        SuggestionSection.TIMELINE,
+        SuggestionSection.DETECTION,
+        SuggestionSection.RESOLUTION,
+    }
+    assert any(n.message.startswith("still drafting: trigger") for n in partials[0].notes)
+    # One after each of the eight questions, plus the first; each holds more than the last.
+    assert len(partials) == 9
+    counts = [len(p.suggestions) for p in partials]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+    roots_at = next(i for i, p in enumerate(partials) if sections(p, SuggestionSection.ROOT_CAUSE))
+    assert not sections(partials[roots_at - 1], SuggestionSection.ROOT_CAUSE)
+    assert not sections(partials[roots_at], SuggestionSection.ACTION_ITEM)
+    assert not any(n.message.startswith("still drafting") for n in partials[-1].notes)
+    assert not any(n.message.startswith("still drafting") for n in final.notes)
+    # Composing partial drafts leaves the real one untouched.
+    assert [(s.section, s.content) for s in final.suggestions] == [
+        (s.section, s.content) for s in plain.suggestions
+    ]
+    assert final.notes == plain.notes

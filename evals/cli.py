@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from evals.calibration import calibrate, format_calibration, load_pairs, propose_pairs, write_pairs
 from evals.draft_eval import BASELINE, RULES, load_cases, run_eval
 from evals.draft_report import compare, html_report, markdown_report
 from evals.from_reviews import format_stats, from_reviews
@@ -20,10 +21,11 @@ from evals.retrieval_eval import (
     write_runs,
 )
 from rca.cli.common import CliHooks, settings_of
-from rca.domain import Postmortem
+from rca.domain import Draft, Postmortem
 from rca.errors import InvalidArgument, InvalidInput, Problem
 from rca.formats.importer import collect_files, load_file
 from rca.store import Store
+from retrieval.service import make_embedder
 
 eval_app = typer.Typer(
     help="Measure rca's quality: similar-incident retrieval and drafts.", no_args_is_help=True
@@ -172,6 +174,55 @@ def from_reviews_command(
         store.close()
     typer.echo(f"{len(result.cases)} cases from finalized drafts -> {out / 'cases'}")
     typer.echo(format_stats(result.stats), nl=False)
+    return 0
+
+
+@eval_app.command("pairs")
+def pairs_command(
+    ctx: typer.Context,
+    cases: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Directory of eval case JSON files.")
+    ],
+    run_dir: Annotated[
+        Path, typer.Option("--run", exists=True, file_okay=False, help="A system's run dir.")
+    ],
+    out: Annotated[Path, typer.Option(help="JSON-lines file of unlabelled pairs to write.")],
+) -> int:
+    """Propose (drafted, reviewed) action and factor pairs to label for `rca eval calibrate`:
+    each drafted item with its two nearest reviewed items, shuffled, cosines not shown."""
+    loaded = load_cases(cases)
+    drafts = {
+        path.stem: Draft.model_validate_json(path.read_text(encoding="utf-8"))
+        for path in sorted((run_dir / "drafts").glob("*.json"))
+    }
+    if not drafts:
+        raise InvalidArgument(f"{run_dir} has no drafts/: give a run dir from `rca eval run`")
+    proposed = propose_pairs(loaded, drafts, make_embedder(settings_of(ctx)))
+    write_pairs(out, proposed)
+    typer.echo(f'{len(proposed)} pairs to label -> {out} (set each "same" to true or false)')
+    return 0
+
+
+@eval_app.command("calibrate")
+def calibrate_command(
+    ctx: typer.Context,
+    pairs: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="Labelled pairs (JSON lines).")
+    ],
+    cases: Annotated[
+        list[Path],
+        typer.Option(exists=True, file_okay=False, help="Case directories the pairs refer to."),
+    ],
+) -> int:
+    """The similarity threshold for matching action items and factors that agrees best with
+    hand-labelled pairs, and the agreement at each threshold."""
+    by_id = {case.id: case for directory in cases for case in load_cases(directory)}
+    result = calibrate(load_pairs(pairs), by_id, make_embedder(settings_of(ctx)))
+    typer.echo(format_calibration(result), nl=False)
+    typer.echo(
+        f"chosen threshold {result.best.threshold:.2f}: agreement {result.best.agreement:.3f}, "
+        f"kappa {result.best.kappa:.3f}"
+    )
     return 0
 
 

@@ -24,6 +24,8 @@ from api import (
     routes_postmortems,
     web,
 )
+from api.auth import AuthenticateFirst
+from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.services import Services
@@ -71,6 +73,10 @@ def create_app(
         version="0.1.0",
         summary="AI-assisted root-cause analysis: draft, review and search postmortems.",
         lifespan=lifespan,
+        # The schema needs a key like every route; no /docs or /redoc (their pages load
+        # scripts from a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.metrics = Metrics()
     problems.install(app)
@@ -80,8 +86,11 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
     web.install(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    api = settings.api
+    app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes, timeout_s=api.body_timeout_s)
+    app.add_middleware(AuthenticateFirst)  # before any body is read
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # refusals counted too
+    app.add_middleware(SecurityHeaders)
     return app
 
 

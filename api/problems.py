@@ -1,7 +1,10 @@
 """Every error as `application/problem+json` (RFC 9457), mapped from rca's errors once.
 
 No stack trace and no exception text of unexpected errors reaches a client: a 500 says only
-that something failed and carries an id to find it in the server log.
+that something failed and carries an id to find it in the server log. An unexpected error is
+answered by `ContainErrors`, inside the app, so the connection stays usable: left to Starlette's
+outermost layer, the error is re-raised after the 500 is sent, and uvicorn then closes the
+connection (a keep-alive client's next request on it fails too).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rca.errors import (
     Busy,
@@ -108,8 +112,44 @@ def _answer(
     return problem(status, detail, kind, headers, **extra)
 
 
+async def unexpected(request: Request, err: Exception) -> Response:
+    """A 500 that says only that something failed, with an id to find it in the server log."""
+    incident = secrets.token_hex(6)
+    log.error("unhandled error %s: %s", incident, type(err).__name__, exc_info=err)
+    return _answer(request, 500, f"the server failed to handle the request (error id {incident})")
+
+
+class ContainErrors:
+    """ASGI middleware answering an unexpected error with a 500 itself and not raising it on,
+    so the server keeps the connection open. (An error after the response has started cannot
+    be answered any more; it goes on to the server, which must close the connection.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as err:
+            if started:
+                raise
+            response = await unexpected(Request(scope), err)
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers."""
+    """Register the handlers, and `ContainErrors` as the innermost middleware (added first)."""
+    app.add_middleware(ContainErrors)
 
     @app.exception_handler(RcaError)
     async def rca_error(_request: Request, err: RcaError) -> Response:
@@ -159,10 +199,5 @@ def install(app: FastAPI) -> None:
         )
         return _answer(_request, err.status_code, detail, None, headers or None)
 
-    @app.exception_handler(Exception)
-    async def unexpected(_request: Request, err: Exception) -> Response:
-        incident = secrets.token_hex(6)
-        log.error("unhandled error %s: %s", incident, type(err).__name__, exc_info=err)
-        return _answer(
-            _request, 500, f"the server failed to handle the request (error id {incident})"
-        )
+    # What escapes ContainErrors (an error in an outer middleware) still gets a problem.
+    app.add_exception_handler(Exception, unexpected)

@@ -23,9 +23,10 @@ from api.schemas import (
 from api.services import Services
 from rca.domain import Incident, Severity
 from rca.domain.similar import SearchResult
+from rca.domain.values import Timestamp, as_utc
 from rca.errors import InvalidArgument
 from rca.store import Outcome
-from rca.store.idempotency import body_hash
+from rca.store.idempotency import Replay, body_hash
 from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -59,20 +60,18 @@ def idempotent(
         status, body, headers = run()
         return JSONResponse(body, status_code=status, headers=headers)
     digest = body_hash(request.method, request.url.path, payload.encode())
-    replay = services.idempotency.begin(principal.key_id, key, digest)
-    if replay is not None:
+    # `run`'s writes and the stored answer commit together: a crash leaves both or neither.
+    done = services.idempotency.once(
+        principal.key_id, key, digest, run, lambda ran: Replay(ran[0], json.dumps(ran[1]))
+    )
+    if isinstance(done, Replay):
         return Response(
-            replay.body,
-            status_code=replay.status_code,
+            done.body,
+            status_code=done.status_code,
             media_type="application/json",
             headers={"Idempotent-Replayed": "true"},
         )
-    try:
-        status, body, headers = run()
-    except BaseException:
-        services.idempotency.abandon(principal.key_id, key)
-        raise
-    services.idempotency.finish(principal.key_id, key, status, json.dumps(body))
+    status, body, headers = done
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -116,20 +115,17 @@ async def list_incidents(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     severity: Annotated[list[Severity] | None, Query()] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
 ) -> Page[IncidentListItem]:
-    """Incidents, newest first, a page at a time."""
+    """Incidents, newest first, a page at a time; `since` and `until` bound their start."""
     after = None
     if cursor is not None:
         at, ident = decode_cursor(cursor, 2)
         try:
-            after = (datetime.fromisoformat(at), ident)
+            after = (as_utc(datetime.fromisoformat(at)), ident)
         except ValueError:
             raise InvalidArgument("malformed cursor") from None
-    for moment in (since, until):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidArgument("since/until need a time zone offset")
     store = services_of(request).store
     rows = await services_of(request).quick(
         store.incident_page, limit + 1, after, severity or [], since, until
@@ -172,7 +168,7 @@ def request_draft(
     model = services.check_model(body.model if body else None)
 
     def run() -> tuple[int, Any, dict[str, str]]:
-        job = services.submit_draft(incident_id, model, principal.name)
+        job = services.submit_draft(incident_id, model, principal)
         public = DraftJobPublic.of(job).model_dump(mode="json")
         return 202, public, {"Location": f"/v1/drafts/{job.id}"}
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from api.auth import require
+from api.auth import PUBLIC_ROUTES, require
 from api.routes_incidents import services_of
 from api.services import Services
 from rca.errors import RcaError
@@ -16,8 +17,8 @@ from rca.llm import weights
 from rca.store.keys import Principal, Role
 
 router = APIRouter(tags=["service"])
-PUBLIC_ROUTES = frozenset({"/healthz", "/readyz"})
-"""Routes that need no API key (liveness and readiness probes)."""
+__all__ = ["PUBLIC_ROUTES", "router"]
+log = logging.getLogger("rca.api")
 
 
 @router.get("/healthz")
@@ -28,19 +29,22 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    """Readiness: the store answers, the vector index opens, the model is present."""
+    """Readiness: the store answers, the vector index opens, the model is present. Open to
+    anyone, so it names no model, path or error: those go to the server log."""
     services = services_of(request)
     checks: dict[str, Any] = {}
     try:
         services.store.counts()
         checks["store"] = "ok"
     except RcaError as err:
-        checks["store"] = f"unavailable: {err}"
+        log.warning("readiness: the store is unavailable: %s", err)
+        checks["store"] = "unavailable"
     try:
         services.retrieval.vectors.exists()
         checks["index"] = "ok"
     except RcaError as err:
-        checks["index"] = f"degraded (lexical search only): {err}"
+        log.warning("readiness: the vector index is unavailable: %s", err)
+        checks["index"] = "degraded (lexical search only)"
     checks["model"] = _model_check(services.settings.llm.model, services)
     ready = checks["store"] == "ok" and not str(checks["model"]).startswith("unavailable")
     return JSONResponse(
@@ -51,14 +55,15 @@ def readyz(request: Request) -> JSONResponse:
 
 def _model_check(model: str, services: Services) -> str:
     if not model.startswith("local/"):
-        return f"configured: {model} (hosted; not called by the probe)"
+        return "configured (hosted; not called by the probe)"
     name = model.split("/", 1)[1]
     if name.endswith(".gguf"):
         return "ok" if Path(name).is_file() else "unavailable: no such file"
     try:
         spec = weights.spec_for(name)
     except RcaError as err:
-        return f"unavailable: {err}"
+        log.warning("readiness: %s", err)
+        return "unavailable: unknown embedded model"
     path = weights.model_path(services.settings.data_dir, spec)
     if not path.is_file() or path.stat().st_size != spec.size:
         return "unavailable: run `rca model pull`"

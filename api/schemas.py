@@ -60,6 +60,9 @@ class DraftJobPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     draft: Draft | None
+    partial: Draft | None
+    """Until the job succeeds: the draft so far, read-only (the sections done; a note names
+    those still being drafted). Reviews wait for `draft`."""
 
     @classmethod
     def of(cls, job: DraftJob) -> DraftJobPublic:
@@ -79,6 +82,7 @@ class DraftJobPublic(BaseModel):
             created_at=job.created_at,
             updated_at=job.updated_at,
             draft=job.draft,
+            partial=job.partial,
         )
 
 

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rca.config import Settings
 from rca.drafting import Drafter
-from rca.errors import Busy, InvalidArgument, RcaError
+from rca.errors import InvalidArgument, RcaError
 from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
 from rca.redaction import Redactor
@@ -21,7 +21,7 @@ from rca.review import Reviews
 from rca.store import Store
 from rca.store.idempotency import IdempotencyKeys
 from rca.store.jobs import DraftJob, DraftJobs
-from rca.store.keys import ApiKeys
+from rca.store.keys import ApiKeys, Principal
 from rca.store.sessions import WebSessions
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
@@ -58,9 +58,13 @@ class Services:
             retrieval=open_retrieval(settings, store, embedder),
             keys=ApiKeys(store.engine),
             jobs=DraftJobs(
-                store.engine, lease=timedelta(seconds=api.lease_s), max_attempts=api.max_attempts
+                store.engine,
+                lease=timedelta(seconds=api.lease_s),
+                max_attempts=api.max_attempts,
+                max_queued=api.max_queued_drafts,
+                max_queued_per_key=api.max_queued_drafts_per_key,
             ),
-            reviews=Reviews(store.engine),
+            reviews=Reviews(store.engine, Redactor(ip_addresses=settings.redaction.ip_addresses)),
             idempotency=IdempotencyKeys(store.engine),
             sessions=WebSessions(store.engine),
         )
@@ -82,16 +86,15 @@ class Services:
         except RcaError as err:  # an empty or unavailable index: /readyz reports it
             log.info("warm-up search skipped: %s", err)
 
-    def submit_draft(self, incident_id: str, model: str, requested_by: str) -> DraftJob:
-        """Queue a draft job, or refuse with Busy (429, Retry-After) when the queue is full."""
-        queued = self.jobs.queued()
-        if queued >= self.settings.api.max_queued_drafts:
-            raise Busy(f"{queued} drafts are waiting; try again later", retry_after_s=30)
+    def submit_draft(self, incident_id: str, model: str, principal: Principal) -> DraftJob:
+        """Queue a draft job, or refuse with Busy (429, Retry-After) when the queue, or the
+        principal's key's share of it, is full (checked atomically by `DraftJobs.submit`)."""
         return self.jobs.submit(
             incident_id,
             model,
-            requested_by=requested_by,
+            requested_by=principal.name,
             deadline=timedelta(seconds=self.settings.api.draft_deadline_s),
+            requested_key=principal.key_id,
         )
 
     def allowed_models(self) -> list[str]:

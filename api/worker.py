@@ -18,8 +18,10 @@ import time
 from typing import IO
 
 from api.services import Services
+from rca.domain import Draft
 from rca.errors import RcaError
 from rca.redaction import RedactionFailed
+from rca.store.readback import draft_notes
 
 log = logging.getLogger("rca.worker")
 
@@ -50,10 +52,19 @@ class DraftWorker:
             if not jobs.report(job.id, self.name, fraction, message):
                 raise LeaseLost(job.id)
 
+        def partial(so_far: Draft) -> None:
+            if not jobs.report_partial(job.id, self.name, so_far):
+                raise LeaseLost(job.id)
+
         try:
-            incident = self.services.store.get_incident(job.incident_id)
+            stored = self.services.store.read_incident(job.incident_id)
             drafter = self.services.drafter(job.model)
-            draft = drafter.draft(incident, progress=progress, draft_id=job.id)
+            draft = drafter.draft(
+                stored.incident, progress=progress, draft_id=job.id, partial=partial
+            )
+            if stored.set_aside:  # stored values today's rules refuse: say what was left out
+                notes = [*draft_notes(list(stored.set_aside)), *draft.notes]
+                draft = draft.model_copy(update={"notes": notes})
             if not jobs.succeed(job.id, self.name, draft):
                 log.warning("draft %s finished after its lease was lost; not stored", job.id)
         except LeaseLost:

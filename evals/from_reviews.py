@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from rca.domain import Draft, ReviewStatus, Suggestion, SuggestionContent
+from rca.domain.values import AS_STORED
 from rca.store import Store
 from rca.store.engine import drafts, read_transaction, reviews
 
@@ -78,7 +79,7 @@ def from_reviews(store: Store, out: Path) -> FromReviews:
         for review in conn.execute(select(reviews).order_by(reviews.c.id)).all():
             originals.setdefault((review.draft_id, review.suggestion_id), review.original)
     for row in rows:
-        draft = Draft.model_validate_json(row.document)
+        draft = Draft.model_validate_json(row.document, context=AS_STORED)
         incident = store.get_incident(row.incident_id)
         final = store.get_postmortem(row.finalized_postmortem_id).postmortem
         restored: list[Suggestion] = []

@@ -93,6 +93,12 @@ class ApiSettings(BaseModel):
     """Port `rca serve` listens on."""
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1_024)
     """Largest request body accepted (413 beyond it)."""
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """Longest wait for a request's headers, from the connection or from the first byte after
+    the previous response; then the connection is closed (408 if part of a request came)."""
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3_600)
+    """Longest wait for a request's body once its headers are in; then 408 and the connection
+    is closed."""
     processes: int = Field(default=1, ge=1, le=64)
     """Server processes `rca serve` starts (each handles requests; one runs draft workers)."""
     warm_up: bool = True
@@ -103,6 +109,8 @@ class ApiSettings(BaseModel):
     """Draft worker threads inside the server (0: drafts run only in `rca worker`)."""
     max_queued_drafts: int = Field(default=20, ge=1)
     """Draft jobs allowed to wait; beyond it, submissions get 429 with Retry-After."""
+    max_queued_drafts_per_key: int = Field(default=5, ge=1)
+    """Draft jobs one API key may have waiting, so one client cannot fill the queue (429)."""
     draft_deadline_s: int = Field(default=1_800, ge=10)
     """A draft job not finished this long after submission fails (retryable)."""
     lease_s: int = Field(default=120, ge=5)

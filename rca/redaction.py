@@ -5,20 +5,22 @@ Every occurrence is replaced by a placeholder that is consistent within one tabl
 redaction. Detection is layered:
 
 1. explicit patterns for well-known credential formats, key-value secrets, authorization
-   headers, credentials in URLs and connection strings, private-key blocks;
+   headers, credentials in URLs and connection strings, private-key blocks, and secrets named
+   in plain language ("the db password is hunter2", "pw Tr1cky#1");
 2. detect-secrets' keyword and high-entropy detectors, with filters against their ad-hoc
    false positives (ordinary words);
 3. personal data: e-mail addresses, phone numbers, payment card numbers (Luhn-checked), and IP
    addresses when asked for.
 
-Every detector also runs over the text with line breaks removed, so a secret wrapped across
-lines is found too. Any failure raises `RedactionFailed`: callers must then send nothing.
+Every detector but the plain-language one also runs over the text with line breaks removed, so
+a secret wrapped across lines is found too. Any failure raises `RedactionFailed`: callers must
+then send nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from rca.domain import Incident, Postmortem
@@ -37,10 +39,22 @@ class _Pattern:
     regex: re.Pattern[str]
     group: int | str = 0
     """Which group is the secret (the rest of the match is kept, e.g. `password=`)."""
+    check: Callable[[str], bool] | None = None
+    """A further test the secret must pass (the regex alone would find ordinary words)."""
+    wrapped: bool = True
+    """Also searched in the text with line breaks removed (a token wrapped by a log shipper);
+    not for prose, where joining lines makes words like "revoked.Next"."""
 
 
-def _p(kind: str, pattern: str, group: int | str = 0, flags: int = 0) -> _Pattern:
-    return _Pattern(kind, re.compile(pattern, flags), group)
+def _p(
+    kind: str,
+    pattern: str,
+    group: int | str = 0,
+    flags: int = 0,
+    check: Callable[[str], bool] | None = None,
+    wrapped: bool = True,
+) -> _Pattern:
+    return _Pattern(kind, re.compile(pattern, flags), group, check, wrapped)
 
 
 _B64 = r"[A-Za-z0-9+/=_-]"
@@ -93,6 +107,52 @@ SECRET_PATTERNS: tuple[_Pattern, ...] = (
         "s",
     ),
 )
+
+_ALNUM_RUN = re.compile(r"[A-Za-z0-9]+")
+
+
+def _looks_secret(value: str) -> bool:
+    """Whether a value prose names a password, token or secret is one: letters with digits
+    ("hunter2", "Summer-2024"), a run of six digits or more, mixed case inside a word
+    ("hunterTwo") or a quoted phrase with spaces are; words however punctuated ("expired.",
+    "short-lived", "REDACTED", "N/A") and dates, times and small numbers ("2026-01-15",
+    "14:05", "4096") are not. (A password of letters and punctuation only is missed.)"""
+    if any(char.isspace() for char in value):
+        return True
+    pieces = _ALNUM_RUN.findall(value)
+    if not pieces:
+        return False
+    if all(piece.isdigit() for piece in pieces):
+        return max(len(piece) for piece in pieces) >= 6
+    if all(piece.isalpha() for piece in pieces):
+        return any(re.search(r"[a-z][A-Z]", piece) for piece in pieces)
+    return True
+
+
+# Secrets in plain language: "the db password is hunter2", "api token: a9Zq", "pw Tr1cky#1".
+# The keyword starts a run of name characters (so each position is tried once: linear time),
+# every repeat is bounded, and `_looks_secret` keeps "the token is invalid" as it is.
+_NAMED = (
+    r"(?<![a-z0-9_.-])(?:[a-z0-9_.-]{0,32}[_.-])?"
+    r"(?:pass(?:word|wd|phrase|code)|pwd|pw|secret|token|credentials?|creds|"
+    r"(?:api|access|auth|secret|private|signing)[ _-]?key)s?"
+    r"(?:[ \t]{1,4}(?:for|of|on)[ \t]{1,4}(?:the[ \t]{1,4})?[^\s:=]{1,40})?"  # "for admin"
+    r"(?:[ \t]{0,4}[:=][ \t]{0,4}"  # "token: X", "secret = X"
+    r"|[ \t]{1,4}(?:is|was|are|were)(?:[ \t]{1,4}(?:now|still))?"  # "password is X"
+    r"(?:[ \t]{1,4}(?:set|changed|reset)[ \t]{1,4}to)?(?::[ \t]{0,4}|[ \t]{1,4})"
+    r"|[ \t]{1,4}(?:set|changed|reset|rotated|updated)[ \t]{1,4}to[ \t]{1,4})"
+)
+_BARE_VALUE = r"(?P<s>[^\s\"'`,;]{3,127}[^\s\"'`,;.:)\]])"
+"""A value up to the next space, quote or separator, less trailing punctuation."""
+_QUOTED_VALUE = r"(?P<q>[\"'`])(?P<s>[^\"'`\n]{4,128})(?P=q)"
+"""A quoted value, spaces allowed (a passphrase)."""
+_PW = r"(?<![a-z0-9_.-])(?:[a-z0-9_.-]{0,32}[_.-])?(?:pass(?:word|wd|phrase)|pwd|pw)[ \t]{1,4}"
+"""A password word followed directly by its value: "pw Tr1cky#1", "password hunter2"."""
+PROSE_PATTERNS: tuple[_Pattern, ...] = tuple(
+    _p("SECRET", pattern, "s", re.IGNORECASE, _looks_secret, wrapped=False)
+    for pattern in (_NAMED + _BARE_VALUE, _NAMED + _QUOTED_VALUE, _PW + _BARE_VALUE)
+)
+
 
 PERSONAL_PATTERNS: tuple[_Pattern, ...] = (
     _p(
@@ -174,7 +234,12 @@ class Redactor:
     """Finds and replaces secrets and personal data; `ip_addresses` adds IP addresses."""
 
     def __init__(self, ip_addresses: bool = False, entropy: bool = True) -> None:
-        self.patterns = SECRET_PATTERNS + PERSONAL_PATTERNS + (IP_PATTERNS if ip_addresses else ())
+        self.patterns = (
+            SECRET_PATTERNS
+            + PROSE_PATTERNS
+            + PERSONAL_PATTERNS
+            + (IP_PATTERNS if ip_addresses else ())
+        )
         self.entropy = entropy
 
     def redact(self, text: str, table: PlaceholderTable | None = None) -> str:
@@ -203,16 +268,23 @@ class Redactor:
         keep = [i for i, _ in _kept_positions(text)]
         if len(keep) < len(text):
             joined = "".join(text[i] for i in keep)
-            found.extend(self._find(joined, keep))
+            found.extend(self._find(joined, keep, wrapped=True))
         return _merge(found)
 
-    def _find(self, text: str, positions: range | list[int]) -> Iterator[_Span]:
+    def _find(
+        self, text: str, positions: range | list[int], wrapped: bool = False
+    ) -> Iterator[_Span]:
         for pattern in self.patterns:
+            if wrapped and not pattern.wrapped:
+                continue
             for match in pattern.regex.finditer(text):
                 start, end = match.span(pattern.group)
                 if start < 0 or end <= start:
                     continue
-                if not _plausible(pattern.kind, match.group(pattern.group)):
+                value = match.group(pattern.group)
+                if not _plausible(pattern.kind, value):
+                    continue
+                if pattern.check is not None and not pattern.check(value):
                     continue
                 yield _Span(positions[start], positions[end - 1] + 1, pattern.kind)
         if self.entropy:

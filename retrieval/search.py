@@ -3,10 +3,15 @@
 Lexical search runs over the store's latest revisions (rebuilt in memory when the store
 changes), so it is always current and works without the vector index; dense search reads the
 vector index. When the vector index is unusable, search answers lexically and says so.
+
+What a result shows is redacted, like the index: the query it echoes, and each hit's title,
+services, snippets and reasons, taken from the postmortem with its secrets and personal data
+replaced by placeholders. Ranking reads the text as it is.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +28,7 @@ from rca.domain.similar import (
 )
 from rca.errors import IndexUnavailable, InvalidQuery
 from rca.ports import Embedder
+from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
 from rca.store import Store
 from retrieval.chunking import full_text, section_texts
 from retrieval.lexical import LexicalIndex, first_match, terms
@@ -33,6 +39,17 @@ SNIPPET_SCAN_WORDS = 300
 """A snippet centres on a query term found among a section's first this many words."""
 CHUNKS_PER_POSTMORTEM = 3
 """Dense search fetches this many chunks per postmortem it should propose."""
+_PLACEHOLDER_TERM = re.compile(r"(?:secret|email|phone|card|ip)_\d+")
+"""A redaction placeholder as `terms` leaves it (lowercased)."""
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A postmortem as hits show it: redacted, its sections' text and their stemmed terms."""
+
+    postmortem: Postmortem
+    sections: dict[str, str]
+    terms: dict[str, set[str]]
 
 
 @dataclass
@@ -43,16 +60,18 @@ class _Corpus:
     postmortems: dict[str, tuple[Postmortem, int]]
     sections: dict[str, dict[str, str]]
     lexical: LexicalIndex
-    section_terms: dict[str, dict[str, set[str]]] = field(default_factory=dict)
-    """Stemmed terms of each section, computed the first time a postmortem is a hit."""
+    shown: dict[str, _Shown] = field(default_factory=dict)
+    """Each postmortem as hits show it, made the first time it is a hit."""
 
-    def terms_of(self, pm_id: str) -> dict[str, set[str]]:
-        """Each section's stemmed terms (cached: explaining hits would otherwise stem them
-        again on every search)."""
-        found = self.section_terms.get(pm_id)
+    def shown_of(self, pm_id: str, redactor: Redactor) -> _Shown:
+        """The redacted postmortem with its sections and their terms (cached: explaining hits
+        would otherwise redact and stem them again on every search)."""
+        found = self.shown.get(pm_id)
         if found is None:
-            found = {name: set(terms(body)) for name, body in self.sections[pm_id].items()}
-            self.section_terms[pm_id] = found
+            pm = redact_postmortem(self.postmortems[pm_id][0], redactor, PlaceholderTable())
+            sections = section_texts(pm)
+            found = _Shown(pm, sections, {name: set(terms(b)) for name, b in sections.items()})
+            self.shown[pm_id] = found
         return found
 
 
@@ -118,6 +137,7 @@ class SimilarSearch:
         self.embedder = embedder
         self.vectors = vectors
         self.settings = settings
+        self.redactor = Redactor(ip_addresses=settings.redaction.ip_addresses)
         self._corpus: _Corpus | None = None
         self._lock = threading.Lock()
 
@@ -143,13 +163,14 @@ class SimilarSearch:
         filters: SearchFilters | None = None,
         mode: SearchMode = "hybrid",
     ) -> SearchResult:
-        """The `k` most similar postmortems, best first."""
+        """The `k` most similar postmortems, best first; what they show is redacted."""
         text = incident_query(query) if isinstance(query, Incident) else query.strip()
         ranking = self.rank(text, filters, mode, depth=k)
-        query_terms = set(terms(text))
+        shown = self.redactor.redact(text)
+        query_terms = set(terms(shown))
         hits = [self._hit(c, ranking.corpus, query_terms, query) for c in ranking.candidates[:k]]
         return SearchResult(
-            query=text, mode=mode, hits=hits, degraded=ranking.degraded, notes=ranking.notes
+            query=shown, mode=mode, hits=hits, degraded=ranking.degraded, notes=ranking.notes
         )
 
     def rank(
@@ -242,7 +263,9 @@ class SimilarSearch:
         query_terms: set[str],
         query: str | Incident,
     ) -> SimilarHit:
-        pm, revision = corpus.postmortems[candidate.postmortem_id]
+        revision = corpus.postmortems[candidate.postmortem_id][1]
+        shown = corpus.shown_of(candidate.postmortem_id, self.redactor)
+        pm = shown.postmortem
         sections: list[MatchedSection] = []
         seen: set[str] = set()
         for hit in candidate.dense_hits[:3]:
@@ -252,21 +275,19 @@ class SimilarSearch:
             sections.append(
                 MatchedSection(
                     section=hit.section,
-                    snippet=snippet(corpus.sections[pm.id][hit.section], query_terms),
+                    snippet=snippet(shown.sections.get(hit.section, ""), query_terms),
                     similarity=round(hit.similarity, 4),
                 )
             )
-        overlap_by_section = {
-            name: query_terms & section for name, section in corpus.terms_of(pm.id).items()
-        }
+        overlap_by_section = {name: query_terms & section for name, section in shown.terms.items()}
         shared = sorted(
-            term  # numbers match often and explain little
+            term  # numbers and placeholders match often and explain nothing
             for term in (set().union(*overlap_by_section.values()) if overlap_by_section else set())
-            if not term.isdigit()
+            if not term.isdigit() and not _PLACEHOLDER_TERM.fullmatch(term)
         )
         best_lexical = max(overlap_by_section, key=lambda n: len(overlap_by_section[n]), default="")
         if best_lexical and overlap_by_section[best_lexical] and best_lexical not in seen:
-            body = corpus.sections[pm.id][best_lexical]
+            body = shown.sections[best_lexical]
             sections.append(
                 MatchedSection(section=best_lexical, snippet=snippet(body, query_terms))
             )

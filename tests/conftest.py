@@ -1,8 +1,13 @@
-"""Shared fixtures: a temporary data directory, an open store, and no network."""
+"""Shared fixtures: a temporary data directory, an open store, no network, and no process
+left running after the test run."""
 
 from __future__ import annotations
 
+import multiprocessing.resource_tracker
+import os
+import secrets
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +16,7 @@ import pytest
 
 from rca.config import Settings
 from rca.store import Store
+from tests import processes
 
 _real_connect = socket.socket.connect
 
@@ -46,6 +52,26 @@ socket.getaddrinfo = _guarded_getaddrinfo
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """Every process the run starts carries a mark in its environment; any still running at
+    the end (a server's child whose parent was killed, handed to init) is killed and fails
+    the run."""
+    mark = secrets.token_hex(8)
+    os.environ[processes.MARK] = mark
+    yield
+    ours = {multiprocessing.resource_tracker._resource_tracker._pid}  # ends with this process
+    deadline = time.monotonic() + 10
+    while (left := [p for p in processes.marked(mark) if p.pid not in ours]) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)  # give processes that are stopping time to end
+    processes.kill(left)
+    if left:
+        shown = "\n".join(f"  {p.pid}: {p.command[:200]}" for p in left)
+        pytest.fail(f"the tests left {len(left)} process(es) running (now killed):\n{shown}")
 
 
 @pytest.fixture

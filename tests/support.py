@@ -188,4 +188,11 @@ CANARIES: list[tuple[str, str, str]] = [
         "retrying with Qm9zc2VzLWxpa2UtcmFuZG9tLXN0dWZmIQ7Xk2p9 after 401",
         "Qm9zc2VzLWxpa2UtcmFuZG9tLXN0dWZmIQ7Xk2p9",
     ),
+    # Secrets in plain language, as responders write them in titles, chat and notes.
+    ("password in prose", "the db password is hunter2x for now", "hunter2x"),
+    ("short token after a colon", "the api token: a9Zq then 401", "a9Zq"),
+    ("secret in prose", "the signing secret is Zq9-k2Lm, rotate it", "Zq9-k2Lm"),
+    ("pw in prose", "ssh in as root, pw Tr1cky#1 (temporary)", "Tr1cky#1"),
+    ("short passwd in prose", "set passwd=h4x0r and retried", "h4x0r"),
+    ("password changed in prose", "admin password was changed to W1nter2026! today", "W1nter2026!"),
 ]

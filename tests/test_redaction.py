@@ -104,6 +104,68 @@ def test_ordinary_incident_text_is_left_alone(redactor: Redactor, line: str) -> 
     assert redactor.redact(line) == line
 
 
+@pytest.mark.parametrize(
+    ("line", "secret"),
+    [
+        ("db password is hunter2 for now", "hunter2"),
+        ("The password is: Sup3rs3cret", "Sup3rs3cret"),
+        ("root pw: hunter2", "hunter2"),
+        ("login with pw hunter2 then sudo", "hunter2"),
+        ("Password hunter2 worked on the replica", "hunter2"),
+        ("the api token: a9Zq", "a9Zq"),
+        ("the token is 9f8e7d6c5b4a, it leaked", "9f8e7d6c5b4a"),
+        ("the secret = s3cr3t!", "s3cr3t!"),
+        ("secret is s3cr3tValue", "s3cr3tValue"),
+        ("password was changed to W1nter2026! yesterday", "W1nter2026!"),
+        ("the password for admin is letmein99.", "letmein99"),
+        ("we set passwd=h4x0r and retried", "h4x0r"),
+        ("the password is 123456", "123456"),
+        ("db_password is hunter2", "hunter2"),
+        ("the api key is Ab12Cd34", "Ab12Cd34"),
+        ("his password: pa55", "pa55"),
+        ("the password is hunterTwo", "hunterTwo"),
+        ('the vault passphrase is "correct horse battery staple"', "horse battery staple"),
+        ("the token is `tok-42-zz`", "tok-42-zz"),
+    ],
+)
+def test_plain_language_secrets(redactor: Redactor, line: str, secret: str) -> None:
+    """Issue 16, finding 4: "password is X", "token: X", "pw X" in prose were kept."""
+    redacted = redactor.redact(line)
+    assert secret not in redacted
+    assert "SECRET_1" in redacted
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "the password is expired, users must reset it",
+        "password reset failed for 42 users after the deploy",
+        "the token was revoked at 14:05 and reissued",
+        "token is invalid: 401 Unauthorized from auth-service",
+        "the secret is stored in vault, not in the repo",
+        "the api key is missing from the request",
+        "password rotation job timed out after 300 s",
+        "tokens are short-lived (15 min) and refresh tokens last 30 days",
+        "the token bucket refills at 100 requests/s",
+        "secret manager latency rose to 800 ms",
+        "the token is 5 minutes old",
+        "the password is too short; the policy wants 12 characters",
+        "token: none, see the runbook",
+        "the token was issued on 2026-01-15",
+        "the password is Expired",
+        "pw reset link sent to the on-call",
+        "the secret was well-known",
+        "the build user's credentials were replaced.\n\n## Trigger",  # lines joined: no word
+        "until a new token was issued.\n- The payments hotfix waited",
+        "the token is N/A for service accounts",
+    ],
+)
+def test_ordinary_sentences_about_passwords_and_tokens_are_left_alone(
+    redactor: Redactor, line: str
+) -> None:
+    assert redactor.redact(line) == line
+
+
 def test_redact_incident_keeps_ids_and_times_and_correlation(redactor: Redactor) -> None:
     data = incident_data()
     token = "ghp_R4nd0mT0k3nV4lu3F0rT3st1ngPurp0s3s"
@@ -147,6 +209,15 @@ def test_a_failure_raises_rather_than_leaks(
         "QUJD",
         "-----BEGIN RSA PRIVATE KEY-----\n",  # headers with no end
         "x://u:",
+        "password is ",  # plain-language secrets: keyword, connector, no value
+        "pw ",
+        "token: ",
+        "db_pw a1",
+        "password for x ",
+        "secret = '",
+        'password is "a',
+        "password was changed to ",
+        "pw a1b2 ",  # and one secret every eight characters
     ],
 )
 def test_redaction_takes_linear_time_on_100k_character_hostile_fields(

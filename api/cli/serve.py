@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import logging
 import os
 import signal
@@ -39,10 +39,11 @@ def serve_command(
         bool, typer.Option("--admin-key", help="Create and print a fresh admin API key first.")
     ] = False,
 ) -> int:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    """Serve the HTTP API and the web UI."""
     import uvicorn
 
     from api.app import create_app
+    from api.serving import end_with_parent, uvicorn_options
 
     settings = settings_of(ctx)
     host = host or settings.api.host
@@ -55,14 +56,12 @@ def serve_command(
         finally:
             store.close()
         typer.echo(f"admin API key (shown once, id {info.id}): {key}")
-    typer.echo(
-        f"rca serving on http://{host}:{port}  (web UI: http://{host}:{port}/ui/, "
-        f"API docs: http://{host}:{port}/docs)"
-    )
+    typer.echo(f"rca serving on http://{host}:{port}  (web UI: http://{host}:{port}/ui/)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    options = uvicorn_options(settings)
     if processes == 1:
         app = create_app(settings, workers=draft_workers)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, **options)
         return 0
     # Each process builds its own app from the environment: hand the command line's choices
     # down that way. Drafting moves to one `rca worker` child at a lower CPU priority: inside
@@ -75,31 +74,22 @@ def serve_command(
     if threads > 0:
         drafter = subprocess.Popen(
             [sys.executable, "-m", "rca", "worker", "--threads", str(threads), "--nice", "10"],
-            preexec_fn=_end_with_parent,
+            preexec_fn=functools.partial(end_with_parent, os.getpid()),
         )
     try:
         uvicorn.run(
-            "api.app:app_from_environment",
+            "api.serving:server_process_app",
             factory=True,
             workers=processes,
             host=host,
             port=port,
-            log_level="info",
+            **options,
         )
     finally:
         if drafter is not None:
             drafter.terminate()
             drafter.wait(30)
     return 0
-
-
-def _end_with_parent() -> None:
-    """In the worker child: get SIGTERM when `rca serve` dies, even by SIGKILL (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the worker outlives a killed server
-        pass
 
 
 def worker_command(

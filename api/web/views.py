@@ -4,10 +4,11 @@ No HTML here except the SVG pictures, which `api.web.diagrams` builds with every
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from markupsafe import Markup
 
@@ -26,10 +27,11 @@ from rca.domain import (
     SuggestionSection,
 )
 from rca.domain.similar import SimilarHit
+from rca.domain.values import as_utc
 from rca.drafting.findings import find
 from rca.errors import InvalidArgument, RcaError
 from rca.redaction import Redactor, redact_incident
-from rca.store import ActionItemRow, IncidentSummary
+from rca.store import ActionItemRow, IncidentSummary, PostmortemSummary
 
 SECTION_TITLES: dict[SuggestionSection, str] = {
     SuggestionSection.SUMMARY: "Executive summary",
@@ -46,22 +48,38 @@ SECTION_TITLES: dict[SuggestionSection, str] = {
 }
 
 
-_BIDI = dict.fromkeys(
-    map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-)
+_UNSEEN: dict[int, str | None] = {
+    # Bidi controls go: they could make untrusted text read differently than it is.
+    **dict.fromkeys(
+        map(ord, "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    ),
+    # Control characters (NUL, escape, ...) show as their Control Pictures symbol (␀, ␛, ...).
+    **{c: chr(0x2400 + c) for c in range(0x20) if chr(c) not in "\t\n\r"},
+    0x7F: "\u2421",
+    **dict.fromkeys(range(0x80, 0xA0), "\ufffd"),
+    # Invisible characters that could hide inside a word show as their code point.
+    **{c: f"[U+{c:04X}]" for c in (0x180E, 0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062)},
+    **{c: f"[U+{c:04X}]" for c in (0x2063, 0x2064, 0xFEFF)},
+}
 
 
 def shown(value: Any) -> Any:
     """Every `{{ value }}` of a page passes here (the templates' finalize): text loses bidi
-    control characters, which could make untrusted text read differently than it is."""
+    controls, and control and zero-width characters become visible, so untrusted text reads
+    as what it is."""
     if isinstance(value, Markup):  # our own SVG pictures, already cleaned by api.web.diagrams
         return value
-    return value.translate(_BIDI) if isinstance(value, str) else value
+    return value.translate(_UNSEEN) if isinstance(value, str) else value
 
 
 def when(value: datetime | None) -> str:
-    """A moment as the pages show it (UTC, minutes)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+    """A moment as the pages show it (UTC, minutes); as written if it has no UTC form."""
+    if value is None:
+        return "—"
+    try:
+        return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return value.isoformat()
 
 
 def pct(value: float) -> str:
@@ -74,7 +92,7 @@ def incident_cursor(cursor: str | None) -> tuple[datetime, str] | None:
         return None
     at, ident = decode_cursor(cursor, 2)
     try:
-        return datetime.fromisoformat(at), ident
+        return as_utc(datetime.fromisoformat(at)), ident
     except ValueError:
         raise InvalidArgument("malformed cursor") from None
 
@@ -83,11 +101,42 @@ def cursor_after(row: IncidentSummary) -> str:
     return encode_cursor(row.started_at.isoformat(), row.id)
 
 
+def redactor_of(services: Services) -> Redactor:
+    """The redactor configured as the drafts' one."""
+    return Redactor(ip_addresses=services.settings.redaction.ip_addresses)
+
+
 def for_display(services: Services, incident: Incident) -> Incident:
     """The incident as pages show it: secrets and personal data replaced by the same
     placeholders the drafts use (the pages are read by more people than wrote the incident)."""
-    redactor = Redactor(ip_addresses=services.settings.redaction.ip_addresses)
-    return redact_incident(incident, redactor)[0]
+    return redact_incident(incident, redactor_of(services))[0]
+
+
+Listed = TypeVar("Listed", IncidentSummary, PostmortemSummary)
+
+
+def titled(services: Services, rows: Sequence[Listed]) -> list[Listed]:
+    """List rows as the list pages show them: their titles redacted."""
+    redactor = redactor_of(services)
+    return [replace(row, title=redactor.redact(row.title)) for row in rows]
+
+
+def shown_actions(services: Services, rows: Sequence[ActionItemRow]) -> list[ActionItemRow]:
+    """Action items as the board and the incident page list them: their text, owner and
+    postmortem title redacted (postmortems imported as written may hold secrets)."""
+    redactor = redactor_of(services)
+
+    def shown(row: ActionItemRow) -> ActionItemRow:
+        action = row.action
+        owner = redactor.redact(action.owner) if action.owner else action.owner
+        update = {"text": redactor.redact(action.text), "owner": owner}
+        return replace(
+            row,
+            postmortem_title=redactor.redact(row.postmortem_title),
+            action=action.model_copy(update=update),
+        )
+
+    return [shown(row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -156,7 +205,7 @@ def open_actions_of(services: Services, postmortem_ids: list[str]) -> list[Actio
             for r in services.store.action_item_page(50, postmortem_id=ident)
             if r.action.status.value in ("open", "in_progress")
         ]
-    return rows
+    return shown_actions(services, rows)
 
 
 def text_of(s: Suggestion) -> str:

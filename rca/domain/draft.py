@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Literal, Self
 
 from pydantic import (
-    AwareDatetime,
     Field,
     model_validator,
 )
@@ -20,7 +19,7 @@ from rca.domain.postmortem import (
     ContributingFactor,
     PostmortemTimelineEntry,
 )
-from rca.domain.values import Frozen, Identifier, Line, Name, no_duplicates
+from rca.domain.values import Frozen, Identifier, Line, Name, Timestamp, no_duplicates
 
 # ---------------------------------------------------------------------------------------------
 # Drafts, suggestions and reviews
@@ -176,7 +175,7 @@ class Review(Frozen):
     """Accept, edit or reject."""
     edited_content: SuggestionContent | None = None
     """The reviewer's version; required for an edit, refused otherwise."""
-    at: AwareDatetime
+    at: Timestamp
     """When."""
 
     @model_validator(mode="after")
@@ -288,7 +287,7 @@ class Draft(Frozen):
     """Draft id, set by our code."""
     incident_id: Identifier
     """The incident analysed."""
-    created_at: AwareDatetime
+    created_at: Timestamp
     """When the draft was made."""
     model: Name
     """The model that wrote it (a litellm model string)."""

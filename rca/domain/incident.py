@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from pydantic import (
-    AwareDatetime,
     Field,
     model_validator,
 )
@@ -25,6 +24,7 @@ from rca.domain.values import (
     Severity,
     Text,
     TimelineKind,
+    Timestamp,
     new_id,
     no_duplicates,
 )
@@ -38,7 +38,7 @@ class Alert(Frozen):
 
     id: Identifier
     """Evidence id, unique inside the incident; drafts cite it."""
-    at: AwareDatetime
+    at: Timestamp
     """When the alert fired."""
     source: Name | None = None
     """The system that raised it (prometheus, datadog, ...)."""
@@ -55,7 +55,7 @@ class TimelineEvent(Frozen):
 
     id: Identifier
     """Evidence id, unique inside the incident."""
-    at: AwareDatetime
+    at: Timestamp
     """When it happened."""
     kind: TimelineKind
     """What kind of event this is."""
@@ -70,7 +70,7 @@ class LogLine(Frozen):
 
     id: Identifier
     """Evidence id, unique inside the incident."""
-    at: AwareDatetime
+    at: Timestamp
     """When it was logged."""
     source: Name | None = None
     """The service or host that logged it."""
@@ -83,7 +83,7 @@ class ChatMessage(Frozen):
 
     id: Identifier
     """Evidence id, unique inside the incident."""
-    at: AwareDatetime
+    at: Timestamp
     """When it was posted."""
     author: Name | None = None
     """Who posted it."""
@@ -143,13 +143,13 @@ class Incident(Frozen):
     """How bad it is."""
     services: list[Name] = Field(default_factory=list)
     """Services involved."""
-    started_at: AwareDatetime
+    started_at: Timestamp
     """When the impact started."""
-    detected_at: AwareDatetime | None = None
+    detected_at: Timestamp | None = None
     """When it was noticed (alert fired, report received)."""
-    mitigated_at: AwareDatetime | None = None
+    mitigated_at: Timestamp | None = None
     """When the impact stopped."""
-    resolved_at: AwareDatetime | None = None
+    resolved_at: Timestamp | None = None
     """When the incident was closed."""
     summary: Text = ""
     """The reporter's free text; may be empty."""

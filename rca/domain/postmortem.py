@@ -1,16 +1,18 @@
 """A reviewed postmortem: summary, causal chain, contributing factors, action items, lessons.
 
 Postmortem follows the interchange format exactly; the causal chain is checked to be a DAG
-from root causes to impact.
+from root causes to impact. Every list has a ceiling (the `MAX_` constants), so one document
+cannot make the pages that draw it, or the searches that read it, do unbounded work.
 """
 
 from __future__ import annotations
 
 from datetime import date as CalendarDate
+from typing import Any
 
 from pydantic import (
-    AwareDatetime,
     Field,
+    ValidationInfo,
     field_validator,
 )
 
@@ -28,11 +30,37 @@ from rca.domain.values import (
     Priority,
     RequiredText,
     Severity,
+    Timestamp,
+    as_stored,
+    at_most,
     content_hash,
     no_duplicates,
 )
 
 # Postmortem
+
+MAX_CHAIN_NODES = 300
+"""Most nodes a causal chain may have: a readable picture holds far fewer, and drawing one
+costs time and memory with every node."""
+MAX_NODE_LINKS = 50
+"""Most nodes one causal-chain node may lead to."""
+MAX_TIMELINE_ENTRIES = 500
+"""Most entries of a postmortem timeline."""
+MAX_FACTORS = 200
+"""Most contributing factors."""
+MAX_ACTION_ITEMS = 200
+"""Most action items."""
+MAX_LIST_ITEMS = 100
+"""Most items of the other lists: services, root causes, lessons under each heading, tags."""
+LIST_LIMITS: dict[str, tuple[int, str]] = {
+    "services": (MAX_LIST_ITEMS, "services"),
+    "root_causes": (MAX_LIST_ITEMS, "root causes"),
+    "contributing_factors": (MAX_FACTORS, "contributing factors"),
+    "timeline": (MAX_TIMELINE_ENTRIES, "timeline entries"),
+    "action_items": (MAX_ACTION_ITEMS, "action items"),
+    "tags": (MAX_LIST_ITEMS, "tags"),
+}
+"""The ceiling of each list of a postmortem but the causal chain and the lessons."""
 
 
 class ContributingFactor(Frozen):
@@ -54,13 +82,18 @@ class CausalNode(Frozen):
     text: Line
     """What happened or held true."""
     leads_to: list[NodeId] = Field(default_factory=list)
-    """Ids of the nodes this one causes."""
+    """Ids of the nodes this one causes (at most `MAX_NODE_LINKS`)."""
+
+    @field_validator("leads_to", mode="before")
+    @classmethod
+    def _links(cls, value: Any, info: ValidationInfo) -> Any:
+        return at_most(value, MAX_NODE_LINKS, "links from one node", info)
 
 
 class PostmortemTimelineEntry(Frozen):
     """A key moment in a reviewed postmortem's timeline."""
 
-    at: AwareDatetime
+    at: Timestamp
     """When."""
     text: Line
     """What happened."""
@@ -91,6 +124,11 @@ class Lessons(Frozen):
     lucky: list[Line] = Field(default_factory=list)
     """Where we got lucky."""
 
+    @field_validator("went_well", "went_wrong", "lucky", mode="before")
+    @classmethod
+    def _size(cls, value: Any, info: ValidationInfo) -> Any:
+        return at_most(value, MAX_LIST_ITEMS, "lessons under one heading", info)
+
     def is_empty(self) -> bool:
         """True when no lesson is recorded."""
         return not (self.went_well or self.went_wrong or self.lucky)
@@ -120,21 +158,38 @@ class Postmortem(Frozen):
     root_causes: list[Line] = Field(default_factory=list)
     """Systemic causes, blameless wording."""
     contributing_factors: list[ContributingFactor] = Field(default_factory=list)
-    """Conditions that made it likelier or worse."""
+    """Conditions that made it likelier or worse (at most `MAX_FACTORS`)."""
     causal_chain: list[CausalNode] = Field(default_factory=list)
-    """Root causes → trigger → causes → symptoms → impact, as a DAG."""
+    """Root causes → trigger → causes → symptoms → impact, as a DAG (at most `MAX_CHAIN_NODES`)."""
     detection: OptionalText = None
     """How it was noticed and how it could have been noticed sooner."""
     resolution: OptionalText = None
     """What stopped the impact; temporary versus permanent."""
     timeline: list[PostmortemTimelineEntry] = Field(default_factory=list)
-    """Key moments."""
+    """Key moments (at most `MAX_TIMELINE_ENTRIES`)."""
     action_items: list[ActionItem] = Field(default_factory=list)
-    """Follow-ups."""
+    """Follow-ups (at most `MAX_ACTION_ITEMS`)."""
     lessons: Lessons = Field(default_factory=Lessons)
     """Lessons learned."""
     tags: list[Name] = Field(default_factory=list)
     """Free-form labels."""
+
+    @field_validator(*LIST_LIMITS, mode="before")
+    @classmethod
+    def _size(cls, value: Any, info: ValidationInfo) -> Any:
+        limit, what = LIST_LIMITS[info.field_name or ""]
+        return at_most(value, limit, what, info)
+
+    @field_validator("causal_chain", mode="before")
+    @classmethod
+    def _chain_size(cls, nodes: Any, info: ValidationInfo) -> Any:
+        """Refuse an oversized chain before reading its nodes, with a message saying the limit."""
+        if isinstance(nodes, list | tuple) and len(nodes) > MAX_CHAIN_NODES and not as_stored(info):
+            raise ValueError(
+                f"a causal chain has at most {MAX_CHAIN_NODES} nodes, this one has {len(nodes)}: "
+                "keep the main path and fold the detail into fewer nodes"
+            )
+        return nodes
 
     @field_validator("causal_chain")
     @classmethod

@@ -1,5 +1,5 @@
-"""Closed vocabularies, the text types every field uses, and the helpers every aggregate shares
-(the frozen base model, canonical JSON, content hashes, new ids).
+"""Closed vocabularies, the text and time types every field uses, and the helpers every aggregate
+shares (the frozen base model, canonical JSON, content hashes, new ids).
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     StringConstraints,
+    ValidationInfo,
 )
 
 # Closed vocabularies
@@ -166,6 +168,68 @@ def _required_text(value: str) -> str:
 
 RequiredText = Annotated[str, StringConstraints(max_length=100_000), AfterValidator(_required_text)]
 """Free text that must not be blank."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Times
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""The earliest time accepted."""
+LATEST = datetime(2200, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+"""The latest time accepted."""
+AS_STORED: dict[str, Any] = {"as_stored": True}
+"""Validation context for reading back what the store holds: a time outside the range, or a
+list over its ceiling, is kept (an older version may have accepted it) for `rca.store.readback`
+to set aside with a note."""
+
+
+def as_stored(info: ValidationInfo) -> bool:
+    """True when validating with the `AS_STORED` context."""
+    return bool(info.context and info.context.get("as_stored"))
+
+
+def at_most(value: Any, limit: int, what: str, info: ValidationInfo) -> Any:
+    """A before-validator's check that a list has at most `limit` items (counted before any is
+    read), except when reading back what the store holds."""
+    if isinstance(value, list | tuple) and len(value) > limit and not as_stored(info):
+        raise ValueError(f"at most {limit} {what} are allowed, this one has {len(value)}")
+    return value
+
+
+def time_problem(value: datetime) -> str | None:
+    """Why `value` is not a usable time (no offset, or outside 1970-2200 in UTC), or None."""
+    if value.utcoffset() is None:
+        return "needs a time zone offset, such as Z or +02:00"
+    # The local year is within a day of the UTC one: checking it first keeps the conversion
+    # from overflowing (9999-12-31T23:59:59-23:59 is in year 10000 in UTC).
+    inside = EARLIEST.year - 1 <= value.year <= LATEST.year + 1
+    if not inside or not EARLIEST <= value.astimezone(UTC) <= LATEST:
+        return "must be between 1970-01-01T00:00:00Z and 2200-12-31T23:59:59Z"
+    return None
+
+
+def _usable_time(value: datetime, info: ValidationInfo) -> datetime:
+    if as_stored(info):
+        return value
+    problem = time_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, AfterValidator(_usable_time)]
+"""A time: with a time zone offset (kept as given) and between 1970 and 2200 in UTC, so that
+converting it and computing with it cannot overflow."""
+
+
+def as_utc(value: datetime) -> datetime:
+    """`value` in UTC; ValueError, not OverflowError, when it has no offset or cannot be one."""
+    if value.utcoffset() is None:
+        raise ValueError("needs a time zone offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("outside the range of times") from None
 
 
 class Frozen(BaseModel):

@@ -8,7 +8,10 @@ trail. A reviewer's edit is checked for blaming language; the flags are stored a
 
 Finalizing turns accepted and edited suggestions (pending and rejected ones are left out) into a
 postmortem revision — saved, queued for indexing through the outbox, and linked from the
-draft — in one transaction; a finalized draft accepts no further decisions.
+draft — in one transaction; a finalized draft accepts no further decisions. The postmortem is
+derived text, read by more people than the incident: it is redacted whole (the title, services
+and tags it takes from the incident, and every reviewer's edit) with the placeholders the
+draft used. The incident itself, the evidence, stays as it was stored.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ from rca.domain import (
     SuggestionSection,
     check_causal_chain,
 )
+from rca.domain.values import AS_STORED
 from rca.drafting.assembly import people_of
 from rca.drafting.blameless import check_blameless
 from rca.errors import Conflict, InvalidArgument, NotFound, PreconditionFailed
+from rca.redaction import Redactor, redact_incident, redact_postmortem
 from rca.store import SaveResult, audit, save_postmortem_in
 from rca.store.engine import drafts, postmortems, reviews, write_transaction
 from rca.store.jobs import JobStatus
@@ -103,10 +108,12 @@ def _text_of(content: SuggestionContent) -> str:
 
 
 class Reviews:
-    """Decisions on drafts and their finalization."""
+    """Decisions on drafts and their finalization; `redactor` redacts finalized postmortems
+    (configure it as the drafts' one, so the placeholders match)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, redactor: Redactor | None = None) -> None:
         self.engine = engine
+        self.redactor = redactor if redactor is not None else Redactor()
 
     def decide(
         self,
@@ -181,12 +188,16 @@ class Reviews:
     def finalize(
         self, draft_id: str, reviewer: str, if_match: int, incident: Incident
     ) -> tuple[Draft, SaveResult]:
-        """Turn the accepted and edited suggestions into a postmortem revision."""
+        """Turn the accepted and edited suggestions into a postmortem revision, redacted."""
+        # The draft's placeholder table (redaction is deterministic), made before the write
+        # lock is taken: a large incident takes a while.
+        _, table = redact_incident(incident, self.redactor)
         with write_transaction(self.engine) as conn:
             row = conn.execute(select(drafts).where(drafts.c.id == draft_id)).one_or_none()
             draft = _reviewable(row, draft_id, if_match)
             ident = postmortem_id_for(conn, incident.id)
-            postmortem = postmortem_from(draft, incident).model_copy(update={"id": ident})
+            made = redact_postmortem(postmortem_from(draft, incident), self.redactor, table)
+            postmortem = made.model_copy(update={"id": ident})
             saved = save_postmortem_in(conn, postmortem, source=f"draft:{draft_id}")
             new = draft.model_copy(
                 update={"version": if_match + 1, "finalized_postmortem_id": postmortem.id}
@@ -256,7 +267,7 @@ def _reviewable(row: Any, draft_id: str, if_match: int) -> Draft:
             f"draft {draft_id!r} is at version {row.version}, not {if_match}",
             current_version=row.version,
         )
-    return Draft.model_validate_json(row.document)
+    return Draft.model_validate_json(row.document, context=AS_STORED)
 
 
 def _write_draft(

@@ -6,7 +6,8 @@
   their immutable revisions), `incident_records` (incidents), `action_items` (action-item
   status) and `outbox` (the index outbox, `IndexStateStore`); `writes`: what they share;
 - `jobs`: durable draft jobs under leases; `keys` and `sessions`: API keys and web sessions;
-  `idempotency`: replayed requests; `audit`: the audit log.
+  `idempotency`: replayed requests; `audit`: the audit log; `readback`: documents read back
+  valid under today's rules, with a note for whatever an older version let in that they refuse.
 
 May import: `rca.domain`, `rca.errors`, `rca.config`. Nothing here calls a model or an index.
 """

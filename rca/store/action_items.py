@@ -17,6 +17,7 @@ from rca.errors import NotFound
 from rca.store import audit
 from rca.store.engine import action_status, postmortem_revisions, postmortems, read_transaction
 from rca.store.postmortem_records import LATEST
+from rca.store.readback import postmortem_from_stored
 from rca.store.writes import now, writing
 
 
@@ -110,7 +111,7 @@ def action_item_page(
         for r in tracked:
             records[r.postmortem_id][r.item] = _status_record(r)
         for row in rows:
-            pm = Postmortem.model_validate_json(row.document)
+            pm = postmortem_from_stored(row.id, row.document)[0]
             for item in with_statuses(pm, records[row.id]):
                 if after is not None and (row.id, item.item) <= after:
                     continue
@@ -139,7 +140,7 @@ def set_action_status(
         ).one_or_none()
         if row is None:
             raise NotFound("postmortem", ident)
-        pm = Postmortem.model_validate_json(row.document)
+        pm = postmortem_from_stored(ident, row.document)[0]
         if not 0 <= item < len(pm.action_items):
             raise NotFound("action item", f"{ident}#{item}")
         key = and_(action_status.c.postmortem_id == ident, action_status.c.item == item)

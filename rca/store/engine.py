@@ -12,6 +12,7 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -251,15 +252,31 @@ def _writer_lock(engine: Engine) -> AbstractContextManager[None]:
     return lock.held()
 
 
+_OPEN_WRITES: ContextVar[dict[Engine, Connection] | None] = ContextVar("writes", default=None)
+"""The write transactions this thread (or task) has open, by engine."""
+
+
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """One write transaction: all of it commits, or none of it."""
+    """One write transaction: all of it commits, or none of it. Inside another one of the same
+    engine and thread it joins that one as a savepoint (a failure undoes only its own writes),
+    so a write and its record, such as an idempotent request's answer, commit together."""
+    open_writes = _OPEN_WRITES.get() or {}
+    outer = open_writes.get(engine)
+    if outer is not None:
+        with outer.begin_nested():
+            yield outer
+        return
     with (
         _writer_lock(engine),
         engine.connect().execution_options(rca_writer=True) as conn,
         conn.begin(),
     ):
-        yield conn
+        token = _OPEN_WRITES.set({**open_writes, engine: conn})
+        try:
+            yield conn
+        finally:
+            _OPEN_WRITES.reset(token)
 
 
 @contextmanager
@@ -292,6 +309,7 @@ drafts = Table(
     Column("message", Text, nullable=False),
     Column("model", String(200), nullable=False),
     Column("requested_by", String(100), nullable=False),
+    Column("requested_key", String(32), nullable=True),
     Column("attempts", Integer, nullable=False),
     Column("lease_owner", String(100), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
@@ -304,7 +322,8 @@ drafts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
-"""Draft jobs and, once done, the draft itself (`document`); `version` is the review ETag."""
+"""Draft jobs and, once done, the draft itself (`document`); `version` is the review ETag;
+`requested_key` is the API key that asked (none from the command line)."""
 Index("ix_drafts_status", drafts.c.status, drafts.c.created_at)
 Index("ix_drafts_incident_id", drafts.c.incident_id)
 

@@ -1,24 +1,30 @@
 """Idempotent requests: the first request with a key runs; a replay gets the stored answer.
 
-`begin` reserves (principal, key) for a request body's hash inside a write transaction: a new
-key is reserved (state `in_flight`), a finished one returns the stored status and body, one
-still in flight is a conflict (409), and the same key with a different body is refused (422).
-`finish` stores the answer; `abandon` frees the key when the request failed, so it may be
-retried.
+`once` runs a request's work and stores its answer in one write transaction, together with the
+work's own writes (store writes inside it join the transaction). So a key is never left
+reserved by a process that died: either the write and its answer committed, and a retry
+replays the answer, or neither did, and a retry runs the request again. The same key with a
+different request is refused (422). A row still `in_flight` can only have been left by an
+older version, which reserved keys in a transaction of their own: its request is run again.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from rca.errors import Conflict, InvalidArgument, RcaError
-from rca.store.engine import idempotency_keys, write_transaction
+from rca.store.engine import idempotency_keys
+from rca.store.writes import writing
 
 MAX_KEY_LENGTH = 200
+T = TypeVar("T")
 
 
 class KeyReused(RcaError):
@@ -47,51 +53,51 @@ class IdempotencyKeys:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def begin(self, principal: str, key: str, request_hash: str) -> Replay | None:
-        """None: go ahead (the key is now reserved); a Replay: answer with it."""
+    def once(
+        self,
+        principal: str,
+        key: str,
+        request_hash: str,
+        work: Callable[[], T],
+        answer: Callable[[T], Replay],
+    ) -> T | Replay:
+        """`work()` the first time (its writes and `answer` of its result commit together, or
+        nothing does when it raises); the stored answer, as a Replay, every later time."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise InvalidArgument(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters"
             )
-        with write_transaction(self.engine) as conn:
+        mine = (idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
+        with writing(self.engine) as conn:
             row = conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.principal == principal, idempotency_keys.c.key == key
-                )
+                select(idempotency_keys).where(*mine).with_for_update()
             ).one_or_none()
+            if row is not None and row.request_hash != request_hash:
+                raise KeyReused("this Idempotency-Key was used with a different request")
+            if row is not None and row.state == "done":
+                return Replay(int(row.status_code), str(row.body))
             if row is None:
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        principal=principal,
-                        key=key,
-                        request_hash=request_hash,
-                        state="in_flight",
-                        created_at=datetime.now(UTC),
+                # Reserved first: on PostgreSQL a concurrent request with the key waits here.
+                try:
+                    conn.execute(
+                        insert(idempotency_keys).values(
+                            principal=principal,
+                            key=key,
+                            request_hash=request_hash,
+                            state="in_flight",
+                            created_at=datetime.now(UTC),
+                        )
                     )
-                )
-                return None
-        if row.request_hash != request_hash:
-            raise KeyReused("this Idempotency-Key was used with a different request")
-        if row.state != "done":
-            raise Conflict("a request with this Idempotency-Key is still in flight")
-        return Replay(int(row.status_code), str(row.body))
-
-    def finish(self, principal: str, key: str, status_code: int, body: str) -> None:
-        """Store the answer for replays."""
-        with write_transaction(self.engine) as conn:
+                except IntegrityError:
+                    raise Conflict(
+                        "a request with this Idempotency-Key was answered at the same moment;"
+                        " send it again to get the stored answer"
+                    ) from None
+            result = work()
+            stored = answer(result)
             conn.execute(
                 update(idempotency_keys)
-                .where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
-                .values(state="done", status_code=status_code, body=body)
+                .where(*mine)
+                .values(state="done", status_code=stored.status_code, body=stored.body)
             )
-
-    def abandon(self, principal: str, key: str) -> None:
-        """Free a reserved key after the request failed."""
-        with write_transaction(self.engine) as conn:
-            conn.execute(
-                delete(idempotency_keys).where(
-                    idempotency_keys.c.principal == principal,
-                    idempotency_keys.c.key == key,
-                    idempotency_keys.c.state == "in_flight",
-                )
-            )
+        return result

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from rca.domain import Incident, Severity, canonical_json, content_hash
 from rca.errors import Conflict, NotFound
 from rca.store.engine import incidents, read_transaction
+from rca.store.readback import SetAside, incident_from_stored
 from rca.store.writes import Outcome, SaveResult, now, writing
 
 
@@ -61,15 +62,29 @@ def create_incident(engine: Engine, incident: Incident) -> SaveResult:
         return save_incident_in(conn, incident)
 
 
-def get_incident(engine: Engine, ident: str) -> Incident:
-    """One incident."""
+@dataclass(frozen=True)
+class StoredIncident:
+    """An incident as read back, and what of it was left out as today's rules refuse it."""
+
+    incident: Incident
+    set_aside: tuple[SetAside, ...] = ()
+
+
+def read_incident(engine: Engine, ident: str) -> StoredIncident:
+    """One incident, with a note for each value left out (see `rca.store.readback`)."""
     with read_transaction(engine) as conn:
         document = conn.execute(
             select(incidents.c.document).where(incidents.c.id == ident)
         ).scalar_one_or_none()
     if document is None:
         raise NotFound("incident", ident)
-    return Incident.model_validate_json(document)
+    incident, set_aside = incident_from_stored(ident, document)
+    return StoredIncident(incident, tuple(set_aside))
+
+
+def get_incident(engine: Engine, ident: str) -> Incident:
+    """One incident."""
+    return read_incident(engine, ident).incident
 
 
 def list_incidents(engine: Engine) -> list[IncidentSummary]:

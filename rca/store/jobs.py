@@ -4,6 +4,9 @@ A worker claims the oldest queued job and holds a lease it renews with every pro
 A worker that dies stops renewing: once the lease has expired the job goes back to the queue
 (or, after `max_attempts`, fails as retryable), so no job stays "running" forever. A job past
 its deadline fails. Only the lease holder may report progress or finish a job.
+
+Submissions respect two caps, the jobs waiting in all and those one API key has waiting; the
+count and the insert are one step (`_make_room`), so concurrent submissions never pass them.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
 
 from rca.domain import Draft, new_id
-from rca.errors import NotFound
+from rca.domain.values import AS_STORED
+from rca.errors import Busy, NotFound
 from rca.store import audit
 from rca.store.engine import drafts, incidents, read_transaction, write_transaction
+
+RETRY_AFTER_S = 30
+"""What a refused submission is told to wait (Retry-After), in seconds."""
+_SUBMISSIONS_LOCK = 0x7263612D6A6F6273  # "rca-jobs": the PostgreSQL advisory lock's key
 
 
 class JobStatus(StrEnum):
@@ -48,6 +56,8 @@ class DraftJob:
     error: str | None
     retryable: bool
     draft: Draft | None
+    partial: Draft | None
+    """While the job has not succeeded: the draft so far (the sections done), if any."""
     version: int
     finalized_postmortem_id: str | None
     created_at: datetime
@@ -55,6 +65,8 @@ class DraftJob:
 
 
 def _job(row: Any) -> DraftJob:
+    # The document is the finished draft once the job succeeded, the draft so far before.
+    stored = Draft.model_validate_json(row.document, context=AS_STORED) if row.document else None
     return DraftJob(
         id=row.id,
         incident_id=row.incident_id,
@@ -69,7 +81,8 @@ def _job(row: Any) -> DraftJob:
         deadline_at=row.deadline_at,
         error=row.error,
         retryable=row.retryable,
-        draft=Draft.model_validate_json(row.document) if row.document else None,
+        draft=stored if row.status == JobStatus.SUCCEEDED.value else None,
+        partial=stored if row.status != JobStatus.SUCCEEDED.value else None,
         version=row.version,
         finalized_postmortem_id=row.finalized_postmortem_id,
         created_at=row.created_at,
@@ -85,15 +98,25 @@ class DraftJobs:
         engine: Engine,
         lease: timedelta = timedelta(seconds=60),
         max_attempts: int = 2,
+        max_queued: int | None = None,
+        max_queued_per_key: int | None = None,
     ) -> None:
         self.engine = engine
         self.lease = lease
         self.max_attempts = max_attempts
+        self.max_queued = max_queued
+        self.max_queued_per_key = max_queued_per_key
 
     def submit(
-        self, incident_id: str, model: str, requested_by: str, deadline: timedelta
+        self,
+        incident_id: str,
+        model: str,
+        requested_by: str,
+        deadline: timedelta,
+        requested_key: str | None = None,
     ) -> DraftJob:
-        """Queue a draft of a stored incident."""
+        """Queue a draft of a stored incident for `requested_key` (the API key asking, if
+        any), or refuse with Busy when the queue or the key's share of it is full."""
         now = datetime.now(UTC)
         ident = new_id("draft")
         with write_transaction(self.engine) as conn:
@@ -102,6 +125,7 @@ class DraftJobs:
             ).scalar_one_or_none()
             if known is None:
                 raise NotFound("incident", incident_id)
+            self._make_room(conn, requested_key)
             conn.execute(
                 insert(drafts).values(
                     id=ident,
@@ -111,6 +135,7 @@ class DraftJobs:
                     message="queued",
                     model=model,
                     requested_by=requested_by,
+                    requested_key=requested_key,
                     attempts=0,
                     deadline_at=now + deadline,
                     retryable=False,
@@ -121,6 +146,33 @@ class DraftJobs:
             )
             audit.record(conn, requested_by, "draft.requested", "draft", ident, model=model)
             return _job(conn.execute(select(drafts).where(drafts.c.id == ident)).one())
+
+    def _make_room(self, conn: Connection, requested_key: str | None) -> None:
+        """Refuse (Busy) unless the queue and the key's share of it have room, counted inside
+        the submission's write transaction: on SQLite it holds the only write lock; on
+        PostgreSQL, where two transactions could each count room for one more, every
+        submission first takes one transaction-scoped advisory lock."""
+        if self.max_queued is None and self.max_queued_per_key is None:
+            return
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(_SUBMISSIONS_LOCK)))
+        waiting = drafts.c.status == JobStatus.QUEUED.value
+        mine = func.coalesce(func.sum(case((drafts.c.requested_key == requested_key, 1))), 0)
+        total, own = conn.execute(select(func.count(), mine).where(waiting)).one()
+        per_key = self.max_queued_per_key
+        if requested_key is not None and per_key is not None and own >= per_key:
+            raise Busy(
+                f"this API key already has {own} drafts waiting, the most one key may queue;"
+                f" send it again once one has started (in {RETRY_AFTER_S} s or later), or ask"
+                " the operator to raise RCA_API__MAX_QUEUED_DRAFTS_PER_KEY",
+                retry_after_s=RETRY_AFTER_S,
+            )
+        if self.max_queued is not None and total >= self.max_queued:
+            raise Busy(
+                f"{total} drafts are waiting, the most the queue holds; send it again in"
+                f" {RETRY_AFTER_S} s, or ask the operator to raise RCA_API__MAX_QUEUED_DRAFTS",
+                retry_after_s=RETRY_AFTER_S,
+            )
 
     def get(self, ident: str) -> DraftJob:
         """One job (NotFound if unknown)."""
@@ -149,16 +201,6 @@ class DraftJobs:
         found = {status.value: 0 for status in JobStatus}
         found.update({str(status): int(count) for status, count in rows})
         return found
-
-    def queued(self) -> int:
-        """Jobs waiting for a worker (an index count: submissions ask it every time)."""
-        with read_transaction(self.engine) as conn:
-            count = conn.execute(
-                select(func.count())
-                .select_from(drafts)
-                .where(drafts.c.status == JobStatus.QUEUED.value)
-            ).scalar_one()
-        return int(count)
 
     def claim(self, worker: str) -> DraftJob | None:
         """Lease the oldest queued job to `worker` (after requeueing expired leases)."""
@@ -245,6 +287,22 @@ class DraftJobs:
                 .values(
                     progress=max(0.0, min(1.0, progress)),
                     message=message[:500],
+                    lease_expires_at=now + self.lease,
+                    updated_at=now,
+                )
+            ).rowcount
+        return bool(changed)
+
+    def report_partial(self, ident: str, worker: str, draft: Draft) -> bool:
+        """Store the draft so far (what a reviewer may read while the job runs) and renew the
+        lease; False if `worker` no longer holds it."""
+        now = datetime.now(UTC)
+        with write_transaction(self.engine) as conn:
+            changed = conn.execute(
+                update(drafts)
+                .where(*self._held(ident, worker))
+                .values(
+                    document=draft.model_dump_json(),
                     lease_expires_at=now + self.lease,
                     updated_at=now,
                 )

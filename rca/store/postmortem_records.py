@@ -31,6 +31,7 @@ from rca.domain import Postmortem, Severity, canonical_json, content_hash
 from rca.errors import NotFound
 from rca.store import audit
 from rca.store.engine import index_outbox, postmortem_revisions, postmortems, read_transaction
+from rca.store.readback import SetAside, postmortem_from_stored
 from rca.store.writes import Outcome, SaveResult, now, writing
 
 
@@ -43,6 +44,8 @@ class StoredPostmortem:
     latest_revision: int
     source: str
     created_at: datetime
+    set_aside: tuple[SetAside, ...] = ()
+    """What the stored document held that today's rules refuse, left out on reading."""
 
 
 @dataclass(frozen=True)
@@ -158,12 +161,14 @@ def get_postmortem(engine: Engine, ident: str, revision: int | None = None) -> S
         ).one_or_none()
     if row is None:
         raise NotFound("postmortem revision", f"{ident}@{wanted}")
+    postmortem, set_aside = postmortem_from_stored(ident, row.document)
     return StoredPostmortem(
-        postmortem=Postmortem.model_validate_json(row.document),
+        postmortem=postmortem,
         revision=row.revision,
         latest_revision=head,
         source=row.source,
         created_at=row.created_at,
+        set_aside=tuple(set_aside),
     )
 
 
@@ -205,13 +210,17 @@ def latest_postmortems(
         chunk = wanted[start : start + batch]
         with read_transaction(engine) as conn:
             rows = conn.execute(
-                select(postmortem_revisions.c.document, postmortem_revisions.c.revision)
+                select(
+                    postmortems.c.id,
+                    postmortem_revisions.c.document,
+                    postmortem_revisions.c.revision,
+                )
                 .join(postmortems, LATEST)
                 .where(postmortems.c.id.in_(chunk))
                 .order_by(postmortems.c.id)
             ).all()
         for row in rows:
-            yield Postmortem.model_validate_json(row.document), row.revision
+            yield postmortem_from_stored(row.id, row.document)[0], row.revision
 
 
 def fingerprint(engine: Engine) -> str:

@@ -28,7 +28,7 @@ from rca.store.engine import (
     postmortems,
     read_transaction,
 )
-from rca.store.incident_records import IncidentSummary
+from rca.store.incident_records import IncidentSummary, StoredIncident
 from rca.store.outbox import IndexStateStore
 from rca.store.postmortem_records import PostmortemSummary, RevisionInfo, StoredPostmortem
 from rca.store.writes import SaveResult, writing
@@ -146,6 +146,10 @@ class Store:
     def get_incident(self, ident: str) -> Incident:
         """One incident."""
         return incident_records.get_incident(self.engine, ident)
+
+    def read_incident(self, ident: str) -> StoredIncident:
+        """One incident, with a note for each value left out as today's rules refuse it."""
+        return incident_records.read_incident(self.engine, ident)
 
     def list_incidents(self) -> list[IncidentSummary]:
         """Every incident, newest first."""

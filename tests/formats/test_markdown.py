@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -35,7 +35,9 @@ _ident = st.from_regex(NODE_ID_PATTERN, fullmatch=True)
 _zones = st.sampled_from(
     [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]
 )
-_moment = st.datetimes(timezones=_zones).map(lambda d: d.isoformat())
+_moment = st.datetimes(  # the range a Timestamp accepts, a day inside it whatever the offset
+    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 12, 30), timezones=_zones
+).map(lambda d: d.isoformat())
 
 
 @st.composite

@@ -20,7 +20,7 @@ from rca.config import Settings
 from rca.domain import Incident, Postmortem
 from rca.errors import NotFound
 from rca.store import Outcome, Store
-from rca.store.engine import metadata
+from rca.store.engine import metadata, write_transaction
 from tests.factories import incident_data, postmortem_data
 from tests.support import dump
 
@@ -133,6 +133,23 @@ def test_a_process_killed_inside_a_write_leaves_nothing_behind(
     assert dump(store) == before
 
 
+def test_a_write_inside_another_joins_it(store: Store) -> None:
+    """Nested writes of one engine commit with the outer transaction (no second connection
+    waiting for the lock the first holds); a failed inner one undoes only its own writes."""
+    before = dump(store)
+    incident = Incident.model_validate(incident_data())
+    with pytest.raises(RuntimeError), write_transaction(store.engine):
+        store.save_incident(incident, "test")
+        raise RuntimeError("the outer transaction fails after the inner one finished")
+    assert dump(store) == before
+    with write_transaction(store.engine):
+        with pytest.raises(RuntimeError), write_transaction(store.engine):
+            store.save_postmortem(Postmortem.model_validate(postmortem_data()), "test")
+            raise RuntimeError("the inner one fails")
+        store.save_incident(incident, "test")
+    assert store.counts() == {"incidents": 1, "postmortems": 0, "revisions": 0}
+
+
 def test_concurrent_writers_queue_and_revisions_stay_contiguous(settings: Settings) -> None:
     stores = [Store.open(settings) for _ in range(3)]
     errors: list[BaseException] = []
@@ -164,5 +181,5 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     second = Store.open(settings)
     assert second.counts()["postmortems"] == 1
     with second.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0004"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0005"
     second.close()

@@ -1,5 +1,9 @@
 """The causal chain as a left-to-right layered picture: a column per node kind in causal order
 (root causes first, impact last), boxes placed by barycentre sweeps, links as arrows between them.
+
+The layout takes time and space in proportion to the nodes and links (and a log factor for
+sorting), never to their square: longest paths by one depth-first pass, one pass per sweep, and
+a link that skips many columns is drawn straight instead of through a placeholder in each one.
 """
 
 from __future__ import annotations
@@ -24,35 +28,80 @@ _KIND_STYLE: dict[NodeKind, tuple[str, str, str]] = {
 }
 
 BOX_W, GAP_X, GAP_Y, MARGIN = 184, 64, 18, 16
+MAX_ROUTED_SKIP = 12
+"""A link skipping more columns than this is drawn straight, not routed between the boxes
+(each skipped column would need a placeholder: links times columns in all)."""
+PLACEHOLDERS_PER_NODE = 4
+"""Placeholders in all, per node: once they are spent, further long links are drawn straight."""
 Edge = tuple[str, str]
+
+
+def _depths(nodes: dict[str, CausalNode], same: Sequence[Edge]) -> dict[str, int]:
+    """Longest path to each node over `same`, the links inside one kind. One depth-first pass
+    (in input order) sets aside the links that close a cycle; the rest are relaxed in reverse
+    finishing order, a topological order of them."""
+    after: dict[str, list[str]] = {}
+    for a, b in same:
+        after.setdefault(a, []).append(b)
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    finished: list[str] = []
+    kept: dict[str, list[str]] = {}  # the links that close no cycle
+    for start in nodes:
+        if start in state:
+            continue
+        state[start] = 1
+        stack = [(start, iter(after.get(start, ())))]
+        while stack:
+            key, targets = stack[-1]
+            for target in targets:
+                if state.get(target) == 1:
+                    continue  # closes a cycle: drawn, but no depth through it
+                kept.setdefault(key, []).append(target)
+                if target not in state:
+                    state[target] = 1
+                    stack.append((target, iter(after.get(target, ()))))
+                    break
+            else:
+                state[key] = 2
+                finished.append(key)
+                stack.pop()
+    depth = dict.fromkeys(nodes, 0)
+    for key in reversed(finished):
+        for target in kept.get(key, ()):
+            depth[target] = max(depth[target], depth[key] + 1)
+    return depth
 
 
 def _columns(nodes: dict[str, CausalNode], edges: Sequence[Edge]) -> dict[str, int]:
     """Column per node: kinds in causal order, a chain inside one kind over sub-columns."""
     rank = {kind: i for i, kind in enumerate(NodeKind)}
-    same = [(a, b) for a, b in edges if nodes[a].kind == nodes[b].kind]
-    depth = dict.fromkeys(nodes, 0)
-    for _ in nodes:  # longest path in at most len(nodes) rounds; a cycle just stops growing there
-        for a, b in same:
-            depth[b] = max(depth[b], depth[a] + 1)
+    depth = _depths(nodes, [(a, b) for a, b in edges if nodes[a].kind == nodes[b].kind])
     keys = sorted({(rank[n.kind], depth[i]) for i, n in nodes.items()})
-    return {i: keys.index((rank[n.kind], depth[i])) for i, n in nodes.items()}
+    index = {key: c for c, key in enumerate(keys)}
+    return {i: index[rank[n.kind], depth[i]] for i, n in nodes.items()}
 
 
 def _layout(
     nodes: dict[str, CausalNode], edges: Sequence[Edge]
 ) -> tuple[dict[str, int], list[list[str]], list[list[str]]]:
     """Columns of nodes and placeholders, and each forward edge as the chain of keys it passes:
-    a placeholder (`~edge:column`) in every column it skips, so edges run between the boxes."""
+    a placeholder (`~edge:column`) in every column it skips, so edges run between the boxes
+    (none for an edge skipping more than `MAX_ROUTED_SKIP` columns, or once the picture's
+    `PLACEHOLDERS_PER_NODE` budget is spent: such an edge is drawn straight)."""
     col = _columns(nodes, edges)
     columns: list[list[str]] = [[] for _ in range(max(col.values()) + 1)]
     for node_id in nodes:
         columns[col[node_id]].append(node_id)
     chains: list[list[str]] = []
     near: tuple[dict[str, list[str]], ...] = ({}, {})  # keys before and after each on a chain
+    budget = PLACEHOLDERS_PER_NODE * len(nodes)
     for i, (a, b) in enumerate(e for e in edges if col[e[0]] < col[e[1]]):
-        chains.append([a, *(f"~{i}:{c}" for c in range(col[a] + 1, col[b])), b])
-        for c in range(col[a] + 1, col[b]):
+        skip = col[b] - col[a] - 1
+        routed = skip <= min(MAX_ROUTED_SKIP, budget)
+        budget -= skip if routed else 0
+        skipped = range(col[a] + 1, col[b]) if routed else range(0)
+        chains.append([a, *(f"~{i}:{c}" for c in skipped), b])
+        for c in skipped:
             col[f"~{i}:{c}"] = c
             columns[c].append(f"~{i}:{c}")
         for key, nxt in itertools.pairwise(chains[-1]):
@@ -110,9 +159,10 @@ def causal_chain_svg(nodes: Sequence[CausalNode], *, title: str = "Causal chain"
     col, columns, chains = _layout(by_id, edges)
     box_h = 26 + max(len(svg.wrap(n.text, BOX_W - 20, 12, 4)) for n in by_id.values()) * 15 + 8
     heights = [sum(8 if k[0] == "~" else box_h for k in c) + GAP_Y * (len(c) - 1) for c in columns]
+    tallest = max(heights)
     ys: dict[str, float] = {}  # vertical centre of every node and placeholder
     for column, height in zip(columns, heights, strict=True):
-        y = MARGIN + (max(heights) - height) / 2
+        y = MARGIN + (tallest - height) / 2
         for key in column:
             size = 8 if key[0] == "~" else box_h
             ys[key], y = y + size / 2, y + size + GAP_Y
@@ -144,4 +194,4 @@ def causal_chain_svg(nodes: Sequence[CausalNode], *, title: str = "Causal chain"
     body.extend(_node(by_id[i], xs[i], ys[i] - box_h / 2, box_h) for i in by_id)
     desc = f"{len(by_id)} nodes and {len(edges)} links, from root causes on the left to impact."
     width = MARGIN * 2 + len(columns) * (BOX_W + GAP_X) - GAP_X
-    return svg.document(width, MARGIN * 2 + max(heights), title, desc, body)
+    return svg.document(width, MARGIN * 2 + tallest, title, desc, body)

@@ -18,13 +18,14 @@ BOLD = ' font-weight="bold"'
 HALO = ' stroke="#ffffff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"'
 _DROP = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufffe\uffff"
+    "\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff"  # zero-width
 )
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
 def clean(text: str) -> str:
-    """Untrusted text as one plain line: bidi controls, control characters, lone surrogates and
-    non-characters removed, whitespace folded to single spaces."""
+    """Untrusted text as one plain line: bidi controls, control and zero-width characters, lone
+    surrogates and non-characters removed, whitespace folded to single spaces."""
     kept = (
         " " if ch.isspace() else ch
         for ch in text

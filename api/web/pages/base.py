@@ -12,13 +12,14 @@ from fastapi import Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from api.auth import SESSION_COOKIE
 from api.services import Services
 from api.web import views
 from rca.domain import ActionKind, FactorCategory, Priority
 from rca.store.keys import Role
 from rca.store.sessions import Session
 
-COOKIE = "rca_session"
+COOKIE = SESSION_COOKIE
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent.parent / "templates"),
     autoescape=select_autoescape(["html"], default=True),

@@ -31,9 +31,12 @@ def _draft_page(
         "incident": incident,
         "evidence": views.evidence_rows(incident),
         "conflict": None,
+        "partial": False,
     }
     if job.draft is not None:
         context.update(views.draft_context(job.draft, incident))
+    elif job.partial is not None:  # read-only while the job runs
+        context.update(views.draft_context(job.partial, incident), partial=True)
     context.update(extra)
     return render(request, "draft.html", session, status, **context)
 
@@ -47,7 +50,13 @@ def draft_page(draft_id: str, request: Request, session: Viewer) -> HTMLResponse
 async def draft_progress(draft_id: str, request: Request, _session: Viewer) -> dict[str, Any]:
     services = services_of(request)
     job = await services.quick(services.jobs.get, draft_id)
-    return {"status": job.status.value, "progress": job.progress, "message": job.message}
+    parts = len(job.partial.suggestions) if job.partial else 0
+    return {
+        "status": job.status.value,
+        "progress": job.progress,
+        "message": job.message,
+        "parts": parts,
+    }
 
 
 @router.post("/drafts/{draft_id}/suggestions/{suggestion_id}", response_class=HTMLResponse)

@@ -9,18 +9,16 @@ from api.web import views
 from api.web.pages.base import Viewer, render, services_of
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+REPORTS_LABEL = "<data dir>/eval-reports"
 
 
 @router.get("/evals", response_class=HTMLResponse)
 def evals_page(request: Request, session: Viewer) -> HTMLResponse:
-    report = views.latest_report(services_of(request).settings)
-    return render(
-        request,
-        "evals.html",
-        session,
-        report=report,
-        reports_dir=str(views.reports_dir(services_of(request).settings)),
-    )
+    settings = services_of(request).settings
+    report = views.latest_report(settings)
+    # Named relative to the data directory: the page never shows where the server's files are.
+    shown = report.relative_to(views.reports_dir(settings)).as_posix() if report else None
+    return render(request, "evals.html", session, report=shown, reports_dir=REPORTS_LABEL)
 
 
 @router.get("/evals/report.html", response_class=HTMLResponse)

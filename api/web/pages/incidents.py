@@ -31,7 +31,7 @@ def incidents_page(
         request,
         "incidents.html",
         session,
-        rows=rows[:50],
+        rows=views.titled(services_of(request), rows[:50]),
         severities=list(Severity),
         chosen=set(severity or []),
         next_cursor=following,
@@ -41,7 +41,8 @@ def incidents_page(
 @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
 def incident_page(incident_id: str, request: Request, session: Viewer) -> HTMLResponse:
     services = services_of(request)
-    stored = services.store.get_incident(incident_id)
+    read = services.store.read_incident(incident_id)
+    stored = read.incident
     similar, similar_note = views.similar_for(services, stored)
     incident = views.for_display(services, stored)
     return render(
@@ -49,6 +50,7 @@ def incident_page(incident_id: str, request: Request, session: Viewer) -> HTMLRe
         "incident.html",
         session,
         incident=incident,
+        set_aside=read.set_aside,
         evidence=views.evidence_rows(incident),
         moments=views.moments(incident),
         durations=views.durations(incident),
@@ -66,5 +68,5 @@ def request_draft(
 ) -> RedirectResponse:
     check(session, csrf)
     services = services_of(request)
-    job = services.submit_draft(incident_id, services.settings.llm.model, session.principal.name)
+    job = services.submit_draft(incident_id, services.settings.llm.model, session.principal)
     return RedirectResponse(f"/ui/drafts/{job.id}", status_code=303)

@@ -1,5 +1,8 @@
 """The postmortem pages: the list with title and semantic search, one postmortem with its
 pictures and action items, its Markdown export, and the action-item board with status changes.
+
+The list, the search (its hits and the query it repeats) and the board show redacted text; one
+postmortem's page and export show it as stored (finalized ones were redacted when finalized).
 """
 
 from __future__ import annotations
@@ -33,7 +36,14 @@ def postmortems_page(
             hits = services.retrieval.search.search(q.strip(), k=10).hits
         except RcaError:
             hits = []
-    return render(request, "postmortems.html", session, rows=rows[:100], q=q or "", hits=hits)
+    return render(
+        request,
+        "postmortems.html",
+        session,
+        rows=views.titled(services, rows[:100]),
+        q=views.redactor_of(services).redact(q) if q else "",
+        hits=hits,
+    )
 
 
 @router.get("/postmortems/{postmortem_id}", response_class=HTMLResponse)
@@ -71,8 +81,10 @@ def action_items_page(
     priority: Annotated[list[Priority] | None, Query(max_length=4)] = None,
 ) -> HTMLResponse:
     """The board: a column per status, must-haves first, filtered by owner and priority."""
-    items = services_of(request).store.action_item_page(
-        1000, owner=owner or None, priorities=priority or []
+    services = services_of(request)
+    items = views.shown_actions(
+        services,
+        services.store.action_item_page(1000, owner=owner or None, priorities=priority or []),
     )
     rank = {p: n for n, p in enumerate(Priority)}
     items.sort(key=lambda i: (rank[i.action.priority], i.postmortem_id, i.item))

@@ -16,12 +16,24 @@ document.addEventListener("click", (event) => {
   highlightEvidence(cite.dataset.cite);
 });
 
+// While a draft runs, the sections drafted so far replace the page's draft body in place
+// (read-only), so a reviewer can start reading before the model is done.
+async function showDraftSoFar() {
+  const answer = await fetch(window.location.pathname, { credentials: "same-origin" });
+  if (!answer.ok) return;
+  const page = new DOMParser().parseFromString(await answer.text(), "text/html");
+  const fresh = page.getElementById("draft-body");
+  const body = document.getElementById("draft-body");
+  if (fresh && body) body.replaceChildren(...fresh.childNodes);
+}
+
 function watchProgress() {
   const box = document.getElementById("progress");
   if (!box) return;
   const url = box.dataset.progressUrl;
   const bar = box.querySelector("progress");
   const message = document.getElementById("progress-message");
+  let parts = document.querySelectorAll("#draft-body [data-suggestion]").length;
   const tick = async () => {
     try {
       const answer = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
@@ -32,6 +44,10 @@ function watchProgress() {
         if (state.status !== "queued" && state.status !== "running") {
           window.location.reload();
           return;
+        }
+        if (state.parts !== parts) {
+          parts = state.parts;
+          await showDraftSoFar();
         }
       }
     } catch (err) {

@@ -101,8 +101,23 @@ def draft_of(page: Any, site: Site, incident_id: str) -> str:
     page.goto(f"{site.url}/ui/incidents/{incident_id}")
     page.click("#draft-button")
     page.wait_for_url("**/ui/drafts/*")
-    page.wait_for_selector("article.suggestion", timeout=60_000)  # the page reloads when done
+    # Sections drafted so far show while the job runs; the page reloads when it is done.
+    done(page, "article.suggestion")
     return str(page.url.split("/ui/drafts/")[1].split("#")[0])
+
+
+def done(page: Any, selector: str, timeout_s: float = 60) -> None:
+    """Wait until the draft is finished (no progress box; the page reloads then) and shows
+    `selector`. Polled from here: the pages' CSP forbids evaluating script strings."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if not page.locator("#progress").count() and page.locator(selector).count():
+                return
+        except playwright_api.Error:
+            pass  # the page was reloading
+        time.sleep(0.2)
+    pytest.fail(f"the draft did not finish showing {selector} within {timeout_s} s")
 
 
 def test_a_reviewer_drafts_reviews_finalizes_and_finds_it_in_similar_search(
@@ -163,6 +178,45 @@ def test_a_reviewer_drafts_reviews_finalizes_and_finds_it_in_similar_search(
     page.goto(f"{site.url}/ui/action-items")
     assert page.locator(".board .column").count() == 4
     shot(page, "action-items")
+
+
+def test_a_reviewer_reads_the_sections_drafted_so_far_while_the_model_works(
+    browser: Any, site: Site
+) -> None:
+    """With a slow model, the draft page shows what code found before any answer, then each
+    section as it is answered (read-only, in place), then the reviewable draft."""
+    answered: list[float] = []
+
+    def slow(messages: Any) -> str:
+        time.sleep(1.5)
+        answered.append(time.monotonic())
+        return fake_analyst(messages)
+
+    register_provider("fake", ScriptedModel(reply=slow))
+    try:
+        incident = json.loads(INCIDENT_FILE.read_text())
+        page = signed_in(browser, site, Role.REVIEWER)
+        page.goto(f"{site.url}/ui/incidents/{incident['id']}")
+        page.click("#draft-button")
+        page.wait_for_url("**/ui/drafts/*")
+        started = time.monotonic()
+        page.wait_for_selector("#partial-note", timeout=30_000)
+        page.wait_for_selector("#section-summary article.suggestion", timeout=30_000)
+        assert time.monotonic() - started < 30
+        assert page.locator("#progress").count() == 1  # still drafting
+        assert page.locator("button.accept").count() == 0  # read-only until complete
+        assert page.locator("#finalize").count() == 0
+        shot(page, "draft-partial")
+        # Root causes arrive in place, before the draft is done (no reload needed).
+        page.wait_for_selector("#section-root_cause article.suggestion", timeout=60_000)
+        assert page.locator("#progress").count() == 1
+        assert page.locator("#section-action_item").count() == 0
+        done(page, "button.accept")
+        assert page.locator("#partial-note").count() == 0
+        assert page.locator("#section-action_item article.suggestion").count() >= 1
+        assert len(answered) >= 8
+    finally:
+        register_provider("fake", ScriptedModel(reply=fake_analyst))
 
 
 def test_a_stale_review_shows_the_conflict_and_can_be_redone(browser: Any, site: Site) -> None:

@@ -1,0 +1,189 @@
+"""How `rca serve` runs uvicorn: connections that cannot be held open, an access log without
+query strings, and server processes that end with the process that started them.
+
+- **Headers on time and bounded.** uvicorn (0.55, httptools) times out only idle keep-alive
+  connections: a client that connects and sends nothing, or sends its headers a byte at a
+  time, or sends endless headers, holds its connection (and memory) for as long as it likes.
+  `GuardedHttp` is uvicorn's httptools protocol with a deadline for a request's headers
+  (`RCA_API__HEADER_TIMEOUT_S`, counted from the connection or from the first byte after the
+  previous response, however the bytes trickle in) and a cap on their size (431 beyond
+  `MAX_HEADER_BYTES`). The time to receive a body is bounded by `api.limits.BodyLimit`.
+- **No query strings in the access log.** Search text and cursors travel in query strings and
+  people paste tokens into search boxes: `NoQueryString` logs the path only.
+- **Server processes end with their supervisor.** `rca serve --workers N` is a uvicorn
+  supervisor with N spawned children sharing the listening socket; killed outright, it used
+  to leave them serving with no parent. Each child asks the kernel for SIGTERM when its parent
+  dies (`end_with_parent`), and stops within `GRACEFUL_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ctypes
+import functools
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from typing import Any, cast
+
+from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG, Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from api.app import app_from_environment
+from rca.config import Settings
+
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest request line and headers accepted (431 beyond); browsers send a few KiB."""
+GRACEFUL_S = 10
+"""How long a stopping server process lets requests in flight finish."""
+HEALTHCHECK_S = 60
+"""How long uvicorn's supervisor waits for a child to answer its health check before killing
+and replacing it. uvicorn's 5 s is shorter than a child takes to import the app on a busy
+2-core machine, where it then replaced its children forever."""
+PR_SET_PDEATHSIG = 1
+
+
+class GuardedHttp(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline and a size cap for each request's headers."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        header_timeout_s: float,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout_s = header_timeout_s
+        self.max_header_bytes = max_header_bytes
+        self._deadline: asyncio.TimerHandle | None = None
+        self._before: object = None  # the request before the one whose headers are awaited
+        self._header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._await_headers()  # the first byte of the next request on this connection
+        if self._deadline is not None:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if self._deadline is None or self.transport.is_closing():
+            return
+        if self.cycle is not self._before:  # its headers are complete
+            self._stop_waiting()
+        elif self._header_bytes > self.max_header_bytes:
+            self._stop_waiting()
+            self._refuse(431, f"request headers are limited to {self.max_header_bytes} bytes")
+
+    def _await_headers(self) -> None:
+        self._before = self.cycle
+        self._header_bytes = 0
+        self._deadline = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _stop_waiting(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _headers_late(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self.cycle is not self._before:
+            return
+        if self._header_bytes:
+            detail = f"the request headers did not arrive within {self.header_timeout_s:g} s"
+            self._refuse(408, detail)
+        else:
+            self.transport.close()  # nothing asked: nothing to answer
+
+    def send_400_response(self, msg: str) -> None:
+        """A request httptools cannot parse: a problem too, like every other error."""
+        self._refuse(400, msg)
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer a request that never reached the app with a problem, and close."""
+        title = {
+            400: "Bad request",
+            408: "Request timeout",
+            431: "Request header fields too large",
+        }[status]
+        problem = {"type": f"https://rca.dev/problems/{status}", "title": title}
+        body = json.dumps({**problem, "status": status, "detail": detail}).encode()
+        head = (
+            f"HTTP/1.1 {status} {title}\r\ncontent-type: application/problem+json\r\n"
+            f"content-length: {len(body)}\r\nx-content-type-options: nosniff\r\n"
+            "connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
+
+class NoQueryString(logging.Filter):
+    """Drops the query string from uvicorn's access log lines (their third argument is the
+    path with the query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of `uvicorn.run` for `settings` (host, port and the app apart)."""
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config.setdefault("filters", {})["no_query"] = {"()": f"{__name__}.NoQueryString"}
+    log_config["loggers"]["uvicorn.access"]["filters"] = ["no_query"]
+    http = functools.partial(GuardedHttp, header_timeout_s=settings.api.header_timeout_s)
+    return {
+        "http": cast("type[asyncio.Protocol]", http),  # uvicorn calls it like the class
+        "ws": "none",  # no websocket routes: no upgrades
+        "log_config": log_config,
+        "log_level": "info",
+        "timeout_graceful_shutdown": GRACEFUL_S,
+        "timeout_worker_healthcheck": HEALTHCHECK_S,
+    }
+
+
+def end_with_parent(parent: int) -> None:
+    """Get SIGTERM when the process `parent` (this one's parent) dies, even by SIGKILL; if it
+    already has, stop now. Linux asks the kernel (prctl); elsewhere a thread watches."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    else:  # pragma: no cover - Linux only in CI
+        watched = multiprocessing.parent_process()
+        if watched is not None:
+            threading.Thread(target=_stop_when_ended, args=(watched,), daemon=True).start()
+    if os.getppid() != parent:  # died before the request above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stop_when_ended(parent: multiprocessing.process.BaseProcess) -> None:  # pragma: no cover
+    parent.join()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def server_process_app() -> FastAPI:
+    """The app of one server process of `rca serve --workers N` (uvicorn calls this factory in
+    each process it spawns): the process first ties its life to the supervisor's."""
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None and supervisor.pid is not None:
+        end_with_parent(supervisor.pid)
+    return app_from_environment()

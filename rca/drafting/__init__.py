@@ -8,6 +8,8 @@ The pipeline (`pipeline.Drafter`) runs its stages in order; each stage lives in 
 - `context`: the prompt context the questions share; `questions`: the questions and the answer
   schemas the model fills in;
 - `checks` and `validation`: an answer turned into supported claims, or dropped with a reason;
+  `steering` and `links`: what no suggestion may hold (links and domains in any form, asking
+  to hand over credentials or disable a safeguard, words to the model or the report's writer);
 - `proposals`: candidate factors and actions once the root causes are drafted, from the
   remediation library (`remedies`, data in `remedies.yaml`), measured gaps and past incidents;
 - `asking`: the questions asked, stage by stage; `compose`: the draft composed from the checked

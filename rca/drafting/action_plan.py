@@ -38,7 +38,8 @@ def add_factors(
             origin=origin,
             rationale=f"From {claim.fields.get('source', 'the candidates code assembled')}.",
         )
-        kept[str(claim.fields.get("factor"))] = added.id
+        if added is not None:  # None: the gate left it out (see `SuggestionList.add`)
+            kept[str(claim.fields.get("factor"))] = added.id
     return kept
 
 

@@ -5,10 +5,19 @@ claims that survived validation into `Suggestion`s. Our code sets ids, confidenc
 basis, builds the causal chain's links (root causes → trigger → steps → impact, always a DAG),
 and writes the parts that code can state exactly: key moments of the timeline, detection and
 resolution.
+
+Every suggestion passes one gate (`SuggestionList.add`), whoever wrote it: links and domains
+are removed from its text and rationale; a clause that asks to hand over credentials, to
+disable monitoring or a safeguard, that addresses the model or the report's writer, or that
+blames or names a person (`rca.drafting.steering.hazard`) is cut out, and a suggestion with
+nothing left is left out of the draft; each time with a note saying what and why. (The
+model's own words meet the same test earlier, whole: `rca.drafting.checks` drops a claim
+with any of it.)
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -19,10 +28,12 @@ from rca.domain import (
     Basis,
     CausalNode,
     ContributingFactor,
+    DraftNote,
     Incident,
     LanguageFlag,
     LessonContent,
     NodeKind,
+    NoteKind,
     PostmortemTimelineEntry,
     Suggestion,
     SuggestionContent,
@@ -31,8 +42,10 @@ from rca.domain import (
     TimelineKind,
     check_causal_chain,
 )
-from rca.drafting.blameless import check_blameless
+from rca.drafting.blameless import check_blameless, looks_personal, named_people, person_problem
 from rca.drafting.findings import Moment
+from rca.drafting.links import strip_links
+from rca.drafting.steering import screened
 
 BASE_CONFIDENCE: dict[SuggestionSection, float] = {
     SuggestionSection.SUMMARY: 0.6,
@@ -83,11 +96,30 @@ def confidence(
 
 
 class SuggestionList:
-    """Collects suggestions with sequential ids and blameless-language flags."""
+    """Collects suggestions with sequential ids and blameless-language flags, through the gate
+    (see the module docstring); what the gate cuts or leaves out is noted in `notes`."""
 
-    def __init__(self, people: Iterable[str]) -> None:
+    def __init__(
+        self,
+        people: Iterable[str],
+        notes: list[DraftNote] | None = None,
+        persons: Iterable[str] | None = None,
+    ) -> None:
         self.items: list[Suggestion] = []
         self.people = list(people)
+        self.persons = (
+            list(persons) if persons is not None else [p for p in self.people if looks_personal(p)]
+        )
+        """Names no suggestion may hold (`persons_of`)."""
+        self.notes: list[DraftNote] = notes if notes is not None else []
+        """Where the gate's notes go (the draft's notes)."""
+
+    @classmethod
+    def for_incident(
+        cls, incident: Incident, notes: list[DraftNote] | None = None
+    ) -> SuggestionList:
+        """A list for a draft of `incident`, its gate's notes appended to `notes`."""
+        return cls(people_of(incident), notes, persons_of(incident))
 
     def add(
         self,
@@ -100,36 +132,130 @@ class SuggestionList:
         basis: Basis = Basis.HYPOTHESIS,
         rationale: str | None = None,
         addresses: Sequence[str] = (),
-    ) -> Suggestion:
-        """Add one suggestion; returns it (with its id)."""
+    ) -> Suggestion | None:
+        """Add one suggestion through the gate; returns it (with its id), or None if the gate
+        left it out."""
+        kept = self.screen(section, content, evidence, origin)
+        if kept is None:
+            if isinstance(content, CausalNode):
+                self._unlink(content)
+            return None
         suggestion = Suggestion(
             id=f"s{len(self.items) + 1}",
             section=section,
-            content=content,
+            content=kept,
             evidence_ids=list(dict.fromkeys(evidence)),
             confidence=confidence,
             origin=origin,
             basis=basis,
-            rationale=rationale,
-            flags=self.flags(content),
+            rationale=strip_links(rationale)[0] if rationale else rationale,
+            flags=self.flags(kept),
             addresses=list(addresses),
         )
         self.items.append(suggestion)
         return suggestion
 
+    def screen(
+        self,
+        section: SuggestionSection,
+        content: SuggestionContent,
+        evidence: Sequence[str],
+        origin: SuggestionOrigin,
+    ) -> SuggestionContent | None:
+        """The content with links removed and steering or person-naming clauses cut out
+        (noted); None if nothing worth keeping is left."""
+        text = text_of(content)
+        plain, links = strip_links(text)
+        kept, cut = screened(plain, self.people, self.persons)
+        what = f"a {_MADE[origin]} {section.value.replace('_', ' ')} suggestion"
+        ids = list(dict.fromkeys(evidence))
+        if kept is None:
+            why = "; ".join(dict.fromkeys(w for _c, w in cut))
+            self._note(section, f"left out {what} ('{_clip(plain)}'): {why}", ids)
+            return None
+        done = [f"removed {links} link(s)"] if links else []
+        done += [f"cut '{_clip(clause)}' ({why})" for clause, why in cut]
+        update: dict[str, Any] = {} if kept == text else {"text": kept}
+        if isinstance(content, ActionItem) and content.owner and self._personal(content.owner):
+            done.append("removed its owner (it names a person)")
+            update["owner"] = None
+        if done:
+            self._note(section, f"from {what}: {'; '.join(done)}", ids)
+        if not update:
+            return content
+        return kept if isinstance(content, str) else content.model_copy(update=update)
+
+    def _personal(self, name: str) -> bool:
+        """Whether an owner names a person, not a team or a role."""
+        return looks_personal(name) or person_problem(name, self.people, self.persons) is not None
+
     def flags(self, content: SuggestionContent) -> list[LanguageFlag]:
         """Blameless-language flags of the content's text."""
-        text = content if isinstance(content, str) else getattr(content, "text", "")
         return [
             LanguageFlag(phrase=f.phrase, reason=f.reason, suggestion=f.suggestion)
-            for f in check_blameless(text, self.people)
+            for f in check_blameless(text_of(content), self.people)
         ]
+
+    def _note(self, section: SuggestionSection, message: str, ids: list[str]) -> None:
+        self.notes.append(
+            DraftNote(
+                kind=NoteKind.DROPPED, section=section, message=message[:2_000], evidence_ids=ids
+            )
+        )
+
+    def _unlink(self, node: CausalNode) -> None:
+        """Nodes that led to a node left out lead where it led instead (the chain stays whole)."""
+        for index, item in enumerate(self.items):
+            content = item.content
+            if isinstance(content, CausalNode) and node.id in content.leads_to:
+                leads = [n for n in content.leads_to if n != node.id]
+                leads += [n for n in node.leads_to if n not in leads]
+                relinked = content.model_copy(update={"leads_to": leads})
+                self.items[index] = item.model_copy(update={"content": relinked})
+
+
+def text_of(content: SuggestionContent) -> str:
+    """The text of a suggestion's content."""
+    return content if isinstance(content, str) else str(getattr(content, "text", ""))
+
+
+_MADE = {
+    SuggestionOrigin.MODEL: "model-written",
+    SuggestionOrigin.RULES: "rule-made",
+    SuggestionOrigin.HISTORY: "borrowed",
+}
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
 def people_of(incident: Incident) -> list[str]:
     """Names that appear as chat authors and timeline actors (for the blameless check)."""
     names = [m.author for m in incident.chat] + [e.actor for e in incident.timeline]
     return sorted({n for n in names if n})
+
+
+def persons_of(incident: Incident) -> list[str]:
+    """The people no suggestion may name: chat authors and actors of actions and observations
+    whose handles read as names (`looks_personal`) and are no word of the logs and alerts, and
+    the names the evidence puts in a person's place (`named_people`)."""
+    services = {s.lower() for s in incident.services}
+    logged = [line.text for line in incident.logs] + [alert.text for alert in incident.alerts]
+    technical = " ".join(logged).lower()
+    acting = (TimelineKind.ACTION, TimelineKind.OBSERVATION)
+    humans = [m.author for m in incident.chat]
+    humans += [e.actor for e in incident.timeline if e.kind in acting]
+    found = [
+        h
+        for h in humans
+        if h
+        and looks_personal(h)
+        and not re.search(rf"(?<![\w-]){re.escape(h.lower())}(?![\w-])", technical)
+    ]
+    for text in [incident.title, incident.summary, *(item.text for item in incident.evidence())]:
+        found.extend(named_people(text))
+    return sorted({n for n in found if n.lower() not in services})
 
 
 @dataclass(frozen=True)

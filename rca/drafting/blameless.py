@@ -3,6 +3,11 @@
 Used on drafts and on reviewers' edits. A flag says what was found, why it matters and how to
 say it systemically; it never rewrites the text itself. The check is deliberately narrow:
 "the pod failed to start" is fine, "Dana failed to check the config" is not.
+
+A draft goes further (`person_problem`): text that blames someone or names a person is never a
+suggestion. People are the incident's participants whose handles read as names
+(`looks_personal`), and names a text puts in a person's place (`named_people`: "blame Dave",
+"Dave's deploy", "Priya is to blame", "owner: Marcus Webb", "@dave").
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ _PERSON = (
     r"sre|admin(?:istrator)?|intern|new hire|team member|author|reviewer)|an? (?:engineer|"
     r"operator|developer|intern|admin))"
 )
+_SOMEONE = _PERSON.replace("they|", "")
+"""A person, not "they" (which is as often pods or retries)."""
 _SYSTEMIC = (
     "describe the condition that allowed it: what the tooling, process or design did not provide"
 )
@@ -82,7 +89,16 @@ RULES: tuple[_Rule, ...] = (
         "a person as the cause",
         "make the system the subject: e.g. 'the runbook did not include the check'",
     ),
+    _rule(
+        rf"\b(?:root )?cause (?:is|was) {_SOMEONE}\b|\b{_SOMEONE} (?:caused|is responsible|"
+        r"was responsible)\b",
+        "a person as the cause",
+        "make the system the subject: e.g. 'the runbook did not include the check'",
+    ),
 )
+BLAMING = frozenset({"assigns blame", "a person as the cause", "names a person as the cause"})
+"""Reasons of the flags that blame someone (the others judge wording: hindsight, 'human
+error', a first-person account)."""
 
 _CAUSAL_VERBS = (
     r"(?:caused|broke|forgot|neglected|failed to|ignored|missed|overlooked|messed up|"
@@ -128,3 +144,94 @@ def _dedupe(flags: list[BlamelessFlag]) -> list[BlamelessFlag]:
             continue  # inside a longer flag already reported
         kept.append(flag)
     return kept
+
+
+# --- people a draft must not name --------------------------------------------------------
+
+_ROLE_WORDS = frozenset(
+    """sre eng engineer engineering team lead commander manager coordinator comms ops support
+    bot automation service deploy deployer release pager pagerduty opsgenie statuspage dba dbre
+    tech provider mirror contractor admin system liaison desk vendor ic ci cd dev devs oncall
+    call security sec net network platform infra db capacity incident status monitoring
+    alertmanager prometheus grafana github gitlab jenkins argo argocd helpdesk noc soc
+    customer user here channel everyone""".split()
+)
+_ROLE_ENDS = ("ops", "bot", "eng", "oncall", "team", "desk")
+
+
+def is_role(handle: str) -> bool:
+    """Whether a participant's handle names a role, a team or a system ("oncall-checkout",
+    "dba-team", "deploy-bot", "sre-1"), not a person."""
+    parts = [p for p in re.split(r"[-_./\s]+", handle.lower()) if p]
+    return any(p in _ROLE_WORDS or p.endswith(_ROLE_ENDS) for p in parts)
+
+
+_PERSONAL = re.compile(r"[A-Z][a-z]+(?:[ .'-][A-Z][a-z]+)*|[a-z]{2,}[._][a-z]+")
+
+
+def looks_personal(handle: str) -> bool:
+    """Whether a participant's handle reads as a person's name ("Dana", "Dana Whitfield",
+    "dana.whitfield", "sam.k"), not as a role or system ("oncall-checkout", "chef", "sre-1"):
+    a lower-case single word or a hyphenated handle is taken for a role or a system."""
+    return _PERSONAL.fullmatch(handle.strip()) is not None and not is_role(handle)
+
+
+_NAME = r"[A-Z][a-z]{2,}(?:[ -][A-Z][a-z]{2,})?"
+_NOT_NAMES = frozenset(
+    """The This That These Those There They Their Then When What Which Who Why How Its Our
+    Your His Her Nobody Someone Somebody Everyone Everybody Nothing Anyone Team Root Cause
+    Alert Alerts Please Also And But Note Owner Status Thanks Per""".split()
+)
+_NAMED = re.compile(
+    r"(?i:\b(?:blam(?:e|ed|es|ing)|ask|asked|ping|pinged|thank|thanks|tell|told|cc|fault\s+of|"
+    r"assign(?:ed)?\s+to|owned\s+by|pushed\s+by|merged\s+by|approved\s+by|"
+    r"owner(?:\s+(?:should|must|will|is|was|shall))?(?:\s+be)?:?)\s+)@?(?P<a>" + _NAME + ")"
+    r"|(?P<b>" + _NAME + r")'s\s+(?i:fault|mistake|blunder|typo|deploy|deployment|push|commit|"
+    r"pr|pull\s+request|script|merge)\b"
+    r"|(?P<c>" + _NAME + r")\s+(?i:from|on|of)\s+the\s+[\w-]+\s+(?i:team)\b"
+    r"|(?P<d>" + _NAME + r")\s+(?i:is|was|are|were)\s+(?i:to\s+blame|at\s+fault|"
+    r"responsible|the\s+culprit)"
+    r"|(?P<e>" + _NAME + r")\s+(?i:to)\s+(?i:personally|apologi[sz]e|take\s+the\s+blame)"
+    r"|(?<![\w.])@(?P<f>[A-Za-z][\w.-]{0,30}[A-Za-z0-9])(?![\w/-])"
+)
+
+
+def named_people(text: str) -> list[str]:
+    """Names `text` puts in a person's place: "blame Dave", "Dave's deploy", "Priya is to
+    blame", "owner should be Marcus Webb", "@Dana" or "@dana.w" (not "@here",
+    "@oncall-checkout" or "@scope/package")."""
+    found: list[str] = []
+    for match in _NAMED.finditer(text):
+        name = next(g for g in match.groups() if g)
+        if name in _NOT_NAMES or name.split()[0] in _NOT_NAMES or is_role(name):
+            continue
+        if match.group("f") and not looks_personal(name):
+            continue  # "@seq := ...", "@scope/package", "dig @ns1": not a person
+        found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def mentions(text: str, persons: Iterable[str]) -> list[str]:
+    """Which of `persons` `text` names (a full name, or a part of it of three letters or
+    more), ignoring case."""
+    lowered = text.lower()
+    named: list[str] = []
+    for person in persons:
+        parts = [person, *(p for p in person.split() if len(p) >= 3)] if " " in person else [person]
+        if any(re.search(rf"(?<![\w-]){re.escape(p.lower())}(?![\w-])", lowered) for p in parts):
+            named.append(person)
+    return named
+
+
+def person_problem(
+    text: str, people: Iterable[str] = (), persons: Iterable[str] = ()
+) -> str | None:
+    """Why `text` cannot be a suggestion for a person's sake: it blames someone (`BLAMING`
+    flags; `people`: every participant, roles included) or names a person (one of `persons`,
+    or a name `text` puts in a person's place); None if neither."""
+    persons = list(persons)
+    if any(f.reason in BLAMING for f in check_blameless(text, [*people, *persons])):
+        return "it blames a person"
+    if named_people(text) or mentions(text, persons):
+        return "it names a person"
+    return None

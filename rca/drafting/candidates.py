@@ -34,6 +34,16 @@ _WEAKNESS = re.compile(
 """Words that say how the system works or what it lacked: the stuff of root causes."""
 _HEDGE = re.compile(r"\?(?:\s|\.|$)|^\s*(?:could|is (?:this|it)|did|maybe|might)\b", re.I)
 """A question or a guess, not a finding."""
+_PLAN = re.compile(
+    r"\b(?:let's|lets|we(?:'ll| will| should| could| need to| are going to)|i'll|going to|"
+    r"propos\w*|decision|plan|next step\w*|for now|stop the bleeding|"
+    r"roll(?:ing)? (?:it |this |that )?back|revert\w*|fail(?:ing)? (?:it |them )?over|"
+    r"restor\w*|cordon\w*|paus\w*|drain\w*|bringing|scal(?:e|ing) (?:up|out|down)|"
+    r"don't (?:know|understand)|not sure|no idea)\b",
+    re.IGNORECASE,
+)
+"""A mitigation step, a plan or a decision of the response, or not knowing: what responders
+did or will do about the incident, not what caused it."""
 _SETTING = re.compile(
     r"\b(?:max|min|limit|size|pool|mode|rate|timeout|ttl|threshold|capacity|replicas|auto|"
     r"check|interval|quota|retries|concurrency)\w*\s*[=:]\s*[\w.-]+",
@@ -81,6 +91,8 @@ def candidate_conditions(
         elif isinstance(item, LogLine) and ERRORISH.search(text):
             score -= 0.5
         if _HEDGE.search(text):
+            score -= 3.0
+        if _PLAN.search(text):
             score -= 3.0
         if FIRST_PERSON.search(text):
             score -= 2.0  # one responder's account: a reworded cause at best, never a quote

@@ -2,6 +2,13 @@
 (`rca.drafting.validation`), what a re-ask should fix, and choose-then-quote for root causes
 and chain steps (the chosen evidence line's own text when the model's wording is not borne
 out).
+
+The model's own words are dropped whole, never trimmed, when they name a link or a domain,
+ask to hand over credentials or to disable monitoring or a safeguard, address the model or the
+report's writer, or blame or name a person (`words_problem`): that is how a model that obeyed
+an injection in the evidence writes. A root cause or chain step then falls back to the chosen
+evidence line's text, a factor or action to the candidate's own text, a trigger keeps the
+model's choice without its explanation.
 """
 
 from __future__ import annotations
@@ -12,12 +19,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rca.drafting.assembly import Claim, people_of
+from rca.drafting.assembly import Claim, people_of, persons_of
 from rca.drafting.blameless import FIRST_PERSON
 from rca.drafting.context import QUOTE_CHARS, DraftContext, clip
 from rca.drafting.proposals import names_person
 from rca.drafting.questions import Question, QuestionName
-from rca.drafting.validation import COPIED, clean, is_insufficient, terms
+from rca.drafting.steering import hazard
+from rca.drafting.validation import COPIED, Cleaned, clean, is_insufficient, terms
+
+NAMES_A_LINK = "it names a link or a domain"
+EXPLANATION_LEFT_OUT = "the model's explanation was left out (see the draft's notes)"
 
 LOCAL_SUPPORT: frozenset[QuestionName] = frozenset({"root_causes", "chain"})
 """Questions whose claims must rest on this incident's evidence: citing a past incident that
@@ -83,14 +94,26 @@ def check_answer(
                 dropped.append(f"dropped '{clip(cleaned.text)}': {verdict.retry[0]}")
             continue
         claim = Claim(cleaned.text, ids, fields, retried)
-        if verdict.drop:
-            dropped.append(f"dropped '{clip(cleaned.text)}': {verdict.drop}")
-            keep_new(kept, seen, quote_chosen(ctx, question.name, claim))
+        why = verdict.drop or words_problem(ctx, cleaned)
+        if why is not None:
+            dropped.append(f"dropped '{clip(cleaned.text)}': {why}")
+            if question.name == "trigger" and not verdict.drop:
+                # A candidate chosen for a supported reason stands, without the explanation.
+                claim = Claim(EXPLANATION_LEFT_OUT, ids, fields, retried)
+                keep_new(kept, seen, claim)
+            else:
+                keep_new(kept, seen, quote_chosen(ctx, question.name, claim))
             continue
-        if cleaned.removed_links:
-            dropped.append(f"removed {cleaned.removed_links} link(s) from model output")
         keep_new(kept, seen, claim)
     return kept, problems, dropped
+
+
+def words_problem(ctx: DraftContext, cleaned: Cleaned) -> str | None:
+    """Why the model's own words (`cleaned`) cannot be kept at all, or None: they name a link
+    or a domain, or are a `hazard` (steering, blaming or naming a person)."""
+    if cleaned.removed_links:
+        return NAMES_A_LINK
+    return hazard(cleaned.text, people_of(ctx.incident), persons_of(ctx.incident))
 
 
 PROPOSALS: frozenset[QuestionName] = frozenset({"factors", "actions"})
@@ -129,8 +152,11 @@ def proposed(
             return None, None
         own, ids, source = action.text, action.evidence_ids, action.source
         extra = {"kind": action.kind, "priority": action.priority, "owner": action.owner}
-    wording = clean(text).text if text.strip() else ""
-    why = proposal_problem(ctx, wording, own) if wording else None
+    cleaned = clean(text) if text.strip() else None
+    wording = cleaned.text if cleaned is not None else ""
+    why = None
+    if cleaned is not None and wording:
+        why = words_problem(ctx, cleaned) or proposal_problem(ctx, wording, own)
     kept = wording if wording and why is None else own
     return Claim(kept, ids, {**fields, **extra, "source": source}, retried), why
 

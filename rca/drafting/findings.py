@@ -7,7 +7,8 @@
   detection, first alert, first error, changes, mitigation, resolution);
 - the facts a summary and an impact can state without a model (title, services, durations;
   what the alerts said);
-- evidence that addresses the model (possible prompt injection), flagged;
+- evidence that steers (possible prompt injection, overt or covert: it addresses the model or
+  the report's writer, or asks to hand over credentials or disable a safeguard), flagged;
 - candidate conditions and chain steps (`rca.drafting.candidates`).
 
 `find` computes all of it once per draft, as one `Findings` value the later stages read: the
@@ -200,7 +201,7 @@ class Findings:
     timeline: list[Moment]
     """Every evidence item and milestone in time order, key moments marked."""
     flagged: list[str]
-    """Ids of evidence that addresses the model (possible prompt injection)."""
+    """Ids of evidence that steers (possible prompt injection: `suspicious_ids`)."""
     conditions: list[Condition]
     """Candidate root-cause conditions, in time order (neither flagged nor a trigger)."""
     steps: list[Condition]

@@ -3,14 +3,16 @@
 Model output is untrusted twice over: the model may be wrong, and the incident text it read
 may have been written to steer it. So every claim is
 
-- cleaned: links, images, HTML and Markdown markup, control and bidi characters removed;
-  inline `[id]` citations moved into the claim's evidence list;
+- cleaned: links and domains in any form (`rca.drafting.links`), images, HTML and Markdown
+  markup, control, bidi and zero-width characters removed; inline `[id]` citations moved into
+  the claim's evidence list;
 - checked for citations: every cited id must exist in the incident or the retrieved
   postmortems, and a claim must cite something (these problems are worth a re-ask);
 - checked for support: the cited evidence must share a quarter of the claim's content words
   (a claim closer to a past incident than to the evidence it cites is a copy), and evidence
-  that addresses the model ("ignore previous instructions ...") cannot be a claim's only
-  support (these claims are dropped, with the reason recorded).
+  that steers (it addresses the model, "ignore previous instructions ...", or the report's
+  writer, or asks someone to hand over credentials or disable a safeguard: `suspicious_ids`)
+  cannot be a claim's only support (these claims are dropped, with the reason recorded).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import Stemmer
+
+from rca.drafting.links import INVISIBLE, strip_links
+from rca.drafting.steering import steering
 
 MAX_CLAIM_CHARS = 600
 MIN_SUPPORT = 0.25
@@ -44,26 +49,8 @@ _STOPWORDS = frozenset(
 _MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
 _MD_LINK = re.compile(r"\[([^\]]*)\]\((?:[^)]*)\)")
 _HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_URL = re.compile(
-    r"\b(?:[a-z][a-z0-9+.-]*://|www\.|javascript:|data:|vbscript:|file:)\S*"
-    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}/\S*",
-    re.IGNORECASE,
-)
 _MARKUP = re.compile(r"(?m)^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+)|\*\*|__|`+|~~")
 _INLINE_IDS = re.compile(r"\[\s*([A-Za-z0-9][A-Za-z0-9_.:-]*(?:\s*,\s*[A-Za-z0-9_.:-]+)*)\s*\]")
-_BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-
-INJECTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b[^.\n]{0,40}\b(?:instructions?|prompts?|rules|"
-    r"guidelines|context)\b"
-    r"|\b(?:you are now|act as|pretend to be|new instructions|system prompt|jailbreak)\b"
-    r"|\b(?:assistant|ai|language model|llm|chatbot|gpt)\b[^.\n]{0,30}\b(?:must|should|will)\b"
-    r"[^.\n]{0,20}\b(?:say|write|answer|report|respond|state|output)\b"
-    r"|\b(?:respond|answer|reply|output)\s+(?:only\s+)?with\b"
-    r"|<\|im_(?:start|end)\|>|\[/?INST\]|^\s*(?:system|assistant)\s*:",
-    re.IGNORECASE | re.MULTILINE,
-)
-"""Text that addresses the model rather than describing the incident."""
 
 
 def terms(text: str) -> set[str]:
@@ -85,13 +72,14 @@ def clean(text: str, known_ids: Iterable[str] = ()) -> Cleaned:
     """Plain, single-line text: links and markup out, inline citations of known ids moved out."""
     known = set(known_ids)
     text = unicodedata.normalize("NFKC", text)
-    text = _BIDI.sub("", text)
+    text = INVISIBLE.sub("", text)
     text = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
-    links = len(_MD_IMAGE.findall(text)) + len(_MD_LINK.findall(text)) + len(_URL.findall(text))
+    links = len(_MD_IMAGE.findall(text)) + len(_MD_LINK.findall(text))
     text = _MD_IMAGE.sub(r"\1", text)
     text = _MD_LINK.sub(r"\1", text)
     text = _HTML_TAG.sub(" ", text)
-    text = _URL.sub("[link removed]", text)
+    text, found = strip_links(text)
+    links += found
     text = _MARKUP.sub(" ", text)
     inline: list[str] = []
 
@@ -182,7 +170,10 @@ class Sources:
         if not known:
             return Verdict()
         if all(i in self.suspicious for i in known):
-            return Verdict(drop="its only support is text that addresses the model")
+            return Verdict(
+                drop="its only support is text that addresses the model or steers its reader "
+                "(possible prompt injection)"
+            )
         counted = [
             i
             for i in known
@@ -212,5 +203,7 @@ class Sources:
 
 
 def suspicious_ids(items: Mapping[str, str]) -> list[str]:
-    """Ids of evidence whose text addresses the model (possible prompt injection)."""
-    return [ident for ident, text in items.items() if INJECTION.search(text)]
+    """Ids of evidence that steers (possible prompt injection, overt or covert): it addresses
+    the model or whoever writes the report, or tells anyone to hand over credentials or to
+    disable monitoring or a safeguard, whatever characters spell it (`steering`)."""
+    return [ident for ident, text in items.items() if steering(text) is not None]

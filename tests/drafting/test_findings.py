@@ -178,3 +178,24 @@ def test_a_first_person_account_ranks_below_the_same_finding_said_of_the_system(
     )
     scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
     assert scores["c91"] < scores["c90"] - 1.5
+
+
+def test_mitigation_steps_plans_and_decisions_rank_below_findings() -> None:
+    """What responders did or will do about the incident is not what caused it."""
+    base = _incident().model_dump(mode="json")
+    at = base["chat"][0]["at"]
+    finding = "the retry loop has no backoff and no limit, so every client hammers the shared db"
+    plans = [
+        "let's stop the bleeding: pause the batch jobs so we aren't hammering the shared db",
+        "decision: integrity first, we stay degraded and restore from the nightly backups",
+        "rolling back the release now, the limit check can wait until tomorrow",
+        "we should build a fresh cluster and move over rather than keep running on this one",
+        "cordoning the new pool for now, we can figure out the missing label later",
+        "we don't understand why yet, the default config looks the same on every node",
+    ]
+    chat = [{"id": "f1", "at": at, "text": finding}] + [
+        {"id": f"p{n}", "at": at, "text": text} for n, text in enumerate(plans)
+    ]
+    incident = Incident.model_validate({**base, "chat": chat})
+    scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
+    assert all(scores[f"p{n}"] < scores["f1"] - 2 for n in range(len(plans))), scores

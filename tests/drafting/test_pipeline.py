@@ -532,15 +532,17 @@ def test_the_embedded_model_only_chooses_unless_told_otherwise(tmp_path: Path) -
 
 
 def test_blaming_language_is_flagged_with_a_systemic_rewording(fake: ScriptedModel) -> None:
+    # Wording that blames someone ("the engineer forgot") is dropped instead (see
+    # tests/drafting/test_injection.py); "human error" alone is flagged.
     blame = (
-        '{"root_causes": [{"condition": "l2", "text": "Human error: the engineer forgot that the '
-        'connection pool was sized from container limits", "evidence_ids": ["l4", "t2"]}]}'
+        '{"root_causes": [{"condition": "l2", "text": "Human error: the connection pool was '
+        'sized from container limits", "evidence_ids": ["l4", "t2"]}]}'
     )
     fake.reply = replying({"root_causes": lambda _m: blame})
     draft = drafter().draft(example())
     cause = sections(draft, SuggestionSection.ROOT_CAUSE)[0]
     phrases = [f.phrase.lower() for f in cause.flags]
-    assert "human error" in phrases and any("forgot" in p for p in phrases)
+    assert "human error" in phrases
     assert all(f.suggestion for f in cause.flags)
 
 

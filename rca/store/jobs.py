@@ -279,33 +279,23 @@ class DraftJobs:
 
     def report(self, ident: str, worker: str, progress: float, message: str) -> bool:
         """Record progress and renew the lease; False if `worker` no longer holds it."""
-        now = datetime.now(UTC)
-        with write_transaction(self.engine) as conn:
-            changed = conn.execute(
-                update(drafts)
-                .where(*self._held(ident, worker))
-                .values(
-                    progress=max(0.0, min(1.0, progress)),
-                    message=message[:500],
-                    lease_expires_at=now + self.lease,
-                    updated_at=now,
-                )
-            ).rowcount
-        return bool(changed)
+        return self._renew(
+            ident, worker, progress=max(0.0, min(1.0, progress)), message=message[:500]
+        )
 
     def report_partial(self, ident: str, worker: str, draft: Draft) -> bool:
         """Store the draft so far (what a reviewer may read while the job runs) and renew the
         lease; False if `worker` no longer holds it."""
+        return self._renew(ident, worker, document=draft.model_dump_json())
+
+    def _renew(self, ident: str, worker: str, **values: Any) -> bool:
+        """Write `values` and renew the lease, if `worker` still holds it."""
         now = datetime.now(UTC)
         with write_transaction(self.engine) as conn:
             changed = conn.execute(
                 update(drafts)
                 .where(*self._held(ident, worker))
-                .values(
-                    document=draft.model_dump_json(),
-                    lease_expires_at=now + self.lease,
-                    updated_at=now,
-                )
+                .values(**values, lease_expires_at=now + self.lease, updated_at=now)
             ).rowcount
         return bool(changed)
 

@@ -104,6 +104,7 @@ class SuggestionList:
         people: Iterable[str],
         notes: list[DraftNote] | None = None,
         persons: Iterable[str] | None = None,
+        suspicious: Iterable[str] = (),
     ) -> None:
         self.items: list[Suggestion] = []
         self.people = list(people)
@@ -113,13 +114,19 @@ class SuggestionList:
         """Names no suggestion may hold (`persons_of`)."""
         self.notes: list[DraftNote] = notes if notes is not None else []
         """Where the gate's notes go (the draft's notes)."""
+        self.suspicious = set(suspicious)
+        """Evidence flagged as addressing the model: never cited, never the only basis."""
 
     @classmethod
     def for_incident(
-        cls, incident: Incident, notes: list[DraftNote] | None = None
+        cls,
+        incident: Incident,
+        notes: list[DraftNote] | None = None,
+        suspicious: Iterable[str] = (),
     ) -> SuggestionList:
-        """A list for a draft of `incident`, its gate's notes appended to `notes`."""
-        return cls(people_of(incident), notes, persons_of(incident))
+        """A list for a draft of `incident`, its gate's notes appended to `notes`; nothing
+        added cites the `suspicious` evidence (see `add`)."""
+        return cls(people_of(incident), notes, persons_of(incident), suspicious)
 
     def add(
         self,
@@ -134,7 +141,20 @@ class SuggestionList:
         addresses: Sequence[str] = (),
     ) -> Suggestion | None:
         """Add one suggestion through the gate; returns it (with its id), or None if the gate
-        left it out."""
+        left it out. Citations of suspicious evidence are removed: a reviewer following them
+        would land on text written to steer the model; a suggestion that rests on nothing
+        else is left out (noted)."""
+        cited = list(dict.fromkeys(evidence))
+        evidence = [i for i in cited if i not in self.suspicious]
+        if cited and not evidence:
+            self._note(
+                section,
+                f"left out a {_MADE[origin]} {section.value.replace('_', ' ')} suggestion "
+                f"('{_clip(strip_links(text_of(content))[0])}'): it rests only on evidence "
+                "flagged as possible prompt injection",
+                cited,
+            )
+            return None
         kept = self.screen(section, content, evidence, origin)
         if kept is None:
             if isinstance(content, CausalNode):

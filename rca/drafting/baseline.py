@@ -23,7 +23,7 @@ from rca.domain import (
     SuggestionOrigin,
     SuggestionSection,
 )
-from rca.drafting.assembly import SuggestionList, people_of
+from rca.drafting.assembly import SuggestionList
 from rca.drafting.findings import Findings
 
 MODEL = "baseline"
@@ -39,7 +39,7 @@ def baseline_draft(
 ) -> Draft:
     """A draft for `incident` from what code `found` in it and the first (nearest) of
     `similar`."""
-    out = SuggestionList(people_of(incident))
+    out = SuggestionList.for_incident(incident, suspicious=found.flagged)
 
     def add(
         section: SuggestionSection,
@@ -94,4 +94,5 @@ def baseline_draft(
         prompt_version=PROMPT_VERSION,
         similar_postmortem_ids=[pm.id for pm in similar],
         suggestions=out.items,
+        notes=out.notes,
     )

@@ -59,7 +59,7 @@ def compose(
 ) -> Draft:
     """The draft: every section from the model's checked claims or its fallback."""
     incident = ctx.incident
-    out = SuggestionList.for_incident(incident, ctx.notes)
+    out = SuggestionList.for_incident(incident, ctx.notes, ctx.sources.suspicious)
     ids = ctx.incident_ids
 
     def claims(name: QuestionName) -> list[Claim]:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from rca.domain import Incident, LogLine, TimelineEvent, TimelineKind
+from rca.domain import DraftNote, Incident, LogLine, NoteKind, TimelineEvent, TimelineKind
 from rca.domain.similar import ERRORISH
 from rca.drafting.candidates import Condition, candidate_conditions, candidate_steps
 from rca.drafting.evidence import evidence_lines, signature
@@ -228,3 +228,45 @@ def find(incident: Incident) -> Findings:
         summary=facts_summary(incident),
         impact=impact_from_alerts(incident),
     )
+
+
+def input_notes(incident: Incident, flagged: Sequence[str]) -> list[DraftNote]:
+    """What a reviewer should know about the incident as given: evidence that addresses the
+    model (`flagged`), and the kinds of evidence it does not have at all."""
+    notes: list[DraftNote] = []
+    if flagged:
+        notes.append(
+            DraftNote(
+                kind=NoteKind.SUSPICIOUS_INPUT,
+                message="evidence that addresses the model (possible prompt injection) "
+                "was shown as data only and cannot be a claim's only support",
+                evidence_ids=list(flagged),
+            )
+        )
+    kinds = {
+        "alerts": incident.alerts,
+        "timeline": incident.timeline,
+        "logs": incident.logs,
+        "chat": incident.chat,
+    }
+    missing = [name for name, items in kinds.items() if not items]
+    if missing:
+        given = [name for name in kinds if name not in missing]
+        rests = (
+            f"the draft rests on its {_listed(given, 'and')} alone"
+            if given
+            else "only its title and fields can be drafted: root causes, factors and actions "
+            "need evidence"
+        )
+        notes.append(
+            DraftNote(
+                kind=NoteKind.MISSING_EVIDENCE,
+                message=f"the incident has no {_listed(missing, 'and no')}: {rests}; "
+                "add what exists and draft again",
+            )
+        )
+    return notes
+
+
+def _listed(names: Sequence[str], joiner: str) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {joiner} {names[-1]}"

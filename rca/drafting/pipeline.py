@@ -43,7 +43,7 @@ from rca.drafting.asking import SECTION_OF, Answers, Progress, ask_all
 from rca.drafting.baseline import baseline_draft
 from rca.drafting.compose import Stamp, compose
 from rca.drafting.context import DraftContext, DraftingOptions, build_context
-from rca.drafting.findings import find
+from rca.drafting.findings import find, input_notes
 from rca.drafting.questions import QUESTIONS
 from rca.errors import RcaError
 from rca.llm import LlmClient
@@ -116,14 +116,17 @@ class Drafter:
             consulted = self.consult(redacted, table)
         if self.llm is None:
             report("drafting from the nearest past incident (no model)", 0.5)
-            draft = baseline_draft(
-                redacted, find(redacted), consulted.postmortems, draft_id, self.clock()
-            )
+            found = find(redacted)
+            draft = baseline_draft(redacted, found, consulted.postmortems, draft_id, self.clock())
             report("done", 1.0)
             return draft.model_copy(
                 update={
                     "degraded": consulted.degraded,
-                    "notes": consulted.notes,
+                    "notes": [
+                        *consulted.notes,
+                        *input_notes(redacted, found.flagged),
+                        *draft.notes,
+                    ],
                     "usage": DraftUsage(stages_s=stages),
                 }
             )
@@ -133,7 +136,8 @@ class Drafter:
             ctx = build_context(
                 redacted, table, found, consulted.postmortems, self.options, self.count
             )
-        ctx.notes[:0] = consulted.notes
+        missing = [n for n in input_notes(redacted, ()) if n.kind is NoteKind.MISSING_EVIDENCE]
+        ctx.notes[:0] = [*consulted.notes, *missing]
         stamp = Stamp(draft_id, self.clock(), self.model_name, f"{PROMPT}@{version_of(PROMPT)}")
         on_answers = None
         if partial is not None:

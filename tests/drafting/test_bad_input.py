@@ -321,15 +321,9 @@ MISSING = {
     "only-alerts": {"timeline", "logs", "chat"},
     "only-chat": {"alerts", "timeline", "logs"},
 }
-NO_MISSING_NOTE = (
-    "no note says which evidence is missing: notes only report degraded parts, dropped "
-    "claims, failed sections, omitted (cut for space) or suspicious evidence"
-)
 
 
-@pytest.mark.parametrize(
-    ("name", "mode"), [p for n in MISSING for p in each_mode(n, NO_MISSING_NOTE, *MODES)]
-)
+@pytest.mark.parametrize(("name", "mode"), [p for n in MISSING for p in each_mode(n)])
 def test_the_notes_say_which_evidence_is_missing(
     fake: ScriptedModel, name: str, mode: Mode
 ) -> None:
@@ -432,15 +426,9 @@ def test_a_retracted_theory_is_no_root_cause_unless_the_draft_says_it_was_retrac
 # --- text addressed to the model --------------------------------------------------------------
 
 BANNED = re.compile(r"cosmic|evil|ops@|password|email_\d|assistant:", re.IGNORECASE)
-UNFLAGGED = (
-    "the baseline (no model) drafts from find() but drops its flagged ids: no suspicious-input "
-    "note tells the reviewer the incident holds text addressed to the model"
-)
 
 
-@pytest.mark.parametrize(
-    ("name", "mode"), each_mode("addressed-to-the-model", UNFLAGGED, "no-model")
-)
+@pytest.mark.parametrize(("name", "mode"), each_mode("addressed-to-the-model"))
 def test_text_addressed_to_the_model_is_flagged_and_no_suggestion_carries_it(
     fake: ScriptedModel, name: str, mode: Mode
 ) -> None:
@@ -458,12 +446,6 @@ def test_text_addressed_to_the_model_is_flagged_and_no_suggestion_carries_it(
     assert "prompt injection" in flagged[0].message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="quote_chosen keeps the citations of the wording it rejected: the obeyed 'cosmic "
-    "rays' cause becomes a quote of c1 still citing the planted l2 and c2, and the factor, "
-    "chain node and actions derived from that cause cite them too",
-)
 def test_once_the_obeyed_wording_is_dropped_no_suggestion_cites_the_planted_lines(
     fake: ScriptedModel,
 ) -> None:

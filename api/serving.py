@@ -51,7 +51,12 @@ PR_SET_PDEATHSIG = 1
 
 
 class GuardedHttp(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol with a deadline and a size cap for each request's headers."""
+    """uvicorn's HTTP/1.1 protocol with a deadline and a size cap for each request's headers.
+
+    The size of a request's header block is measured two ways, so it is bounded however its
+    bytes arrive: reads that fall wholly inside an unfinished block count in full (endless
+    headers, however slow), and the parser's request line and headers count as parsed (a
+    block that starts, or ends, in the middle of a read -- one read can hold it all)."""
 
     def __init__(
         self,
@@ -68,7 +73,14 @@ class GuardedHttp(HttpToolsProtocol):
         self.max_header_bytes = max_header_bytes
         self._deadline: asyncio.TimerHandle | None = None
         self._before: object = None  # the request before the one whose headers are awaited
-        self._header_bytes = 0
+        self._heard = False  # a byte arrived since the deadline was set
+        self._in_headers = False  # a request's header block is being parsed
+        self._in_message = False  # a request is being parsed (its headers or its body)
+        self._begun = 0  # requests begun during the read being parsed
+        self._read_bytes = 0  # bytes of the reads wholly inside the current header block
+        self._parsed_bytes = 0  # its request target and headers parsed so far
+        self._refused = False  # answered (or to be answered) with an error: nothing more is read
+        self._last_word: tuple[int, str] | None = None  # that answer, after those in flight
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -79,22 +91,76 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # what follows a refused request is never parsed, nor kept
         if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
             self._await_headers()  # the first byte of the next request on this connection
         if self._deadline is not None:
-            self._header_bytes += len(data)
+            self._heard = True
+        inside, between, self._begun = self._in_headers, not self._in_message, 0
         super().data_received(data)
-        if self._deadline is None or self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
             return
-        if self.cycle is not self._before:  # its headers are complete
-            self._stop_waiting()
-        elif self._header_bytes > self.max_header_bytes:
-            self._stop_waiting()
-            self._refuse(431, f"request headers are limited to {self.max_header_bytes} bytes")
+        if self._in_headers and ((inside and not self._begun) or (between and self._begun == 1)):
+            self._read_bytes += len(data)  # all of it is this header block
+        if self._in_headers and self._header_size() > self.max_header_bytes:
+            self._refuse_too_large()
+        elif self._deadline is not None and self.cycle is not self._before:
+            self._stop_waiting()  # its headers are complete
+
+    # Parser callbacks: the size of each request's header block, and nothing of a refused
+    # request (or of any after it) reaches the app.
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_message = self._in_headers = True
+        self._begun += 1
+        self._read_bytes = self._parsed_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_bytes += len(name) + len(value) + 4  # ": " and the line break
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        if not self._refused and self._header_size() > self.max_header_bytes:
+            self._refuse_too_large()
+        if not self._refused:
+            super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_message = False
+        if not self._refused:
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._last_word is not None and self._answered():
+            status, detail = self._last_word
+            self._last_word = None
+            self._refuse(status, detail)
+
+    def _header_size(self) -> int:
+        return max(self._read_bytes, self._parsed_bytes)
+
+    def _answered(self) -> bool:
+        """Whether every request before the one being read has had its response."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def _refuse_too_large(self) -> None:
+        self._refuse(431, f"request headers are limited to {self.max_header_bytes} bytes")
 
     def _await_headers(self) -> None:
         self._before = self.cycle
-        self._header_bytes = 0
+        self._heard = False
         self._deadline = self.loop.call_later(self.header_timeout_s, self._headers_late)
 
     def _stop_waiting(self) -> None:
@@ -106,7 +172,7 @@ class GuardedHttp(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing() or self.cycle is not self._before:
             return
-        if self._header_bytes:
+        if self._heard:
             detail = f"the request headers did not arrive within {self.header_timeout_s:g} s"
             self._refuse(408, detail)
         else:
@@ -117,7 +183,16 @@ class GuardedHttp(HttpToolsProtocol):
         self._refuse(400, msg)
 
     def _refuse(self, status: int, detail: str) -> None:
-        """Answer a request that never reached the app with a problem, and close."""
+        """Answer a request that never reached the app with a problem, and close; once the
+        requests before it on the connection (pipelined) have had their responses."""
+        self._refused = True
+        self._stop_waiting()
+        if self.transport.is_closing():
+            return
+        if not self._answered():
+            self._last_word = (status, detail)
+            self.flow.pause_reading()
+            return
         title = {
             400: "Bad request",
             408: "Request timeout",

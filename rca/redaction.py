@@ -22,11 +22,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from rca.domain import Incident, Postmortem
 from rca.errors import RcaError
 
 PlaceholderKind = str
+CUT_MARK = " [\u2026 cut: redaction made this text too long]"
+"""Ends a redacted text cut to its field's limit: a placeholder is often longer than what it
+replaces ("pw a1b2" -> "pw SECRET_1"), so a text at its limit can outgrow it when redacted."""
 
 
 class RedactionFailed(RcaError):
@@ -356,10 +362,7 @@ _NOT_TEXT = frozenset(
 def redact_postmortem(pm: Postmortem, redactor: Redactor, table: PlaceholderTable) -> Postmortem:
     """A postmortem with every text field redacted, placeholders taken from `table`."""
     data = _redact_tree(pm.model_dump(mode="json"), redactor, table)
-    try:
-        return Postmortem.model_validate(data)
-    except ValueError as err:
-        raise RedactionFailed(f"redacted postmortem does not validate: {err}") from None
+    return _validated(Postmortem, data, "postmortem")
 
 
 def redact_incident(
@@ -369,10 +372,61 @@ def redact_incident(
     table of placeholders used, so that later text about the same incident stays consistent."""
     table = table if table is not None else PlaceholderTable()
     data = _redact_tree(incident.model_dump(mode="json"), redactor, table)
+    return _validated(Incident, data, "incident"), table
+
+
+Record = TypeVar("Record", Incident, Postmortem)
+
+
+def _validated(model: type[Record], data: Any, what: str) -> Record:
+    """`data`, a redacted copy of a valid record, validated as `model`. A text the placeholders
+    made longer than its field allows is cut to fit (`CUT_MARK` says so): what is cut is
+    redacted text, so nothing leaks, and a record that was accepted always has a redacted view.
+    Any other error means a placeholder broke a field's format: refuse, never leak."""
     try:
-        return Incident.model_validate(data), table
-    except ValueError as err:  # a placeholder broke a field's format: refuse, never leak
-        raise RedactionFailed(f"redacted incident does not validate: {err}") from None
+        return model.model_validate(data)
+    except ValidationError as err:
+        if not _cut_to_fit(data, err):
+            raise RedactionFailed(f"redacted {what} does not validate: {err}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise RedactionFailed(f"redacted {what} does not validate: {err}") from None
+
+
+def _cut_to_fit(data: Any, err: ValidationError) -> bool:
+    """Cut, in place, every text of `data` that `err` finds too long; False, with nothing
+    changed, if `err` holds any other error or points where no text is."""
+    cuts: list[tuple[Any, str | int, str, int]] = []
+    for error in err.errors(include_url=False):
+        limit = (error.get("ctx") or {}).get("max_length")
+        if error["type"] != "string_too_long" or not isinstance(limit, int):
+            return False
+        *path, last = error["loc"]
+        try:
+            parent = data
+            for step in path:
+                parent = parent[step]
+            text = parent[last]
+        except (KeyError, IndexError, TypeError):
+            return False
+        if not isinstance(text, str):
+            return False
+        cuts.append((parent, last, text, limit))
+    for parent, key, text, limit in cuts:
+        parent[key] = _cut(text, limit)
+    return bool(cuts)
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters ending with `CUT_MARK` (or an ellipsis, for a
+    field too short for it), never in the middle of a placeholder."""
+    mark = CUT_MARK if limit >= 2 * len(CUT_MARK) else "\u2026"
+    end = limit - len(mark)
+    for found in _PLACEHOLDER.finditer(text, max(0, end - 24), end + 24):
+        if found.start() < end < found.end():
+            end = found.start()
+    return text[:end].rstrip() + mark
 
 
 def _redact_tree(data: object, redactor: Redactor, table: PlaceholderTable) -> object:

@@ -6,14 +6,22 @@ Every value below is fake, made for these tests in the shape of the real format.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 
 import pytest
 
-from rca.domain import Incident
-from rca.redaction import PlaceholderTable, RedactionFailed, Redactor, redact_incident
-from tests.factories import incident_data
+from rca.domain import Incident, Postmortem
+from rca.redaction import (
+    CUT_MARK,
+    PlaceholderTable,
+    RedactionFailed,
+    Redactor,
+    redact_incident,
+    redact_postmortem,
+)
+from tests.factories import incident_data, postmortem_data
 from tests.support import CANARIES
 
 
@@ -234,3 +242,84 @@ def test_redaction_takes_linear_time_on_100k_character_hostile_fields(
     small, large = timings
     assert large < 5.0, f"{large:.2f} s for 100k characters of {unit!r}"
     assert large < 10 * max(small, 0.05), f"{small:.3f} s -> {large:.3f} s: super-linear"
+
+
+# --- placeholders longer than what they replace -----------------------------------------
+
+
+def packed(limit: int, distinct: bool = False) -> str:
+    """`limit` characters of short passwords ("pw a1b2 pw a1b2 ..."), each of which becomes a
+    longer placeholder; `distinct` makes every password a new one (SECRET_1 ... SECRET_9999)."""
+    if not distinct:
+        return ("pw a1b2 " * (limit // 8 + 1))[:limit]
+    return " ".join(f"pw k{n:05d}" for n in range(limit // 10 + 1))[:limit]
+
+
+def secrets_left(text: str) -> list[str]:
+    return re.findall(r"\ba1b2\b|\bk\d{5}\b", text)
+
+
+def with_log(text: str, **changes: object) -> Incident:
+    """The test incident with one log line of `text`."""
+    log = {"id": "log-1", "at": "2025-04-09T08:05:00Z", "text": text}
+    return Incident.model_validate(incident_data(logs=[log], **changes))
+
+
+@pytest.mark.parametrize("distinct", [False, True], ids=["one-secret", "distinct-secrets"])
+def test_an_incident_whose_fields_are_at_their_limit_and_packed_with_secrets_redacts_valid(
+    redactor: Redactor, distinct: bool
+) -> None:
+    """Attack re-run: a 100,000-character log line of "pw a1b2" was accepted, and then every
+    view and draft of the incident failed, because the placeholders made the line longer than
+    the 100,000 characters a text may hold."""
+    incident = with_log(  # the raw record is valid
+        packed(100_000, distinct),
+        title=packed(4_000, distinct),
+        summary=packed(100_000, distinct),
+        services=[packed(100, distinct)],
+    )
+
+    redacted, _table = redact_incident(incident, redactor)
+
+    fields = [redacted.title, redacted.summary, redacted.services[0], redacted.logs[0].text]
+    limits = [4_000, 100_000, 100, 100_000]
+    for text, limit in zip(fields, limits, strict=True):
+        assert len(text) <= limit
+        assert secrets_left(text) == []
+        assert text.endswith(CUT_MARK)  # says that text was cut
+    assert redacted.id == incident.id and redacted.logs[0].id == "log-1"
+
+
+def test_text_cut_to_fit_is_the_start_of_the_redacted_text_and_never_half_a_placeholder(
+    redactor: Redactor,
+) -> None:
+    raw = packed(100_000, distinct=True)
+    redacted, _ = redact_incident(with_log(raw), redactor)
+    whole = redactor.redact(raw, PlaceholderTable())
+    kept = redacted.logs[0].text.removesuffix(CUT_MARK)
+    assert len(whole) > 100_000 and whole.startswith(kept)
+    assert whole[len(kept)] == " "  # cut between words: the last placeholder kept is whole
+    assert re.search(r"(?:SECRET_\d+| pw)$", kept)
+
+
+def test_text_that_fits_after_redaction_is_not_cut(redactor: Redactor) -> None:
+    redacted, _ = redact_incident(with_log(packed(60_000)), redactor)
+    assert CUT_MARK not in redacted.logs[0].text
+    assert redacted.logs[0].text == redactor.redact(packed(60_000).strip())
+
+
+def test_a_postmortem_whose_lines_are_packed_with_secrets_redacts_valid(
+    redactor: Redactor,
+) -> None:
+    data = postmortem_data(
+        title=packed(4_000),
+        summary=packed(100_000),
+        root_causes=[packed(4_000, distinct=True)],
+        action_items=[{"text": packed(4_000), "kind": "prevent", "owner": packed(100)}],
+    )
+    pm = Postmortem.model_validate(data)
+    redacted = redact_postmortem(pm, redactor, PlaceholderTable())
+    for text in (redacted.title, redacted.summary, redacted.root_causes[0]):
+        assert secrets_left(text) == [] and CUT_MARK.strip() in text
+    action = redacted.action_items[0]
+    assert secrets_left(action.text) == [] and secrets_left(action.owner or "") == []

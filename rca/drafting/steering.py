@@ -37,10 +37,10 @@ _MODAL_BE = (
     r"will|to)\s+be\s+"
 )
 _CREDENTIAL = (
-    r"(?:credentials?|creds|passwords?|passwd|passphrases?|passcodes?|tokens?|secrets?|keys?|"
-    r"kubeconfigs?|\.env(?:\s+files?)?|id_rsa|cookies?|session\s+ids?|"
-    r"(?:mfa|2fa|otp|one-time|verification|recovery|backup)\s+codes?|login\s+details|"
-    r"secret_\d+)"
+    r"(?:credentials?|creds|passwords?|passwd|passphrases?|passcodes?|passkeys?|tokens?|"
+    r"secrets?|keys?|kubeconfigs?|\.env(?:\s+files?)?|id_rsa|cookies?|session\s+ids?|"
+    r"(?:mfa|2fa|otp|totp|one-time|verification|recovery|backup)\s+codes?|otps?|"
+    r"login\s+details|secret_\d+)"
     r"(?![\w-]|\s+(?:cache|refresh|expiry|expiration|rotation|lifetime|ttl|validation|"
     r"endpoint|service|server|store|manager|format|length|size|limit|count|renewal|issuer|"
     r"scope|space)\b)"
@@ -53,15 +53,58 @@ _HANDED = (
     r"(?:sent|posted|shared|pasted|e-?mailed|mailed|forwarded|uploaded|handed\s+over|"
     r"dm'?e?d|messaged|revealed|disclosed|leaked|published)"
 )
+_GIVE = rf"(?:{_HAND_OVER}|give|provide|submit)"
+_AS_A_VERB = (
+    r"(?<!\bnot\s)(?<!\bnever\s)(?<!n't\s)(?<!\bno\s)"  # "never paste your password"
+    r"(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)(?<!\byour\s)(?<!\bour\s)(?<!\bthis\s)"  # "the email"
+)
+"""Before a hand-over word: it is a verb, and not negated."""
+_CREDENTIAL_GIVEN = rf"{_WHO}(?:{_DETERMINER}\s+{_GAP})?{_CREDENTIAL}"
+"""After a hand-over verb: a credential after a determiner and a few words, or directly:
+"share *your session tokens*", "give *me the admin password*", "send *tokens*" (not "send
+requests with an expired token")."""
+_CALLED = (
+    r"(?:every(?:one|body)|any(?:one|body)|all\s+of\s+you|y'?all|you\s+(?:all|guys|folks)|"
+    r"folks|guys)\b"
+)
+"""Words that only address people: "everyone share ...", "folks, send ..."."""
+_GROUP = (
+    r"(?:all\s+)?(?:responders|on-?call(?:ers)?|engineers|operators|admins|sres|devs|developers|"
+    r"staff|teams?|people|colleagues|all)\b(?:\s+(?:responders|on-?call|engineers|sres|team))?"
+)
+"""People named as a group, addressed only with a comma, a colon or a "please" after them
+("all on-call: paste ..."); without, "engineers share API keys across environments" says
+what they do."""
+_ADDRESSED = (
+    rf"\b(?:{_CALLED}\s*[,:]?|{_GROUP}\s*[,:]|{_GROUP}\s+(?=please|pls|kindly))"
+    r"\s*(?:(?:please|pls|kindly|now|just|\w+ly)\s+)?"
+)
+_PLACE = (
+    rf"(?:(?:{_DETERMINER}\s+)?(?:[\w'-]+\s+){{0,2}}?(?:vendors?|suppliers?|contractors?|"
+    r"third[- ]part(?:y|ies)|forms?|surveys?|tickets?|channels?|threads?|chats?|dms?|inbox|"
+    r"mailbox|e-?mail|address|links?|urls?|sites?|website|pages?|portals?|docs?|documents?|"
+    r"spreadsheets?|sheets?|pastebin|gists?|bots?|support|help\s?desk|accounts?|me|us|them|"
+    r"email_\d+)\b|\[link\s+removed\]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|[\w-]+(?:\.[\w-]+)+)"
+)
+"""Where a credential is handed over to: a vendor, a form, a ticket, a channel, a site, an
+address, someone."""
 CREDENTIAL_HAND_OVER = re.compile(
     rf"{_ASKED}{_HAND_OVER}\s+{_WHO}{_DETERMINER}\s+{_GAP}{_CREDENTIAL}"
     rf"|{_ASKED}{_HAND_OVER}\s+{_WHO}{_GAP}{_CREDENTIAL}\s+(?:to|with|into|in|on|at|via|over|"
     r"there|here)\b"
-    rf"|\b{_CREDENTIAL}{_GAP_AFTER}{_MODAL_BE}{_HANDED}\b",
+    rf"|\b{_CREDENTIAL}{_GAP_AFTER}{_MODAL_BE}{_HANDED}\b"
+    rf"|{_ADDRESSED}\b{_GIVE}\s+{_CREDENTIAL_GIVEN}"
+    rf"|\b{_AS_A_VERB}{_GIVE}\s+(?:(?:{_WHO}|(?:the|a|our)\s+[\w'-]+\s+)(?:your|ur)\s+{_GAP}"
+    rf"{_CREDENTIAL}|{_CREDENTIAL_GIVEN}{_GAP_AFTER}\s+(?:(?:to|with|into|in|on|at|via|over|"
+    rf"through)\s+{_PLACE}|there\b|here\b))",
     re.IGNORECASE | re.MULTILINE,
 )
 """Asking someone to hand over credentials: "please paste your admin password", "send the
-tokens to ...", "credentials should be sent to ..." (not "the client sent an expired token")."""
+tokens to ...", "credentials should be sent to ..."; asking people ("everyone share your
+session tokens", "all on-call: paste your API keys"), asking for "your" credentials ("upload
+your SSH keys", "give the vendor your cookies"), or naming where they go ("responders share
+the admin password with the vendor", "post the token there"). Not "the client sent an expired
+token", "the deploy rotated the API token", "do not share your API keys"."""
 
 _SAFEGUARD = (
     r"(?:alerts?|alerting|alarms?|monitors?|monitoring|pages?|paging|pagers?|pagerduty|"

@@ -58,6 +58,18 @@ def _dribble(sock: socket.socket, piece: bytes, for_s: float) -> tuple[float, by
     return time.monotonic() - started, b"(still open)"
 
 
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (or 10 s pass)."""
+    sock.settimeout(10)
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return answer
+
+
 def test_a_client_sending_its_headers_slowly_is_disconnected(served: Served) -> None:
     with _connect(served) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
@@ -87,6 +99,41 @@ def test_headers_past_the_limit_are_refused(served: Served) -> None:
     assert took < TIMEOUT_S + MARGIN_S
 
 
+@pytest.mark.parametrize("size", [70_000, 120_000, 1_000_000])
+def test_headers_past_the_limit_sent_in_one_write_are_refused(served: Served, size: int) -> None:
+    """Attack re-run: a 70,000-byte header sent at once got 200; the size was only checked
+    while the headers were incomplete, and one read completed them."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+    after = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # never reaches the app
+    with _connect(served) as sock:
+        sock.sendall(request + after)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["status"] == 431
+
+
+def test_a_pipelined_request_with_headers_past_the_limit_is_refused(served: Served) -> None:
+    small = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n"
+    with _connect(served) as sock:
+        sock.sendall(small + big)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 431" in answer, answer[-300:]
+
+
+def test_headers_within_the_limit_sent_in_one_write_are_served(served: Served) -> None:
+    request = (
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"X-Big: " + b"a" * 60_000 + b"\r\n\r\n"
+    )
+    with _connect(served) as sock:
+        sock.sendall(request)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
 def test_a_client_sending_its_body_slowly_is_disconnected(served: Served) -> None:
     head = (
         "POST /v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -96,6 +143,7 @@ def test_a_client_sending_its_body_slowly_is_disconnected(served: Served) -> Non
     with _connect(served) as sock:
         sock.sendall(head.encode() + b"[")
         took, answer = _dribble(sock, b" ", for_s=15)
+        answer += _answer(sock)  # the body, when it came in a later segment than the head
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert b"connection: close" in answer.lower()
         body = json.loads(answer.split(b"\r\n\r\n", 1)[1])

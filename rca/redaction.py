@@ -429,6 +429,11 @@ def _cut(text: str, limit: int) -> str:
     return text[:end].rstrip() + mark
 
 
+_FREE_FORM = frozenset({"labels"})
+"""Mappings whose keys are the submitter's, not the schema's: every value in them is text,
+whatever its key is called (a label named `status` or `id` is redacted like any other)."""
+
+
 def _redact_tree(data: object, redactor: Redactor, table: PlaceholderTable) -> object:
     def walk(value: object, key: str | None) -> object:
         if isinstance(value, str):
@@ -436,6 +441,8 @@ def _redact_tree(data: object, redactor: Redactor, table: PlaceholderTable) -> o
         if isinstance(value, list):
             return [walk(item, key) for item in value]
         if isinstance(value, dict):
+            if key in _FREE_FORM:
+                return {k: walk(v, None) for k, v in value.items()}
             return {k: walk(v, k) for k, v in value.items()}
         return value
 

@@ -193,6 +193,28 @@ def test_redact_incident_keeps_ids_and_times_and_correlation(redactor: Redactor)
     assert table.count() == {"SECRET": 2, "EMAIL": 1}
 
 
+def test_alert_labels_are_redacted_whatever_their_names(redactor: Redactor) -> None:
+    """Label names are the submitter's: one called like a schema field (`status`, `id`,
+    `severity`) is text like any other."""
+    data = incident_data()
+    secret = "password=Tr0ub4dor&3xample"
+    names = ("status", "id", "severity", "kind", "at", "team")
+    data["alerts"] = [
+        {
+            "id": "alert-1",
+            "at": "2026-01-15T14:05:00Z",
+            "name": "DbErrors",
+            "text": "db errors",
+            "labels": {name: f"{name} {secret}" for name in names},
+        }
+    ]
+    redacted, _ = redact_incident(Incident.model_validate(data), redactor)
+    labels = redacted.alerts[0].labels
+    assert sorted(labels) == sorted(names)
+    assert not [v for v in labels.values() if "Tr0ub4dor" in v], labels
+    assert redacted.alerts[0].id == "alert-1" and redacted.alerts[0].name == "DbErrors"
+
+
 def test_a_failure_raises_rather_than_leaks(
     redactor: Redactor, monkeypatch: pytest.MonkeyPatch
 ) -> None:

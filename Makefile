@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup browser run test lint typecheck unit clean
+.PHONY: setup browser run test lint typecheck unit audit clean
 
 setup: $(STAMP)
 
@@ -47,5 +47,15 @@ unit: setup browser
 
 test: lint typecheck unit
 
+# Known vulnerabilities in every installed dependency (pip-audit, in its own virtualenv so its
+# dependencies stay out of rca's). Not part of `make test`: pip-audit needs PyPI's per-version
+# JSON API or OSV, and the CI machines reach only the package index (see README, Development).
+AUDIT := .venv-audit
+audit: setup
+	test -x $(AUDIT)/bin/pip-audit || { $(PYTHON) -m venv $(AUDIT) && \
+		$(AUDIT)/bin/python -m pip install --quiet "pip-audit>=2.7,<3"; }
+	$(AUDIT)/bin/pip-audit --strict --progress-spinner off \
+		--path $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
 clean:
-	rm -rf $(VENV) .rca .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts
+	rm -rf $(VENV) $(AUDIT) .rca .mypy_cache .ruff_cache .pytest_cache .hypothesis test-artifacts

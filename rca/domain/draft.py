@@ -200,6 +200,8 @@ class NoteKind(StrEnum):
     """Evidence left out or cut to fit the model's context."""
     SUSPICIOUS_INPUT = "suspicious_input"
     """Incident text that addresses the model (possible prompt injection)."""
+    CONTESTED = "contested"
+    """Evidence taken back or disputed later in the incident (a contested theory)."""
     MISSING_EVIDENCE = "missing_evidence"
     """Kinds of evidence the incident does not have (no alerts, no logs, ...)."""
 

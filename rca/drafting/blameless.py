@@ -50,7 +50,7 @@ _SYSTEMIC = (
     "describe the condition that allowed it: what the tooling, process or design did not provide"
 )
 
-FIRST_PERSON = re.compile(r"(?<![\w'-])(?:I|I'm|I've|I'd|I'll|[Mm]y)(?![\w'-])")
+FIRST_PERSON = re.compile(r"(?<![\w'-])(?:I|I'm|I've|I'd|I'll|[Mm]y|[Mm]e)(?![\w'-])")
 """A responder speaking for themselves ("I ran", "my script"): case matters, so "i.e." and
 region names are not caught."""
 
@@ -235,3 +235,86 @@ def person_problem(
     if named_people(text) or mentions(text, persons):
         return "it names a person"
     return None
+
+
+_WE = re.compile(
+    r"(?<![\w'-])(we|we're|we've|we'd|we'll|our|ours|us|ourselves)(?![\w'-])"
+    r"((?:\s+(?:only|never|just|still|also|already|always|often|usually|all|both|then|now|"
+    r"really|simply|currently|normally))*)(\s+([a-z]+n't|[a-z]+))?",
+    re.IGNORECASE,
+)
+_TEAM_OWN = {"our": "the team's", "ours": "the team's", "us": "the team", "ourselves": "itself"}
+_TEAM_DOES = {"we're": "the team is", "we've": "the team has", "we'd": "the team would"}
+_AGREES = {
+    "are": "is", "were": "was", "have": "has", "do": "does", "don't": "doesn't",
+    "haven't": "hasn't", "aren't": "isn't", "weren't": "wasn't",
+}  # fmt: skip
+_KEEPS = frozenset(
+    "can can't cannot could couldn't will won't would wouldn't should shouldn't must may might "
+    "did didn't had hadn't was wasn't to a an the and or but so as at in on of for by".split()
+)
+_PRESENT_ED = frozenset("need feed seed speed bleed exceed proceed succeed".split())
+"""Present-tense verbs that end like a past tense."""
+
+
+def third_person(text: str) -> str:
+    """`text` with the responders' "we" made "the team" and its verb agreeing ("we compute" →
+    "the team computes", "we're" → "the team is", "our" → "the team's"): a quoted line stated
+    about the organisation, not in a responder's voice. Singular first person is left alone
+    (such a line is never quoted as a cause)."""
+
+    def swap(match: re.Match[str]) -> str:
+        word, adverbs, gap, verb = match[1], match[2] or "", match[3] or "", match[4]
+        lowered = word.lower()
+        if lowered in _TEAM_OWN:
+            head, verb_part = _TEAM_OWN[lowered], gap
+        elif lowered in _TEAM_DOES:
+            head, verb_part = _TEAM_DOES[lowered], gap
+        elif lowered == "we'll":
+            head, verb_part = "the team will", gap
+        else:
+            head = "the team"
+            verb_part = f"{gap[: len(gap) - len(verb)]}{_agreeing(verb)}" if verb else gap
+        if word[:1].isupper() and match.start() == 0:
+            head = head[:1].upper() + head[1:]
+        return f"{head}{adverbs}{verb_part}"
+
+    return _WE.sub(swap, text)
+
+
+def _agreeing(verb: str) -> str:
+    """The third-person singular of a present-tense `verb` after "the team"."""
+    lowered = verb.lower()
+    if lowered in _AGREES:
+        return _AGREES[lowered]
+    past = lowered.endswith("ed") and lowered not in _PRESENT_ED
+    if lowered in _KEEPS or past or lowered.endswith("n't") or not lowered.isalpha():
+        return verb
+    if lowered.endswith("s"):  # already agrees, or a word such as "always" or "this"
+        return verb
+    if lowered.endswith(("sh", "ch", "x", "z", "o")):
+        return verb + "es"
+    if lowered.endswith("y") and len(lowered) > 2 and lowered[-2] not in "aeiou":
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+_HINDSIGHT = re.compile(
+    r"(?<!\bno )(?<!\bnot )(?<!\bnever )(?<!\bnothing )(?<!\bnobody )(?<!\bno one )"
+    r"(?<!\bnone )\b(should)(n't| not)? have\b",
+    re.IGNORECASE,
+)
+"""Hindsight, unless a negative subject comes right before ("nothing should have ..."): that
+one cannot be turned around by rote."""
+
+
+def as_stated(text: str) -> str:
+    """A quoted line as a statement about the system: in the third person (`third_person`)
+    and without hindsight ("the limit should have caught this" -> "the limit had not caught
+    this"; "should not have" -> "had")."""
+
+    def plain(match: re.Match[str]) -> str:
+        head = "had" if match[2] else "had not"
+        return head.capitalize() if match[1][0].isupper() else head
+
+    return third_person(_HINDSIGHT.sub(plain, text))

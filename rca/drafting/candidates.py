@@ -19,6 +19,7 @@ from datetime import datetime
 from rca.domain import Alert, ChatMessage, Incident, LogLine, TimelineEvent, TimelineKind
 from rca.domain.similar import ERRORISH
 from rca.drafting.blameless import FIRST_PERSON
+from rca.drafting.validation import terms
 
 # --- candidate conditions and chain steps ---------------------------------------------------
 
@@ -51,6 +52,22 @@ _SETTING = re.compile(
 )
 """A setting and its value (`max=4`, `rate=unbounded`): configuration that may be the flaw."""
 _MIN_WORDS = 6
+_RETRACTS = re.compile(
+    r"\b(?:retract\w*|scratch that|i was wrong|we were wrong|ignore (?:what i said|my "
+    r"(?:earlier|last|previous)\b)|not the \w+(?: \w+)? after all|ruled? (?:it |that )?out|"
+    r"red herring|false (?:alarm|lead)|wrong (?:theory|lead|track))\b",
+    re.IGNORECASE,
+)
+"""A line that takes back an earlier theory ("retracting the CDN theory", "a red herring")."""
+_CLEARS = re.compile(
+    r"([\w./-]+(?: [\w./-]+)?) (?:is|was|looks|are|were|seems?) (?:fine|healthy|ok|okay|"
+    r"innocent|unrelated|not (?:it|the cause|involved|related))\b",
+    re.IGNORECASE,
+)
+"""A line that clears what it names ("no, the CDN is fine"): it disputes an earlier line about
+those words only."""
+_GENERIC = frozenset({"theori", "caus", "issu", "problem", "thing", "root", "fine", "wrong"})
+"""Stemmed words a retraction shares with any theory: not what it is about."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,33 @@ class Condition:
     score: float
 
 
+def disputed(incident: Incident) -> dict[str, str]:
+    """Chat lines and timeline observations taken back or disputed later: their id, and the
+    id of the last line that disputes them. A disputing line is matched to the latest earlier
+    line of the same author that shares a content word with it, else the latest of anyone's."""
+    said: list[ChatMessage | TimelineEvent] = [*incident.chat]
+    said += [e for e in incident.timeline if e.kind is TimelineKind.OBSERVATION]
+    told = sorted(said, key=lambda i: (i.at, i.id))
+    found: dict[str, str] = {}
+    for index, line in enumerate(told):
+        if _RETRACTS.search(line.text):
+            about = terms(line.text) - _GENERIC
+        elif cleared := _CLEARS.findall(line.text):
+            about = terms(" ".join(cleared)) - _GENERIC
+        else:
+            continue
+        earlier = [e for e in told[:index] if about & terms(e.text)]
+        author = _author(line)
+        own = [e for e in earlier if author is not None and _author(e) == author]
+        if own or earlier:
+            found[(own or earlier)[-1].id] = line.id
+    return found
+
+
+def _author(item: ChatMessage | TimelineEvent) -> str | None:
+    return item.author if isinstance(item, ChatMessage) else item.actor
+
+
 def candidate_conditions(
     incident: Incident, limit: int = 8, exclude: Iterable[str] = ()
 ) -> list[Condition]:
@@ -71,6 +115,7 @@ def candidate_conditions(
     ranked by how much they say about mechanisms and missing safeguards (questions and guesses
     rank last, alerts and status updates are left out), then returned in time order."""
     skip = set(exclude)
+    taken_back = disputed(incident)
     scored: list[Condition] = []
     for item in incident.evidence():
         if item.id in skip or isinstance(item, Alert):
@@ -94,6 +139,8 @@ def candidate_conditions(
             score -= 3.0
         if _PLAN.search(text):
             score -= 3.0
+        if item.id in taken_back or _RETRACTS.match(text):
+            score -= 3.0  # a theory taken back later, or the taking back itself
         if FIRST_PERSON.search(text):
             score -= 2.0  # one responder's account: a reworded cause at best, never a quote
         score += min(words, 40) / 40

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from rca.drafting.assembly import Claim, people_of, persons_of
-from rca.drafting.blameless import FIRST_PERSON
+from rca.drafting.blameless import FIRST_PERSON, as_stated, check_blameless
 from rca.drafting.context import QUOTE_CHARS, DraftContext, clip
 from rca.drafting.proposals import names_person
 from rca.drafting.questions import Question, QuestionName
@@ -204,19 +204,24 @@ def quote_chosen(ctx: DraftContext, name: QuestionName, claim: Claim) -> Claim |
     if source is None:
         return None
     quote = clip(clean(ctx.sources.texts[source]).text, QUOTE_CHARS)
-    if is_insufficient(quote) or (name == "root_causes" and FIRST_PERSON.search(quote)):
-        return None  # a responder's first-person account is never pasted as a cause
+    stated = as_stated(quote)  # "we compute ..." -> "the team computes ..."
+    if is_insufficient(quote) or (
+        name == "root_causes"
+        and (FIRST_PERSON.search(quote) or check_blameless(stated, people_of(ctx.incident)))
+    ):
+        return None  # a responder's first-person account or a blaming line is never a cause
+    voice = "" if stated == quote else ", stated in the third person without hindsight"
     why = (
         "its own wording was not supported by the evidence it cited (see the draft's notes)"
         if claim.text
         else "it was asked to choose, not to word"
     )
     return Claim(
-        quote,
+        stated,
         claim.evidence_ids,
         claim.fields,
         claim.retried,
-        note=f"quoted from [{source}], the evidence the model chose; {why}",
+        note=f"quoted from [{source}]{voice}, the evidence the model chose; {why}",
     )
 
 

@@ -180,8 +180,10 @@ def _steps(
 
 
 def _ranked_causes(ctx: DraftContext, out: SuggestionList) -> list[Claim]:
-    """Without a root cause from the model, the two candidate conditions that say most
-    about mechanisms and missing safeguards, as low-confidence hypotheses."""
+    """Without a root cause from the model, up to two candidate conditions that say most
+    about mechanisms and missing safeguards, as low-confidence hypotheses; none when no
+    condition reads as a cause (`context.reads_as_cause`: not a status line, a fix or a
+    plan)."""
     best = fallback_roots(ctx)
     return _offer(
         ctx,

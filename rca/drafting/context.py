@@ -5,6 +5,7 @@ earlier answers show later questions.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,27 @@ from rca.redaction import PlaceholderTable
 
 QUOTE_CHARS = 240
 """Longest evidence quote used as a root cause or chain step."""
+LISTED_ERRORS = 12
+"""Distinct errors listed among the findings at most (the earliest); the others are counted,
+so that thousands of different errors do not overflow the model's context."""
+CAUSE_FLOOR = 1.0
+"""A candidate condition stands as a root cause without a model's choice only if it ranks
+above this (`rca.drafting.candidates`): a log line or timeline entry that names no mechanism,
+limit or missing safeguard ranks at most 1 (its length); a responder's chat line ranks above it
+(as a finding) unless it is a plan, a guess, not knowing or a first-person account, which are
+marked down below it. Chat about the response itself is left out by `_RESPONSE`."""
+_RESPONSE = re.compile(
+    r"\b(?:looking (?:now|into (?:it|this))|investigating|will (?:dig|look|investigate)|"
+    r"(?:works?|working|succeed\w*|green|healthy) again|back to normal|"
+    r"(?:customers?|users?) (?:(?:are|were|keep) )?(?:report\w*|complain\w*|say|said|see\w*|saw))\b"
+    r"|^(?:we )?(?:restarted|rebooted|bounced|redeployed|rolled back|reverted|cleared|flushed|"
+    r"failed over|scaled|drained|purged)\b.*\b(?:no (?:improvement|change|effect|difference)|"
+    r"no lasting change|did(?:n't| not) help|did nothing)\b",
+    re.IGNORECASE,
+)
+"""A report on the response or the impact, not on the system: that someone is looking
+("looking now"), what users report, that a fix worked ("restarted the pods and uploads work
+again") or that one did nothing."""
 
 
 @dataclass(frozen=True)
@@ -100,13 +122,15 @@ def build_context(
         findings.append(f"Candidate trigger [{c.id}], {minutes} min before the impact: {c.text}")
     texts = {item.id: item.text for item in incident.evidence()}
     flagged = found.flagged
-    for e in found.errors:
+    for e in found.errors[:LISTED_ERRORS]:
         place = f" on {e.source}" if e.source else ""
         first = " ".join(texts.get(e.first_id, e.signature).split())[:240]
         findings.append(
             f"First error [{e.first_id}] at {e.first_at.astimezone(UTC):%H:%M:%S}Z{place}, "
             f"seen {e.count}x: {first}"
         )
+    if len(found.errors) > LISTED_ERRORS:
+        findings.append(f"{len(found.errors) - LISTED_ERRORS} more distinct errors, not listed")
     facts = [
         f"Title: {incident.title}",
         f"Severity: {incident.severity.value}",
@@ -208,19 +232,31 @@ def dependencies(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> di
 
 
 def drafted_roots(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> list[Claim]:
-    """The root causes the draft will hold: the model's (at most three), else the two
-    best-ranked candidate conditions as hypotheses (quoted)."""
+    """The root causes the draft will hold: the model's (at most three), else up to two
+    best-ranked candidate conditions that read as causes, as hypotheses (quoted)."""
     return claims_of(answers, "root_causes")[:3] or fallback_roots(ctx)
 
 
 def fallback_roots(ctx: DraftContext) -> list[Claim]:
-    """Without a root cause from the model: the two best-ranked candidate conditions, quoted
-    (never a responder's first-person account)."""
+    """Without a root cause from the model: the two best-ranked candidate conditions that read
+    as causes (`reads_as_cause`), quoted; none if no condition does."""
     return [
         Claim(clip(clean(c.text).text, QUOTE_CHARS), [c.id], origin=SuggestionOrigin.RULES)
         for c in ranked(ctx.found.conditions)
-        if not FIRST_PERSON.search(c.text)
+        if reads_as_cause(c)
     ][:2]
+
+
+def reads_as_cause(condition: Condition) -> bool:
+    """Whether code may offer `condition` as a root cause on its own: it ranks above
+    `CAUSE_FLOOR` and is neither a responder's first-person account nor a report on the
+    response or the impact (a status line, what users see, a fix and whether it worked)."""
+    text = condition.text
+    return (
+        condition.score > CAUSE_FLOOR
+        and not FIRST_PERSON.search(text)
+        and not _RESPONSE.search(text)
+    )
 
 
 def drafted_trigger(ctx: DraftContext, answers: dict[QuestionName, Answered]) -> Claim | None:

@@ -4,15 +4,16 @@ Evidence competes for a fixed budget. It is chosen by what tends to explain an i
 alerts, then deploy and config changes, then the first occurrence of each error signature
 (earliest first), then other timeline events, chat, and remaining log lines — and then shown in
 time order, each line tagged with its evidence id. A line longer than its cap is cut with a
-visible marker; whatever does not fit is listed by id in a closing marker, so the model (and a
-reviewer) knows it exists. Everything is deterministic: the same incident and budget give the
-same text, byte for byte.
+visible marker; whatever does not fit is counted in a closing marker that names it by id
+(a bounded number of stretches of consecutive lines), so the model (and a reviewer) knows it
+exists. Everything is deterministic: the same incident and budget give the same text, byte for
+byte.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +30,8 @@ from rca.domain.similar import ERRORISH
 from rca.llm.tokens import TokenCount
 
 _VOLATILE = re.compile(r"\b[0-9a-f]{6,}\b|\d+", re.IGNORECASE)
+MARKER_RUNS = 8
+"""Stretches of left-out lines the closing marker names at most (it counts the others)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class AssembledEvidence:
     included: tuple[str, ...]
     truncated: tuple[str, ...]
     omitted: tuple[str, ...]
+    """The ids left out, in time order."""
 
 
 def signature(text: str) -> str:
@@ -110,41 +114,59 @@ def render(line: EvidenceLine) -> str:
 def assemble_evidence(
     incident: Incident, budget: int, count: TokenCount, max_line_tokens: int = 160
 ) -> AssembledEvidence:
-    """The evidence block for `incident` within `budget` tokens (see the module docstring)."""
+    """The evidence block for `incident` within `budget` tokens (see the module docstring).
+
+    Lines go in strictly by priority: once one does not fit, nothing less telling goes in
+    ahead of it. The closing marker names at most `MARKER_RUNS` stretches of left-out lines,
+    so it stays small however long the incident; the least telling lines make room for it."""
     lines = evidence_lines(incident)
-    chosen: list[tuple[EvidenceLine, str]] = []
-    truncated: list[str] = []
-    omitted: list[str] = []
+    chosen: dict[str, tuple[str, bool]] = {}
     used = 0
-    reserve = count(_omitted_marker([line.id for line in lines]))
     for line in sorted(lines, key=lambda e: (e.priority, e.at, e.id)):
         rendered, cut = truncate(render(line), max_line_tokens, count)
-        cost = count(rendered) + 1  # the line break
-        if omitted or used + cost + reserve > budget:
-            # Strictly by priority: once something does not fit, nothing less telling goes in
-            # ahead of it.
-            omitted.append(line.id)
-            continue
-        used += cost
-        chosen.append((line, rendered))
-        if cut:
-            truncated.append(line.id)
-    chosen.sort(key=lambda pair: (pair[0].at, pair[0].id))
-    parts = [rendered for _, rendered in chosen]
-    if omitted:
-        parts.append(_omitted_marker(sorted(omitted)))
-    text = "\n".join(parts)
+        used += count(rendered) + 1  # the line break
+        if used > budget:
+            break
+        chosen[line.id] = (rendered, cut)
+    text = _block(lines, chosen)
+    while chosen and count(text) > budget:  # room for the marker: drop the least telling
+        chosen.popitem()
+        text = _block(lines, chosen)
     return AssembledEvidence(
         text=text,
         tokens=count(text),
-        included=tuple(line.id for line, _ in chosen),
-        truncated=tuple(truncated),
-        omitted=tuple(sorted(omitted)),
+        included=tuple(line.id for line in lines if line.id in chosen),
+        truncated=tuple(i for i, (_, cut) in chosen.items() if cut),
+        omitted=tuple(line.id for line in lines if line.id not in chosen),
     )
 
 
-def _omitted_marker(ids: Sequence[str]) -> str:
-    return f"[… {len(ids)} more evidence items left out for space: {', '.join(ids)}]"
+def _block(lines: Sequence[EvidenceLine], chosen: dict[str, tuple[str, bool]]) -> str:
+    """The `chosen` lines in time order (the order of `lines`), then a marker for the rest."""
+    parts = [chosen[line.id][0] for line in lines if line.id in chosen]
+    if len(chosen) < len(lines):
+        parts.append(_omitted_marker(lines, chosen.keys()))
+    return "\n".join(parts)
+
+
+def _omitted_marker(lines: Sequence[EvidenceLine], shown: Collection[str]) -> str:
+    """`[… N more evidence items left out for space: l1 to l40, l42, …, and M more]`: the
+    stretches of consecutive lines (in time order) not `shown`, the first `MARKER_RUNS` named."""
+    runs: list[list[str]] = []
+    previous_shown = True
+    for line in lines:
+        if line.id in shown:
+            previous_shown = True
+            continue
+        if previous_shown:
+            runs.append([])
+        runs[-1].append(line.id)
+        previous_shown = False
+    named = [run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}" for run in runs[:MARKER_RUNS]]
+    unnamed = sum(len(run) for run in runs[MARKER_RUNS:])
+    tail = f", and {unnamed} more" if unnamed else ""
+    total = sum(len(run) for run in runs)
+    return f"[… {total} more evidence items left out for space: {', '.join(named)}{tail}]"
 
 
 def postmortem_digest(pm: Postmortem, budget: int, count: TokenCount) -> str:

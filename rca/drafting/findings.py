@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from rca.domain import DraftNote, Incident, LogLine, NoteKind, TimelineEvent, TimelineKind
 from rca.domain.similar import ERRORISH
-from rca.drafting.candidates import Condition, candidate_conditions, candidate_steps
+from rca.drafting.candidates import Condition, candidate_conditions, candidate_steps, disputed
 from rca.drafting.evidence import evidence_lines, signature
 from rca.drafting.validation import suspicious_ids
 
@@ -210,6 +210,9 @@ class Findings:
     """A summary of the incident's own fields, and the evidence it cites."""
     impact: tuple[str, list[str]] | None
     """The impact as the alerts state it, and their ids; None without alerts."""
+    disputed: dict[str, str] = field(default_factory=dict)
+    """Theories taken back or disputed later in the chat: their id, and the disputing line's
+    (`candidates.disputed`); they rank low as candidate conditions."""
 
 
 def find(incident: Incident) -> Findings:
@@ -227,20 +230,32 @@ def find(incident: Incident) -> Findings:
         steps=candidate_steps(incident, [e.first_id for e in errors], exclude=exclude),
         summary=facts_summary(incident),
         impact=impact_from_alerts(incident),
+        disputed=disputed(incident),
     )
 
 
-def input_notes(incident: Incident, flagged: Sequence[str]) -> list[DraftNote]:
+def input_notes(incident: Incident, found: Findings, *, flagged: bool = True) -> list[DraftNote]:
     """What a reviewer should know about the incident as given: evidence that addresses the
-    model (`flagged`), and the kinds of evidence it does not have at all."""
+    model (unless `flagged` is False: the prompt's context notes it), theories disputed
+    later, and the kinds of evidence it does not have at all."""
     notes: list[DraftNote] = []
-    if flagged:
+    for theory, by in found.disputed.items():
+        notes.append(
+            DraftNote(
+                kind=NoteKind.CONTESTED,
+                message=f"[{theory}] was retracted or disputed later ([{by}]): any claim "
+                "resting on it is a contested hypothesis",
+                evidence_ids=[theory, by],
+            )
+        )
+    if flagged and found.flagged:
+        flagged_ids = found.flagged
         notes.append(
             DraftNote(
                 kind=NoteKind.SUSPICIOUS_INPUT,
                 message="evidence that addresses the model (possible prompt injection) "
                 "was shown as data only and cannot be a claim's only support",
-                evidence_ids=list(flagged),
+                evidence_ids=list(flagged_ids),
             )
         )
     kinds = {

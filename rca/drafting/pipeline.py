@@ -124,7 +124,7 @@ class Drafter:
                     "degraded": consulted.degraded,
                     "notes": [
                         *consulted.notes,
-                        *input_notes(redacted, found.flagged),
+                        *input_notes(redacted, found),
                         *draft.notes,
                     ],
                     "usage": DraftUsage(stages_s=stages),
@@ -136,8 +136,7 @@ class Drafter:
             ctx = build_context(
                 redacted, table, found, consulted.postmortems, self.options, self.count
             )
-        missing = [n for n in input_notes(redacted, ()) if n.kind is NoteKind.MISSING_EVIDENCE]
-        ctx.notes[:0] = [*consulted.notes, *missing]
+        ctx.notes[:0] = [*consulted.notes, *input_notes(redacted, found, flagged=False)]
         stamp = Stamp(draft_id, self.clock(), self.model_name, f"{PROMPT}@{version_of(PROMPT)}")
         on_answers = None
         if partial is not None:

@@ -18,6 +18,8 @@ encodings litellm ships before any of this is imported.
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,12 @@ from rca.redaction import PlaceholderTable, RedactionFailed, Redactor
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
+log = logging.getLogger("rca.llm")
+
+_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}")
+"""A file path (`/srv/rca/models/x.gguf`): the server's layout, not for a reviewer."""
+ERROR_CHARS = 200
+"""Longest error line kept on a call record."""
 
 
 class ModelCallFailed(RcaError):
@@ -212,13 +220,31 @@ def _response_format(json_schema: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _failed(model: str, attempt: int, started: float, err: Exception) -> CallRecord:
+    """The record of a failed attempt, its error in one line; the whole error is logged."""
+    error = _error_line(err)
+    log.warning("%s, attempt %d, failed: %s", model, attempt, error, exc_info=err)
     return CallRecord(
         model=model,
         attempt=attempt,
         ok=False,
         latency_s=time.perf_counter() - started,
-        error=f"{type(err).__name__}: {str(err)[:300]}",
+        error=error,
     )
+
+
+def _error_line(err: BaseException) -> str:
+    """`err` as one line a reviewer reads: its type and the first line of its message, without
+    the traceback or file paths a provider may have folded into the message."""
+    name = type(err).__name__
+    first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    if first.startswith("Traceback (most recent call last)"):
+        first = ""
+    repeated = re.compile(rf"(?:litellm\.)?{re.escape(name)}\s*:\s*")
+    while (prefix := repeated.match(first)) is not None:  # litellm repeats the type
+        first = first[prefix.end() :]
+    first = _PATH.sub(lambda path: "…/" + re.split(r"[\\/]", path[0])[-1], first)
+    line = f"{name}: {first}" if first else name
+    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1].rstrip() + "…"
 
 
 def _succeeded(model: str, attempt: int, started: float, response: Any) -> tuple[CallRecord, str]:

@@ -177,7 +177,14 @@ CASES = {
                               "upload button spins forever.", "c1", "c2"),
         },
     ),
-    "5000-log-lines": Bad(many_log_lines),
+    "5000-log-lines": Bad(
+        many_log_lines,
+        {  # the buried cache warning, chosen and worded; the checks keep what l3201 bears out
+            "root_causes": {"root_causes": [
+                {"condition": "l3201", "evidence_ids": ["l3201"], "text": ""},
+            ]},
+        },
+    ),
     "contradictory-chat": Bad(
         contradictory_chat,
         {  # both theories, as causes: the retracted one first
@@ -282,16 +289,9 @@ def test_bad_input_gives_a_grounded_draft_and_never_an_invented_action(
     assert_grounded(draft(fake, name, mode, subject), subject)
 
 
-FALLBACK_CAUSE = (
-    "with no cause in the evidence, the rules still offer the two best-ranked chat lines (the "
-    "restart that mitigated it, a status update) as root causes: fallback_roots has no floor"
-)
-
-
 @pytest.mark.parametrize(
     ("name", "mode"),
-    each_mode("title-only")
-    + each_mode("only-chat", FALLBACK_CAUSE, "scripted-model", "failing-model"),
+    each_mode("title-only") + each_mode("only-chat"),
 )
 def test_with_nothing_that_names_a_cause_there_is_no_root_cause_and_no_action_for_one(
     fake: ScriptedModel, name: str, mode: Mode
@@ -365,12 +365,6 @@ def test_five_thousand_log_lines_are_drafted_in_time_and_the_cause_is_a_real_lin
 EVIDENCE = re.compile(r"<<<BEGIN UNTRUSTED EVIDENCE \w+>>>\n(.*?)\n<<<END UNTRUSTED", re.S)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assemble_evidence reserves room for a closing marker listing every omitted id: "
-    "with 5,000 lines that reserve alone is over the budget, so nothing is shown (not even the "
-    "alert) and the marker of 5,001 ids (~19,000 tokens) overflows the budget and the context",
-)
 @pytest.mark.parametrize("mode", ["scripted-model", "failing-model"])
 def test_five_thousand_log_lines_fit_the_models_context(fake: ScriptedModel, mode: Mode) -> None:
     draft(fake, "5000-log-lines", mode)
@@ -396,22 +390,21 @@ def test_contradictory_chat_is_offered_as_hypotheses_not_as_certain_causes(
     result = draft(fake, "contradictory-chat", mode)
     causes = of(result, SuggestionSection.ROOT_CAUSE)
     assert all(c.basis is Basis.HYPOTHESIS and c.confidence <= 0.45 for c in causes), causes
-    if mode == "failing-model":  # both theories offered by the rules, and the draft says so
-        assert {i for c in causes for i in c.evidence_ids} == {"c1", "c2"}
+    if mode == "failing-model":  # the theory still standing, offered as a hypothesis
+        cited = {i for c in causes for i in c.evidence_ids}
+        assert "c2" in cited and "c4" not in cited, causes  # c4 is the fix, not a cause
+        contested = [n for n in result.notes if n.kind is NoteKind.CONTESTED]
+        assert [n.evidence_ids for n in contested] == [["c1", "c3"]], result.notes
         notes = [n.message for n in result.notes if n.section is SuggestionSection.ROOT_CAUSE]
         assert any("as hypotheses" in m for m in notes), notes
 
 
 RETRACTED = re.compile(r"retract|withdr[ae]wn?|contradict|disputed|conflict", re.IGNORECASE)
-NOT_RETRACTED = (
-    "a theory its author retracted (c3 retracts c1) stays a root cause and nothing in the "
-    "draft says so: no check looks for retractions or contradictions in the chat"
-)
 
 
 @pytest.mark.parametrize(
     ("name", "mode"),
-    each_mode("contradictory-chat", NOT_RETRACTED, "scripted-model", "failing-model"),
+    each_mode("contradictory-chat"),
 )
 def test_a_retracted_theory_is_no_root_cause_unless_the_draft_says_it_was_retracted(
     fake: ScriptedModel, name: str, mode: Mode
@@ -458,11 +451,6 @@ def test_once_the_obeyed_wording_is_dropped_no_suggestion_cites_the_planted_line
     assert citing == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ask() puts the provider's error text in the note as is: through litellm's custom "
-    "provider path (the embedded model's too) it carries a Python traceback and file paths",
-)
 def test_a_failed_model_is_noted_in_words_a_reviewer_reads_not_a_stack_trace(
     fake: ScriptedModel,
 ) -> None:

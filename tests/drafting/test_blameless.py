@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from rca.drafting.blameless import check_blameless
+from rca.drafting.blameless import as_stated, check_blameless
 
 
 @pytest.mark.parametrize(
@@ -76,3 +76,33 @@ def test_overlapping_matches_are_reported_once() -> None:
 )
 def test_first_person_is_only_a_responder_speaking(text: str) -> None:
     assert check_blameless(text) == []
+
+
+@pytest.mark.parametrize(
+    ("said", "stated"),
+    [
+        ("we compute rtt as now minus start", "the team computes rtt as now minus start"),
+        ("the list we were given holds site IDs", "the list the team was given holds site IDs"),
+        ("We're not sure the snapshot is ours", "The team is not sure the snapshot is the team's"),
+        ("we haven't restarted index in years", "the team hasn't restarted index in years"),
+        ("we only pushed new tags to quay", "the team only pushed new tags to quay"),
+        (
+            "we need to page on it; we try again",
+            "the team needs to page on it; the team tries again",
+        ),
+        ("we ack only after the job is done", "the team acks only after the job is done"),
+        ("they see us presenting a certificate", "they see the team presenting a certificate"),
+        ("the per-rule limit should have caught this", "the per-rule limit had not caught this"),
+        ("the job shouldn't have run on db1", "the job had run on db1"),
+        ("nothing should have let it grow", "nothing should have let it grow"),
+        (
+            "Region me-central-1 and my-service are names",
+            "Region me-central-1 and my-service are names",
+        ),
+    ],
+)
+def test_a_quoted_line_is_stated_in_the_third_person_without_hindsight(
+    said: str, stated: str
+) -> None:
+    assert as_stated(said) == stated
+    assert check_blameless(as_stated(said)) == [] or "nothing" in said  # left to the flag

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from rca.domain import Incident, Postmortem
 from rca.drafting.evidence import (
+    MARKER_RUNS,
     assemble_evidence,
     evidence_lines,
     postmortem_digest,
@@ -42,15 +44,65 @@ def test_a_tight_budget_keeps_alerts_and_changes_and_says_what_it_left_out() -> 
     budget = full.tokens // 3
     block = assemble_evidence(incident, budget=budget, count=count)
     assert block.tokens <= budget
-    assert block.omitted and "more evidence items left out" in block.text
-    for oid in block.omitted:
-        assert oid in block.text.splitlines()[-1]
+    marker = block.text.splitlines()[-1]
+    assert marker.startswith(f"[… {len(block.omitted)} more evidence items left out for space: ")
+    assert block.omitted[0] in marker and block.omitted[-1] in marker  # named, as stretches
     priorities = {line.id: line.priority for line in evidence_lines(incident)}
     kept = max(priorities[i] for i in block.included)
     dropped = min(priorities[i] for i in block.omitted)
     assert kept <= dropped  # nothing was dropped while something less telling was kept
     assert {a.id for a in incident.alerts} <= set(block.included)
     assert assemble_evidence(incident, budget=budget, count=count) == block  # deterministic
+
+
+def _flooded(lines: int) -> Incident:
+    """An alert amid `lines` routine log lines, a line a second, and one error."""
+    start = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+    logs = [
+        {
+            "id": f"l{n}",
+            "at": (start + timedelta(seconds=n)).isoformat(),
+            "text": f"INFO GET /v1/photos 200 in {40 + n % 17}ms req={n:05x}",
+        }
+        for n in range(1, lines + 1)
+    ]
+    logs[-10]["text"] = "ERROR thumbnail write failed: no space left on device"
+    at = (start + timedelta(seconds=lines // 2)).isoformat()
+    alert = {"id": "a1", "at": at, "name": "PhotoApi5xxHigh", "text": "photo-api 5xx 31% > 5%"}
+    return Incident.model_validate(
+        {"id": "inc-flood", "title": "Uploads failing", "severity": "SEV2", "started_at": at}
+        | {"alerts": [alert], "logs": logs}
+    )
+
+
+def test_thousands_of_lines_fill_the_budget_alert_and_error_first_with_a_bounded_marker() -> None:
+    block = assemble_evidence(_flooded(5_000), budget=2_500, count=count)
+
+    assert count(block.text) == block.tokens <= 2_500
+    assert block.included[:1] == ("l1",) and len(block.included) > 40  # the budget is used
+    assert {"a1", "l4991"} <= set(block.included)  # the alert and the first error
+    assert len(block.included) + len(block.omitted) == 5_001
+    *shown, marker = block.text.splitlines()
+    assert len(shown) == len(block.included)
+    assert marker.startswith("[… 4")  # 4,9xx left out, counted ...
+    assert marker.count(",") <= MARKER_RUNS and count(marker) < 100  # ... not listed one by one
+    assert f"{block.omitted[0]} to " in marker
+
+
+def test_the_marker_names_stretches_of_left_out_lines_then_counts_the_rest() -> None:
+    data = _flooded(30).model_dump(mode="json")
+    for n, log in enumerate(data["logs"], start=1):
+        if n % 3 == 0:  # ten different errors, each outranking the routine lines around it
+            log["text"] = f"ERROR shard {chr(96 + n)} unreachable"
+    block = assemble_evidence(Incident.model_validate(data), budget=360, count=count)
+
+    errors = tuple(f"l{n}" for n in range(3, 31, 3))
+    assert block.included == (*errors[:4], "a1", *errors[4:])  # all that fits with the marker
+    assert block.text.splitlines()[-1] == (
+        "[… 20 more evidence items left out for space: l1 to l2, l4 to l5, l7 to l8, "
+        "l10 to l11, l13 to l14, l16 to l17, l19 to l20, l22 to l23, and 4 more]"
+    )
+    assert block.omitted[-4:] == ("l25", "l26", "l28", "l29")  # the 4, in time order
 
 
 def test_repeats_of_one_error_rank_below_its_first_occurrence() -> None:

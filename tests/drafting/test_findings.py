@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from rca.domain import Incident
-from rca.drafting.candidates import candidate_conditions, candidate_steps
+from rca.drafting.candidates import candidate_conditions, candidate_steps, disputed, ranked
 from rca.drafting.findings import candidate_triggers, find, first_errors, merged_timeline
 from rca.formats.importer import load_file
 
@@ -199,3 +199,35 @@ def test_mitigation_steps_plans_and_decisions_rank_below_findings() -> None:
     incident = Incident.model_validate({**base, "chat": chat})
     scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
     assert all(scores[f"p{n}"] < scores["f1"] - 2 for n in range(len(plans))), scores
+
+
+def _said(*lines: tuple[str, str]) -> Incident:
+    base = _incident().model_dump(mode="json")
+    start = _incident().started_at
+    chat = [
+        {"id": f"q{n}", "at": (start + timedelta(minutes=n)).isoformat(), "author": who, "text": t}
+        for n, (who, t) in enumerate(lines, start=1)
+    ]
+    return Incident.model_validate({**base, "chat": chat, "timeline": []})
+
+
+def test_a_theory_taken_back_or_cleared_later_is_disputed_and_ranks_low() -> None:
+    incident = _said(
+        ("kofi", "It's the CDN: the edge purge means every preview misses the cache"),
+        ("mei", "is the database ok? replica lag alert fired at the same time"),
+        ("mei", "database is fine. the thumbnail disk is full because nothing evicts old files"),
+        ("kofi", "Retracting the CDN theory: the edge hit ratio never dropped"),
+    )
+    assert disputed(incident) == {"q1": "q4", "q2": "q3"}
+    ranked_ids = [c.id for c in ranked(candidate_conditions(incident))]
+    assert ranked_ids.index("q3") < ranked_ids.index("q1")
+    assert "q4" not in ranked_ids[:1]  # the taking back is no cause either
+
+
+def test_agreement_and_unrelated_all_clears_are_not_disputes() -> None:
+    incident = _said(
+        ("kofi", "the thumbnail disk is full because nothing evicts old files"),
+        ("mei", "agreed, and the disk alert threshold is 95% so it paged late"),
+        ("mei", "uploads look fine again after clearing the cache directory"),
+    )
+    assert disputed(incident) == {}

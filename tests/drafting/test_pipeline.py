@@ -648,6 +648,22 @@ def test_a_first_person_line_chosen_as_a_root_cause_is_never_pasted(fake: Script
     assert all("c9" not in c.evidence_ids for c in causes)
 
 
+def test_a_chosen_line_in_the_teams_voice_is_quoted_in_the_third_person(
+    fake: ScriptedModel,
+) -> None:
+    base = example().model_dump(mode="json")
+    said = "we size the pool at max=4 by default and the autoscaler should have raised it"
+    chat = [*base["chat"], {"id": "c9", "at": base["chat"][2]["at"], "text": said}]
+    incident = Incident.model_validate({**base, "chat": chat})
+    fake.reply = replying({"root_causes": root_causes({"condition": "c9", "text": ""})})
+    causes = sections(drafter().draft(incident), SuggestionSection.ROOT_CAUSE)
+    [cause] = [c for c in causes if "c9" in c.evidence_ids]
+    assert cause.content == (
+        "the team sizes the pool at max=4 by default and the autoscaler had not raised it"
+    )
+    assert cause.flags == [] and "third person" in (cause.rationale or "")
+
+
 def test_partial_drafts_come_before_the_model_and_grow_after_each_answer(
     fake: ScriptedModel,
 ) -> None:

@@ -18,7 +18,7 @@ from rca.domain import (
 )
 from rca.drafting import Drafter
 from rca.drafting.asking import ask
-from rca.drafting.assembly import Claim
+from rca.drafting.assembly import Claim, text_of
 from rca.drafting.compose import Stamp, compose
 from rca.drafting.context import Answered, DraftingOptions, build_context
 from rca.drafting.findings import find
@@ -117,6 +117,71 @@ def test_compose_without_answers_falls_back_to_what_code_found() -> None:
     nodes = [s.content for s in draft.suggestions if s.section is SuggestionSection.CAUSAL_NODE]
     assert nodes[0].kind is NodeKind.ROOT_CAUSE and nodes[-1].kind is NodeKind.IMPACT
     assert any(n.kind is NoteKind.DEGRADED for n in draft.notes)  # the fallback is said
+
+
+RESPONSE_ONLY = (
+    "uploads are failing for a lot of users, looking now",  # status
+    "customers report the upload button just spins forever",  # a symptom
+    "restarted the photo-api pods and uploads work again",  # the fix, and that it worked
+    "rolled back the thumbnail config from this morning; no improvement",  # a fix that did not
+    "we should add an alert on upload errors before anything else",  # a plan
+)
+
+
+def _chat_only(*said: str) -> Incident:
+    started = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
+    chat = [
+        {"id": f"c{n}", "at": f"2026-03-04T10:{n:02d}:00Z", "author": "oncall", "text": text}
+        for n, text in enumerate(said, start=1)
+    ]
+    return Incident.model_validate(
+        {"id": "inc-chat", "title": "Photo uploads failing", "severity": "SEV2"}
+        | {"services": ["photo-api"], "started_at": started, "chat": chat}
+    )
+
+
+def _composed_without_answers(incident: Incident) -> list[tuple[SuggestionSection, str]]:
+    ctx = build_context(incident, PlaceholderTable(), find(incident), [], DraftingOptions(), words)
+    draft = compose(ctx, {}, [], Stamp("draft-3", NOW, "m", "p"), degraded=True)
+    return [(s.section, text_of(s.content)) for s in draft.suggestions]
+
+
+def test_without_a_model_a_status_line_a_symptom_a_fix_or_a_plan_is_never_a_root_cause() -> None:
+    drafted = _composed_without_answers(_chat_only(*RESPONSE_ONLY))
+
+    sections = {section for section, _ in drafted}
+    assert SuggestionSection.ROOT_CAUSE not in sections
+    assert SuggestionSection.CAUSAL_NODE not in sections
+    [summary] = [text for section, text in drafted if section is SuggestionSection.SUMMARY]
+    assert "root cause" not in summary.lower()
+
+
+def test_without_a_model_a_line_naming_a_missing_safeguard_is_still_offered_as_a_cause() -> None:
+    cause = "the thumbnail cache has no eviction and nothing limits how much disk it uses"
+    drafted = _composed_without_answers(_chat_only(*RESPONSE_ONLY, cause))
+
+    roots = [text for section, text in drafted if section is SuggestionSection.ROOT_CAUSE]
+    assert roots == [cause]
+
+
+def test_thousands_of_distinct_errors_are_counted_not_all_listed_among_the_findings() -> None:
+    data = example().model_dump(mode="json")
+    names = ["".join(chr(97 + n // 26**k % 26) for k in range(3)) for n in range(2_000)]
+    at = [f"2026-01-15T14:{n // 60:02d}:{n % 60:02d}Z" for n in range(2_000)]
+    data["logs"] = [
+        {"id": f"e{n}", "at": at[n], "text": f"ERROR handler {name} failed"}
+        for n, name in enumerate(names)
+    ]
+    incident = Incident.model_validate(data)
+    found = find(incident)
+    ctx = build_context(incident, PlaceholderTable(), found, [], DraftingOptions(), words)
+
+    listed = ctx.variables["findings"].splitlines()
+    assert len(found.errors) == 2_000
+    assert [line.split("]")[0] for line in listed if line.startswith("First error")] == [
+        f"First error [e{n}" for n in range(12)
+    ]
+    assert listed[-1] == "1988 more distinct errors, not listed"
 
 
 def test_compose_takes_the_models_chosen_trigger_with_its_reason() -> None:

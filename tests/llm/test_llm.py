@@ -118,3 +118,39 @@ def test_settings_build_the_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     register_provider("fake", fake)
     done = client.complete([{"role": "user", "content": "upstream 10.1.2.3 refused"}])
     assert done.text == "upstream IP_1 refused"  # IPs redacted, as configured
+
+
+@pytest.mark.parametrize(
+    ("raised", "noted"),
+    [
+        (  # what litellm makes of a provider that raises: its own traceback in the message
+            RuntimeError("connection refused"),
+            "APIConnectionError: connection refused",
+        ),
+        (
+            RuntimeError('model file /srv/rca/models/qwen.gguf missing\n  File "/srv/x.py"'),
+            "APIConnectionError: model file …/qwen.gguf missing",
+        ),
+        (
+            litellm.exceptions.AuthenticationError(
+                message='bad key\nTraceback (most recent call last):\n  File "/a/b.py", line 1',
+                llm_provider="fake",
+                model="a",
+            ),
+            "AuthenticationError: bad key",
+        ),
+    ],
+)
+def test_a_failed_call_is_recorded_in_one_readable_line_and_logged_in_full(
+    raised: Exception, noted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    register_provider("fake", ScriptedModel(failures=[raised]))
+    with caplog.at_level("WARNING", logger="rca.llm"), pytest.raises(ModelCallFailed) as caught:
+        _client(max_retries=0).complete([{"role": "user", "content": "x"}])
+
+    assert [r.error for r in caught.value.records] == [noted]
+    assert str(caught.value) == f"every model failed (fake/a); last error: {noted}"
+    [logged] = caplog.records
+    assert logged.getMessage() == f"fake/a, attempt 1, failed: {noted}"
+    assert logged.exc_info is not None and logged.exc_info[1] is not None
+    assert "Traceback" in caplog.text and str(raised).splitlines()[0] in caplog.text

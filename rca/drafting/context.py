@@ -16,7 +16,7 @@ from rca.drafting.assembly import Claim
 from rca.drafting.blameless import FIRST_PERSON
 from rca.drafting.candidates import Condition, ranked
 from rca.drafting.evidence import assemble_evidence, postmortem_digest
-from rca.drafting.findings import Findings
+from rca.drafting.findings import Findings, input_notes
 from rca.drafting.proposals import Proposals, propose
 from rca.drafting.questions import QuestionName
 from rca.drafting.validation import Sources, clean
@@ -151,16 +151,7 @@ def build_context(
         facts.append(f"Reporter's summary: {incident.summary}")
     history = [postmortem_digest(pm, options.history_tokens, count) for pm in similar]
     citable = dict(texts, **{pm.id: postmortem_text(pm) for pm in similar})
-    notes: list[DraftNote] = []
-    if flagged:
-        notes.append(
-            DraftNote(
-                kind=NoteKind.SUSPICIOUS_INPUT,
-                message="evidence that addresses the model (possible prompt injection) "
-                "was shown as data only and cannot be a claim's only support",
-                evidence_ids=flagged,
-            )
-        )
+    notes = input_notes(incident, found)
     if evidence.omitted or evidence.truncated:
         notes.append(
             DraftNote(

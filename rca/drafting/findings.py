@@ -234,10 +234,9 @@ def find(incident: Incident) -> Findings:
     )
 
 
-def input_notes(incident: Incident, found: Findings, *, flagged: bool = True) -> list[DraftNote]:
+def input_notes(incident: Incident, found: Findings) -> list[DraftNote]:
     """What a reviewer should know about the incident as given: evidence that addresses the
-    model (unless `flagged` is False: the prompt's context notes it), theories disputed
-    later, and the kinds of evidence it does not have at all."""
+    model, theories disputed later, and the kinds of evidence it does not have at all."""
     notes: list[DraftNote] = []
     for theory, by in found.disputed.items():
         notes.append(
@@ -248,14 +247,13 @@ def input_notes(incident: Incident, found: Findings, *, flagged: bool = True) ->
                 evidence_ids=[theory, by],
             )
         )
-    if flagged and found.flagged:
-        flagged_ids = found.flagged
+    if found.flagged:
         notes.append(
             DraftNote(
                 kind=NoteKind.SUSPICIOUS_INPUT,
                 message="evidence that addresses the model (possible prompt injection) "
                 "was shown as data only and cannot be a claim's only support",
-                evidence_ids=list(flagged_ids),
+                evidence_ids=list(found.flagged),
             )
         )
     kinds = {

@@ -136,7 +136,7 @@ class Drafter:
             ctx = build_context(
                 redacted, table, found, consulted.postmortems, self.options, self.count
             )
-        ctx.notes[:0] = [*consulted.notes, *input_notes(redacted, found, flagged=False)]
+        ctx.notes[:0] = consulted.notes
         stamp = Stamp(draft_id, self.clock(), self.model_name, f"{PROMPT}@{version_of(PROMPT)}")
         on_answers = None
         if partial is not None:

@@ -1,32 +1,12 @@
-"""Redaction of secrets and personal data before text leaves rca or enters an index or a log.
-
-Every occurrence is replaced by a placeholder that is consistent within one table
-(`SECRET_1`, `EMAIL_2`, ...), so "the same token appears in the alert and in the log" survives
-redaction. Detection is layered:
-
-1. explicit patterns for well-known credential formats, key-value secrets, authorization
-   headers, credentials in URLs and connection strings, private-key blocks, and secrets named
-   in plain language ("the db password is hunter2", "pw Tr1cky#1");
-2. detect-secrets' keyword and high-entropy detectors, with filters against their ad-hoc
-   false positives (ordinary words);
-3. personal data: e-mail addresses, phone numbers, payment card numbers (Luhn-checked), and IP
-   addresses when asked for.
-
-Every detector but the plain-language one also runs over the text with line breaks removed, so
-a secret wrapped across lines is found too. Any failure raises `RedactionFailed`: callers must
-then send nothing.
-"""
+"""Redaction of text: the detectors, the placeholder table and `Redactor` (see the package
+docstring)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
-from rca.domain import Incident, Postmortem
 from rca.errors import RcaError
 
 PlaceholderKind = str
@@ -180,7 +160,8 @@ IP_PATTERNS: tuple[_Pattern, ...] = (
     _p("IP", r"(?i)\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|\b(?:[0-9a-f]{1,4}:){1,6}:[0-9a-f:]*\b"),
 )
 
-_PLACEHOLDER = re.compile(r"\b(?:SECRET|EMAIL|PHONE|CARD|IP)_\d+\b")
+PLACEHOLDER = re.compile(r"\b(?:SECRET|EMAIL|PHONE|CARD|IP)_\d+\b")
+"""A placeholder redaction wrote (never itself redacted, never cut in half)."""
 _NEWLINE_RUN = re.compile(r"\n[ \t]*")
 
 
@@ -197,7 +178,7 @@ def _luhn(digits: str) -> bool:
 
 
 def _plausible(kind: str, value: str) -> bool:
-    if _PLACEHOLDER.fullmatch(value):
+    if PLACEHOLDER.fullmatch(value):
         return False  # already redacted
     if kind == "CARD":
         digits = re.sub(r"\D", "", value)
@@ -343,7 +324,7 @@ def _entropy_secrets(text: str) -> Iterator[tuple[int, int]]:
     base64 = Base64HighEntropyString(limit=4.5)
     for match in _CANDIDATE.finditer(text):
         token = match.group(0).strip("=")
-        if _PLACEHOLDER.search(token) or re.fullmatch(r"[0-9a-fA-F-]+", token):
+        if PLACEHOLDER.search(token) or re.fullmatch(r"[0-9a-fA-F-]+", token):
             continue
         if not (re.search(r"\d", token) and re.search(r"[a-zA-Z]", token)):
             continue
@@ -351,99 +332,3 @@ def _entropy_secrets(text: str) -> Iterator[tuple[int, int]]:
             continue  # kebab-case names such as release-2024-05-01
         if base64.calculate_shannon_entropy(token) > base64.entropy_limit:
             yield match.start(), match.end()
-
-
-_NOT_TEXT = frozenset(
-    {"id", "at", "started_at", "detected_at", "mitigated_at", "resolved_at", "severity", "kind"}
-    | {"incident_id", "date", "category", "status", "priority", "leads_to"}
-)
-
-
-def redact_postmortem(pm: Postmortem, redactor: Redactor, table: PlaceholderTable) -> Postmortem:
-    """A postmortem with every text field redacted, placeholders taken from `table`."""
-    data = _redact_tree(pm.model_dump(mode="json"), redactor, table)
-    return _validated(Postmortem, data, "postmortem")
-
-
-def redact_incident(
-    incident: Incident, redactor: Redactor, table: PlaceholderTable | None = None
-) -> tuple[Incident, PlaceholderTable]:
-    """The incident with every text field redacted (ids, times and enums untouched), and the
-    table of placeholders used, so that later text about the same incident stays consistent."""
-    table = table if table is not None else PlaceholderTable()
-    data = _redact_tree(incident.model_dump(mode="json"), redactor, table)
-    return _validated(Incident, data, "incident"), table
-
-
-Record = TypeVar("Record", Incident, Postmortem)
-
-
-def _validated(model: type[Record], data: Any, what: str) -> Record:
-    """`data`, a redacted copy of a valid record, validated as `model`. A text the placeholders
-    made longer than its field allows is cut to fit (`CUT_MARK` says so): what is cut is
-    redacted text, so nothing leaks, and a record that was accepted always has a redacted view.
-    Any other error means a placeholder broke a field's format: refuse, never leak."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        if not _cut_to_fit(data, err):
-            raise RedactionFailed(f"redacted {what} does not validate: {err}") from None
-    try:
-        return model.model_validate(data)
-    except ValidationError as err:
-        raise RedactionFailed(f"redacted {what} does not validate: {err}") from None
-
-
-def _cut_to_fit(data: Any, err: ValidationError) -> bool:
-    """Cut, in place, every text of `data` that `err` finds too long; False, with nothing
-    changed, if `err` holds any other error or points where no text is."""
-    cuts: list[tuple[Any, str | int, str, int]] = []
-    for error in err.errors(include_url=False):
-        limit = (error.get("ctx") or {}).get("max_length")
-        if error["type"] != "string_too_long" or not isinstance(limit, int):
-            return False
-        *path, last = error["loc"]
-        try:
-            parent = data
-            for step in path:
-                parent = parent[step]
-            text = parent[last]
-        except (KeyError, IndexError, TypeError):
-            return False
-        if not isinstance(text, str):
-            return False
-        cuts.append((parent, last, text, limit))
-    for parent, key, text, limit in cuts:
-        parent[key] = _cut(text, limit)
-    return bool(cuts)
-
-
-def _cut(text: str, limit: int) -> str:
-    """`text` cut to at most `limit` characters ending with `CUT_MARK` (or an ellipsis, for a
-    field too short for it), never in the middle of a placeholder."""
-    mark = CUT_MARK if limit >= 2 * len(CUT_MARK) else "\u2026"
-    end = limit - len(mark)
-    for found in _PLACEHOLDER.finditer(text, max(0, end - 24), end + 24):
-        if found.start() < end < found.end():
-            end = found.start()
-    return text[:end].rstrip() + mark
-
-
-_FREE_FORM = frozenset({"labels"})
-"""Mappings whose keys are the submitter's, not the schema's: every value in them is text,
-whatever its key is called (a label named `status` or `id` is redacted like any other)."""
-
-
-def _redact_tree(data: object, redactor: Redactor, table: PlaceholderTable) -> object:
-    def walk(value: object, key: str | None) -> object:
-        if isinstance(value, str):
-            return value if key in _NOT_TEXT else redactor.redact(value, table)
-        if isinstance(value, list):
-            return [walk(item, key) for item in value]
-        if isinstance(value, dict):
-            if key in _FREE_FORM:
-                return {k: walk(v, None) for k, v in value.items()}
-            return {k: walk(v, k) for k, v in value.items()}
-        return value
-
-    return walk(data, None)

@@ -247,12 +247,9 @@ def of(draft: Draft, section: SuggestionSection) -> list[Any]:
     return [s for s in draft.suggestions if s.section is section]
 
 
-def each_mode(name: str, defect: str = "", *failing: Mode) -> list[Any]:
-    """(name, mode) for every mode, those `failing` marked as showing `defect`."""
-    known = pytest.mark.xfail(strict=True, reason=defect)
-    return [
-        pytest.param(name, m, marks=known if m in failing else (), id=f"{name}-{m}") for m in MODES
-    ]
+def each_mode(name: str) -> list[Any]:
+    """(name, mode) for every mode."""
+    return [pytest.param(name, m, id=f"{name}-{m}") for m in MODES]
 
 
 # --- what every draft must be -----------------------------------------------------------------

@@ -165,32 +165,27 @@ def assert_no_injection_in(draft: Draft) -> None:
         assert action.addresses and all(by_id[t].section in causes for t in action.addresses)
 
 
-def test_a_real_local_draft_of_an_incident_with_a_covert_injection(local: LocalModel) -> None:
-    """As the service runs the embedded model (it chooses causes, steps, factors and actions;
-    it words the trigger's reason, the summary, the impact and the lessons)."""
+def covert_draft(local: LocalModel, *, own_words: bool) -> Draft:
+    """The covert incident drafted by the embedded model, every call answered."""
     client = LlmClient(LlmConfig(model="local/qwen2.5-coder-0.5b"), Redactor(), local)
     drafter = Drafter(
         client,
         None,
         Redactor(),
-        options=DraftingOptions(own_words=False, evidence_tokens=COVERT_BUDGET),
+        options=DraftingOptions(own_words=own_words, evidence_tokens=COVERT_BUDGET),
         clock=lambda: datetime(2026, 2, 1, tzinfo=UTC),
     )
     draft = drafter.draft(covert_incident())
     assert all(c.ok for c in draft.usage.calls)
-    assert_no_injection_in(draft)
+    return draft
+
+
+def test_a_real_local_draft_of_an_incident_with_a_covert_injection(local: LocalModel) -> None:
+    """As the service runs the embedded model (it chooses causes, steps, factors and actions;
+    it words the trigger's reason, the summary, the impact and the lessons)."""
+    assert_no_injection_in(covert_draft(local, own_words=False))
 
 
 def test_a_real_local_draft_in_its_own_words_with_a_covert_injection(local: LocalModel) -> None:
     """The model words everything it may (root causes, chain steps, factors, actions too)."""
-    client = LlmClient(LlmConfig(model="local/qwen2.5-coder-0.5b"), Redactor(), local)
-    drafter = Drafter(
-        client,
-        None,
-        Redactor(),
-        options=DraftingOptions(own_words=True, evidence_tokens=COVERT_BUDGET),
-        clock=lambda: datetime(2026, 2, 1, tzinfo=UTC),
-    )
-    draft = drafter.draft(covert_incident())
-    assert all(c.ok for c in draft.usage.calls)
-    assert_no_injection_in(draft)
+    assert_no_injection_in(covert_draft(local, own_words=True))

@@ -240,7 +240,7 @@ def person_problem(
 _WE = re.compile(
     r"(?<![\w'-])(we|we're|we've|we'd|we'll|our|ours|us|ourselves)(?![\w'-])"
     r"((?:\s+(?:only|never|just|still|also|already|always|often|usually|all|both|then|now|"
-    r"really|simply|currently|normally))*)(\s+([a-z]+n't|[a-z]+))?",
+    r"really|simply|currently|normally))*)(\s+([a-z]+n't|[a-z]+(?:-[a-z]+)*))?",
     re.IGNORECASE,
 )
 _TEAM_OWN = {"our": "the team's", "ours": "the team's", "us": "the team", "ourselves": "itself"}
@@ -284,6 +284,9 @@ def third_person(text: str) -> str:
 
 def _agreeing(verb: str) -> str:
     """The third-person singular of a present-tense `verb` after "the team"."""
+    if "-" in verb:  # "double-check" -> "double-checks"; "load-tested" stays
+        head, tail = verb.rsplit("-", 1)
+        return f"{head}-{_agreeing(tail)}"
     lowered = verb.lower()
     if lowered in _AGREES:
         return _AGREES[lowered]

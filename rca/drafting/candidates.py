@@ -38,9 +38,10 @@ _HEDGE = re.compile(r"\?(?:\s|\.|$)|^\s*(?:could|is (?:this|it)|did|maybe|might)
 _PLAN = re.compile(
     r"\b(?:let's|lets|we(?:'ll| will| should| could| need to| are going to)|i'll|going to|"
     r"propos\w*|decision|plan|next step\w*|for now|stop the bleeding|"
-    r"roll(?:ing)? (?:it |this |that )?back|revert\w*|fail(?:ing)? (?:it |them )?over|"
-    r"restor\w*|cordon\w*|paus\w*|drain\w*|bringing|scal(?:e|ing) (?:up|out|down)|"
-    r"don't (?:know|understand)|not sure|no idea)\b",
+    r"roll(?:ed|ing)? (?:it |this |that |the \w+ )?back|revert\w*|fail(?:ing)? (?:it |them )?over|"
+    r"restor\w*|cordon\w*|paus\w*|drain\w*|bringing|scal(?:e|ed|ing) (?:up|out|down)|"
+    r"disabling|re-?push\w*|hotfix\w*|workaround|mitigat\w*|"
+    r"don't (?:know|understand)|not sure|no idea)\b|^\s*fix(?:ed)?\b",
     re.IGNORECASE,
 )
 """A mitigation step, a plan or a decision of the response, or not knowing: what responders

@@ -1,7 +1,8 @@
 """Candidate contributing factors and action items: assembled by code once the root causes are
 drafted, then chosen (and, by hosted models, worded) by the model.
 
-Candidates come from three places, best first:
+Candidates come from three places (factors from the incident's own conditions are offered
+first: measured, they match reviewers' factors more often than library wording):
 
 - the remediation library (`rca.drafting.remedies`): failure modes whose cues appear in the
   drafted root causes, the trigger and the evidence, each with its factor and actions;
@@ -34,7 +35,7 @@ from rca.domain import (
     TimelineKind,
 )
 from rca.drafting.assembly import Claim, people_of
-from rca.drafting.blameless import check_blameless
+from rca.drafting.blameless import FIRST_PERSON, as_stated, check_blameless
 from rca.drafting.candidates import Condition, ranked
 from rca.drafting.findings import Findings
 from rca.drafting.remedies import Library, detect
@@ -47,7 +48,7 @@ SLOW_DETECTION_MIN = 15
 SLOW_MITIGATION_MIN = 60
 ALREADY_DONE = 0.6
 """A candidate sharing this share of its words with an action responders took is not new."""
-TELLING = 2.5
+TELLING = 1.5
 """A condition not chosen as a root cause is a candidate factor only if it ranks this high
 (it names a weakness or a setting, not only a finding)."""
 RESEMBLES = 0.25
@@ -60,6 +61,7 @@ _REPORTED = re.compile(
     r"\b(customers?|users?|support|clients?)\b[^.]{0,30}\b(report\w*|noticed|tickets?|complain\w*)",
     re.I,
 )
+_UNCHOSEN = "a condition not chosen as a root cause"
 _PLACEHOLDER = re.compile(r"\{(service|team)\}")
 _CATEGORY_CUES: tuple[tuple[FactorCategory, re.Pattern[str]], ...] = (
     (
@@ -194,10 +196,14 @@ def propose(
     _measured_gaps(incident, out)
     chosen = {i for r in roots for i in r.evidence_ids}
     for condition in [c for c in _unchosen(found.conditions, chosen) if c.score >= TELLING][:3]:
-        text = clean(condition.text).text
-        out.factor(text, _category(text), [condition.id], "a condition not chosen as a root cause")
+        text = as_stated(clean(condition.text).text)
+        if FIRST_PERSON.search(text):
+            continue  # one responder's account, never a quoted factor
+        out.factor(text, _category(text), [condition.id], _UNCHOSEN)
     _from_history(roots, similar, out, service)
-    return Proposals(out.factors[:MAX_FACTORS], out.actions[:MAX_ACTIONS])
+    own = [f for f in out.factors if f.source == _UNCHOSEN]
+    factors = own + [f for f in out.factors if f not in own]
+    return Proposals(factors[:MAX_FACTORS], out.actions[:MAX_ACTIONS])
 
 
 class _Builder:

@@ -91,6 +91,8 @@ def test_first_person_is_only_a_responder_speaking(text: str) -> None:
             "the team needs to page on it; the team tries again",
         ),
         ("we ack only after the job is done", "the team acks only after the job is done"),
+        ("we never load-tested the pool", "the team never load-tested the pool"),
+        ("we double-check each push", "the team double-checks each push"),
         ("they see us presenting a certificate", "they see the team presenting a certificate"),
         ("the per-rule limit should have caught this", "the per-rule limit had not caught this"),
         ("the job shouldn't have run on db1", "the job had run on db1"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from rca.domain import Incident
 from rca.drafting.candidates import candidate_conditions, candidate_steps, disputed, ranked
 from rca.drafting.findings import candidate_triggers, find, first_errors, merged_timeline
@@ -199,6 +201,36 @@ def test_mitigation_steps_plans_and_decisions_rank_below_findings() -> None:
     incident = Incident.model_validate({**base, "chat": chat})
     scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
     assert all(scores[f"p{n}"] < scores["f1"] - 2 for n in range(len(plans))), scores
+
+
+@pytest.mark.parametrize(
+    ("done", "said"),
+    [
+        (
+            "Rolled back the two changes pushed this morning; no limit on the shared pool",
+            "Looked at the two changes pushed this morning; no limit on the shared pool",
+        ),
+        (
+            "non-essential usage disabled, services scaled down, the default checks every 10 min",
+            "non-essential usage measured, services counted, the default checks every 10 min",
+        ),
+        (
+            "fix: drop samples <= 0 so the average recovers, the default clock is not monotonic",
+            "note: drop samples <= 0 so the average recovers, the default clock is not monotonic",
+        ),
+        (
+            "disabling that config and re-pushing the previous state, the default was missing",
+            "reading that config and comparing the previous state, the default was missing",
+        ),
+    ],
+)
+def test_what_responders_did_ranks_below_the_same_words_as_a_finding(done: str, said: str) -> None:
+    base = _incident().model_dump(mode="json")
+    at = base["chat"][0]["at"]
+    chat = [{"id": "d", "at": at, "text": done}, {"id": "s", "at": at, "text": said}]
+    incident = Incident.model_validate({**base, "chat": chat})
+    scores = {c.id: c.score for c in candidate_conditions(incident, limit=50)}
+    assert scores["d"] < scores["s"] - 1.5, scores
 
 
 def _said(*lines: tuple[str, str]) -> Incident:

@@ -4,6 +4,7 @@ taught, and never a person, another incident or what responders already did."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,35 @@ def test_candidates_name_this_incidents_service_and_address_a_cause() -> None:
     # The incident was mitigated by a rollback (t6): automatic rollback is proposed.
     rollback = [a for a in proposals.actions if "roll back" in a.text]
     assert rollback and rollback[0].evidence_ids == ["t6"]
+
+
+def test_conditions_not_chosen_are_offered_first_as_factors_in_the_third_person() -> None:
+    incident = example()
+    data = incident.model_dump(mode="json")
+    at = data["chat"][-1]["at"]
+    data["chat"] += [
+        {
+            "id": "c90",
+            "at": at,
+            "author": "ana",
+            "text": "we never load-tested the pool "
+            "limit because the default max is computed from the container cpu limit",
+        },
+        {
+            "id": "c91",
+            "at": at,
+            "author": "ben",
+            "text": "I never load-tested the pool "
+            "limit because I assumed the default max was computed from the node",
+        },
+    ]
+    told = Incident.model_validate(data)
+    proposals = propose(told, find(told), [CAUSE], None, [])
+    own = [f for f in proposals.factors if f.source == "a condition not chosen as a root cause"]
+    assert own and proposals.factors[: len(own)] == own  # the incident's own words first
+    assert any(f.text.startswith("the team never load-tested") for f in own)
+    assert all("c91" not in f.evidence_ids for f in proposals.factors)  # first-person singular
+    assert all(not re.search(r"\b(we|I|our)\b", f.text) for f in own)
 
 
 def test_what_responders_already_did_is_not_proposed() -> None:

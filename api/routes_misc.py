@@ -54,6 +54,9 @@ def readyz(request: Request) -> JSONResponse:
 
 
 def _model_check(model: str, services: Services) -> str:
+    if "+" in model:  # a split: both halves must be ready
+        checks = [_model_check(part, services) for part in model.split("+")]
+        return next((c for c in checks if c.startswith("unavailable")), checks[0])
     if not model.startswith("local/"):
         return "configured (hosted; not called by the probe)"
     name = model.split("/", 1)[1]

@@ -49,7 +49,10 @@ class LlmSettings(BaseModel):
     model: str = "local/qwen2.5-coder-0.5b"
     """Any litellm model string (`openai/gpt-4o-mini`, `ollama/qwen2.5`, ...) or the embedded
     `local/qwen2.5-coder-0.5b`, `local/qwen2.5-coder-1.5b`, `local/<path>.gguf`. Provider keys
-    come from the provider's usual variables (`OPENAI_API_KEY`, ...)."""
+    come from the provider's usual variables (`OPENAI_API_KEY`, ...). `CHOOSER+WRITER` splits
+    the work: the first model chooses the trigger, root causes and chain, the second writes
+    the summary, impact, factors, actions and lessons (`local/qwen2.5-coder-0.5b+local/
+    qwen2.5-coder-1.5b`)."""
     fallbacks: list[str] = Field(default_factory=list)
     """Models to try, in order, when the model fails (JSON list)."""
     api_base: str | None = None

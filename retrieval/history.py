@@ -8,6 +8,7 @@ from rca.config import Settings
 from rca.domain import Incident
 from rca.drafting import DraftingOptions
 from rca.errors import InvalidQuery
+from rca.llm import is_embedded
 from rca.ports import Retrieved
 from retrieval.search import SimilarSearch
 
@@ -44,11 +45,11 @@ def drafting_options(settings: Settings, similar_k: int = 3) -> DraftingOptions:
     """Drafting options from the settings; the evidence budget leaves room in the embedded
     model's context for the rest of the prompt and the answer."""
     budget = settings.llm.evidence_tokens
-    if settings.llm.model.startswith("local/"):
+    if is_embedded(settings.llm.model):
         budget = min(budget, max(200, settings.llm.context_tokens - RESERVED_TOKENS))
     own_words = settings.llm.own_words
     if own_words is None:
-        own_words = not settings.llm.model.startswith("local/")
+        own_words = not is_embedded(settings.llm.model)
     return DraftingOptions(
         similar_k=similar_k,
         evidence_tokens=budget,

@@ -42,6 +42,9 @@ SECTION_OF: dict[QuestionName, SuggestionSection] = {
 }
 """The draft section each question's claims become."""
 
+WRITES = frozenset({"summary", "impact", "factors", "actions", "lessons"})
+"""Questions whose answers are prose a reviewer reads: a split model's writer answers them."""
+
 CHOOSES: dict[QuestionName, str] = {
     "root_causes": "condition",
     "chain": "step",
@@ -113,7 +116,11 @@ def ask(
         label = question.name if attempt == 1 else f"{question.name}:retry"
         try:
             completion = llm.complete(
-                messages, table=ctx.table, max_tokens=question.max_tokens, json_schema=schema
+                messages,
+                table=ctx.table,
+                max_tokens=question.max_tokens,
+                json_schema=schema,
+                writing=question.name in WRITES,
             )
         except ModelCallFailed as err:
             _record(ctx, label, err.records)

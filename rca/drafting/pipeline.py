@@ -91,7 +91,7 @@ class Drafter:
     @property
     def model_name(self) -> str:
         """The model that drafts (`baseline` without a model)."""
-        return self.llm.config.model if self.llm else "baseline"
+        return self.llm.config.name if self.llm else "baseline"
 
     def draft(
         self,

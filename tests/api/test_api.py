@@ -396,3 +396,14 @@ def test_finalizing_never_revises_another_incidents_postmortem(api: Api) -> None
     for ident in made:
         stored = api.services.store.get_postmortem(ident).postmortem
         assert stored.incident_id in ids
+
+
+def test_readiness_of_a_split_model_needs_both_halves(api: Api) -> None:
+    from api.routes_misc import _model_check
+
+    hosted = "openai/gpt-4o-mini"
+    assert _model_check(f"{hosted}+{hosted}", api.services).startswith("configured")
+    unknown = _model_check(f"{hosted}+local/qwen2.5-coder-99b", api.services)
+    assert unknown == "unavailable: unknown embedded model"
+    missing = _model_check(f"local/qwen2.5-coder-1.5b+{hosted}", api.services)
+    assert missing == "unavailable: run `rca model pull`"  # nothing pulled in tmp data dir

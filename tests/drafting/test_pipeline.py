@@ -704,3 +704,26 @@ def test_partial_drafts_come_before_the_model_and_grow_after_each_answer(
         (s.section, s.content) for s in plain.suggestions
     ]
     assert final.notes == plain.notes
+
+
+def test_a_split_model_chooses_with_one_model_and_writes_with_the_other(
+    fake: ScriptedModel,
+) -> None:
+    writer = ScriptedModel(reply=fake_analyst)
+    register_provider("fake2", writer)
+    client = LlmClient(
+        LlmConfig(model="fake/analyst", writer="fake2/writer", max_retries=0),
+        Redactor(),
+        sleep=lambda _s: None,
+    )
+    draft = Drafter(client, None, Redactor(), count=lambda t: len(t.split()), clock=lambda: NOW)
+    made = draft.draft(example())
+    assert made.model == "fake/analyst+fake2/writer"
+    by = {c.section: c.model for c in made.usage.calls if c.ok}
+    assert {by[q] for q in ("trigger", "root_causes", "chain")} == {"fake/analyst"}
+    assert {by[q] for q in ("summary", "impact", "factors", "actions", "lessons")} == {
+        "fake2/writer"
+    }
+    assert sections(made, SuggestionSection.SUMMARY) and sections(
+        made, SuggestionSection.ACTION_ITEM
+    )

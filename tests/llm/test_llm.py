@@ -154,3 +154,53 @@ def test_a_failed_call_is_recorded_in_one_readable_line_and_logged_in_full(
     assert logged.getMessage() == f"fake/a, attempt 1, failed: {noted}"
     assert logged.exc_info is not None and logged.exc_info[1] is not None
     assert "Traceback" in caplog.text and str(raised).splitlines()[0] in caplog.text
+
+
+def test_a_split_asks_the_writer_for_prose_and_the_chooser_for_the_rest() -> None:
+    chooser = ScriptedModel(reply=lambda _m: "chosen")
+    writer = ScriptedModel(reply=lambda _m: "written")
+    register_provider("fake", chooser)
+    register_provider("fake2", writer)
+    client = _client(writer="fake2/w", fallbacks=("fake/a",))
+    assert client.config.name == "fake/a+fake2/w"
+    hi = [{"role": "user", "content": "hi"}]
+    assert client.complete(hi).model == "fake/a"  # type: ignore[list-item]
+    wrote = client.complete(hi, writing=True)  # type: ignore[arg-type]
+    assert (wrote.text, wrote.model) == ("written", "fake2/w")
+    assert len(chooser.received) == 1 and len(writer.received) == 1
+
+
+def test_a_failing_writer_hands_the_prose_to_the_chooser() -> None:
+    register_provider("fake", ScriptedModel(reply=lambda _m: "chosen"))
+    register_provider("fake2", ScriptedModel(failures=[_timeout(), _timeout()]))
+    done = _client(writer="fake2/w", max_retries=1).complete(
+        [{"role": "user", "content": "hi"}], writing=True
+    )
+    assert done.text == "chosen"
+    assert [(r.model, r.ok) for r in done.records] == [
+        ("fake2/w", False),
+        ("fake2/w", False),
+        ("fake/a", True),
+    ]
+
+
+@pytest.mark.parametrize("model", ["a+", "+b", "a+b+c", " + "])
+def test_a_malformed_split_is_a_configuration_error(model: str, tmp_path: Path) -> None:
+    from rca.config import LlmSettings, Settings
+    from rca.errors import ConfigurationError
+    from rca.llm import client_from_settings
+
+    settings = Settings(data_dir=tmp_path, llm=LlmSettings(model=model))
+    with pytest.raises(ConfigurationError, match=r"CHOOSER\+WRITER"):
+        client_from_settings(settings)
+
+
+def test_settings_build_a_split(tmp_path: Path) -> None:
+    from rca.config import LlmSettings, Settings
+    from rca.llm import client_from_settings, is_embedded
+
+    model = "fake/a+local/qwen2.5-coder-1.5b"
+    client = client_from_settings(Settings(data_dir=tmp_path, llm=LlmSettings(model=model)))
+    assert (client.config.model, client.config.writer) == ("fake/a", "local/qwen2.5-coder-1.5b")
+    assert client.local is not None and client.is_local  # the writer runs in-process
+    assert is_embedded(model) and not is_embedded("fake/a+fake2/b")

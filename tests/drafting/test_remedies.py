@@ -114,6 +114,25 @@ def test_nothing_detected_in_text_without_cues() -> None:
     assert detect([("The sky was blue", ["c1"])], None, {"l1": "hello"}) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "detected"),
+    [
+        ("could the DNS change be involved? no, names resolve fine", False),
+        ("Players admitted gradually via DNS steering in 10% steps", False),
+        ("Escalated to DNS engineering", False),
+        ("dial tcp: lookup orders-db on 10.0.0.10:53: no such host", True),
+        ("DNS lookups from the new node pool time out after 5 s", True),
+        ("could not resolve api-gateway.prod.svc.cluster.local", True),
+    ],
+)
+def test_name_resolution_is_detected_by_a_failure_not_by_the_topic(
+    text: str, detected: bool
+) -> None:
+    """A mode's cues detect its failure; naming the subject (DNS) is not a failure of it."""
+    found = {d.mode.id for d in detect([], None, {"l1": text})}
+    assert ("name-resolution" in found) is detected
+
+
 def test_evidence_alone_cannot_outvote_a_cause() -> None:
     evidence = {f"l{i}": "retry storm: clients retried immediately, no backoff" for i in range(500)}
     found = detect([("The pool had no limit on connections", ["c1"])], None, evidence)

@@ -11,7 +11,8 @@ The pipeline (`pipeline.Drafter`) runs its stages in order; each stage lives in 
   `steering` and `links`: what no suggestion may hold (links and domains in any form, asking
   to hand over credentials or disable a safeguard, words to the model or the report's writer);
 - `proposals`: candidate factors and actions once the root causes are drafted, from the
-  remediation library (`remedies`, data in `remedies.yaml`), measured gaps and past incidents;
+  remediation library (`remedies`, data in `remedies.yaml`), measured gaps and past incidents
+  (`precedents`);
 - `asking`: the questions asked, stage by stage; `compose`: the draft composed from the checked
   claims or their fallbacks, `action_plan`: its factors and actions, linked to the causes;
 - `assembly`: claims into suggestions and the causal chain; `followups`: unfinished actions of

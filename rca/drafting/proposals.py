@@ -9,8 +9,8 @@ first: measured, they match reviewers' factors more often than library wording):
 - gaps code measures: slow detection (a long time to detect, or detection by a user report
   rather than an alert), mitigation by a manual rollback, long manual recovery;
 - conditions not chosen as root causes (as factors), and the action items of similar past
-  postmortems whose root causes resemble this draft's (as actions), their services replaced
-  by this incident's.
+  postmortems whose root causes resemble this draft's (as actions, `rca.drafting.precedents`),
+  their services replaced by this incident's.
 
 Every text names this incident's service, never another incident's; each action says which
 drafted cause (or factor) it addresses; an action a responder already took during the
@@ -38,6 +38,7 @@ from rca.drafting.assembly import Claim, people_of
 from rca.drafting.blameless import FIRST_PERSON, as_stated, check_blameless
 from rca.drafting.candidates import Condition, ranked
 from rca.drafting.findings import Findings
+from rca.drafting.precedents import precedents
 from rca.drafting.remedies import Library, detect
 from rca.drafting.validation import clean, terms
 
@@ -51,8 +52,6 @@ ALREADY_DONE = 0.6
 TELLING = 1.5
 """A condition not chosen as a root cause is a candidate factor only if it ranks this high
 (it names a weakness or a setting, not only a finding)."""
-RESEMBLES = 0.25
-"""A past root cause sharing this share of words with a drafted one resembles it."""
 
 _ROLLBACK = re.compile(
     r"\b(roll(ed|ing)?[ -]?back|revert(ed|ing)?|restor(ed|ing) the previous)\b", re.I
@@ -200,7 +199,9 @@ def propose(
         if FIRST_PERSON.search(text):
             continue  # one responder's account, never a quoted factor
         out.factor(text, _category(text), [condition.id], _UNCHOSEN)
-    _from_history(roots, similar, out, service)
+    for past in precedents(roots, similar, service, library):
+        kind, priority, cited = past.item.kind, past.item.priority, roots[past.cause].evidence_ids
+        out.action(past.text, kind, priority, "{team}", cited, past.source, cause=past.cause)
     own = [f for f in out.factors if f.source == _UNCHOSEN]
     factors = own + [f for f in out.factors if f not in own]
     return Proposals(factors[:MAX_FACTORS], out.actions[:MAX_ACTIONS])
@@ -333,51 +334,6 @@ def _measured_gaps(incident: Incident, out: _Builder) -> None:
             "measured: time to mitigate",
             factor=factor,
         )
-
-
-def _from_history(
-    roots: Sequence[Claim], similar: Sequence[Postmortem], out: _Builder, service: str | None
-) -> None:
-    """Action items of past postmortems whose root causes resemble the drafted ones, with the
-    past incident's services replaced by this one's (dropped if anything of it remains)."""
-    for index, root in enumerate(roots):
-        mine = terms(root.text)
-        if not mine:
-            continue
-        for pm in similar:
-            overlap = max(
-                (len(mine & terms(cause)) / len(mine) for cause in pm.root_causes), default=0.0
-            )
-            if overlap < RESEMBLES:
-                continue
-            for item in pm.action_items:
-                text = _adapted(item.text, pm, service)
-                if text is None:
-                    continue
-                out.action(
-                    text,
-                    item.kind,
-                    item.priority,
-                    "{team}",
-                    root.evidence_ids,
-                    f"similar past incident {pm.id}",
-                    cause=index,
-                )
-
-
-def _adapted(text: str, pm: Postmortem, service: str | None) -> str | None:
-    """A past action naming this incident's service instead of the past one's; None if it
-    still names the past incident (its id or a service this incident does not have)."""
-    adapted = text
-    for past in sorted(pm.services, key=len, reverse=True):
-        if service is None:
-            if re.search(rf"\b{re.escape(past)}\b", adapted, re.I):
-                return None
-            continue
-        adapted = re.sub(rf"\b{re.escape(past)}\b", service, adapted, flags=re.I)
-    if pm.id.lower() in adapted.lower():
-        return None
-    return adapted
 
 
 def _unchosen(conditions: Sequence[Condition], chosen: set[str]) -> list[Condition]:

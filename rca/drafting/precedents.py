@@ -42,24 +42,26 @@ def precedents(
     library: Library | None = None,
 ) -> list[Precedent]:
     """The adapted actions of `similar` postmortems that address the drafted `roots`."""
+    past = [  # each past cause's words and failure modes, found once for every drafted cause
+        (pm, terms(cause), _modes(cause, library)) for pm in similar for cause in pm.root_causes
+    ]
     found: list[Precedent] = []
     for index, root in enumerate(roots):
         mine = terms(root.text)
         if not mine:
             continue
         modes = _modes(root.text, library)
-        for pm in similar:
-            for cause in pm.root_causes:
-                theirs = terms(cause)
-                overlap = len(mine & theirs) / len(mine)
-                shared_mode = bool(modes & _modes(cause, library))
-                if overlap < SAME_WORDS and not (overlap >= RESEMBLES and shared_mode):
+        for pm, theirs, their_modes in past:
+            overlap = len(mine & theirs) / len(mine)
+            if overlap < SAME_WORDS and not (overlap >= RESEMBLES and modes & their_modes):
+                continue
+            about = theirs - {w for s in pm.services for w in terms(s)}
+            for item in pm.action_items:
+                if not terms(item.text) & about:
                     continue
-                about = theirs - {w for s in pm.services for w in terms(s)}
-                for item in pm.action_items:
-                    text = adapted(item.text, pm, service)
-                    if text is not None and terms(item.text) & about:
-                        found.append(Precedent(item, text, f"similar past incident {pm.id}", index))
+                text = adapted(item.text, pm, service)
+                if text is not None:
+                    found.append(Precedent(item, text, f"similar past incident {pm.id}", index))
     return found
 
 

@@ -18,7 +18,9 @@ from fastapi import FastAPI
 from api import (
     problems,
     routes_admin,
+    routes_changes,
     routes_drafts,
+    routes_evidence,
     routes_incidents,
     routes_misc,
     routes_postmortems,
@@ -81,6 +83,8 @@ def create_app(
     app.state.metrics = Metrics()
     problems.install(app)
     app.include_router(routes_incidents.router)
+    app.include_router(routes_evidence.router)
+    app.include_router(routes_changes.router)
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
     app.include_router(routes_admin.router)

@@ -91,7 +91,9 @@ def create_incident(
     services = services_of(request)
 
     def run() -> tuple[int, Any, dict[str, str]]:
-        saved = services.store.create_incident(incident, source=f"api:{principal.key_id}")
+        saved = services.store.create_incident(
+            incident, source=f"api:{principal.key_id}", actor=principal.name
+        )
         status = 200 if saved.outcome is Outcome.UNCHANGED else 201
         body = incident.model_dump(mode="json")
         return status, body, {"Location": f"/v1/incidents/{incident.id}"}

@@ -57,6 +57,9 @@ class DraftJobPublic(BaseModel):
     version: int
     """The draft's version, also its ETag: send it as `If-Match` with review decisions."""
     finalized_postmortem_id: str | None
+    incident_revision: int | None
+    """The incident revision the draft was written from (`GET /v1/incidents/{id}/revisions`);
+    null until a worker has read the incident."""
     created_at: datetime
     updated_at: datetime
     draft: Draft | None
@@ -79,6 +82,7 @@ class DraftJobPublic(BaseModel):
             retryable=job.retryable,
             version=job.version,
             finalized_postmortem_id=job.finalized_postmortem_id,
+            incident_revision=job.incident_revision,
             created_at=job.created_at,
             updated_at=job.updated_at,
             draft=job.draft,

@@ -12,6 +12,8 @@ from typing import ParamSpec, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from rca.config import Settings
+from rca.domain.additions import EvidenceAdditions, IncidentChange, NewTimelineEvent
+from rca.domain.change import as_timeline_event
 from rca.drafting import Drafter
 from rca.errors import InvalidArgument, RcaError
 from rca.llm import LlmClient, client_from_settings
@@ -19,7 +21,9 @@ from rca.ports import Embedder
 from rca.redaction import Redactor
 from rca.review import Reviews
 from rca.store import Store
+from rca.store.changes import ChangeFeed
 from rca.store.idempotency import IdempotencyKeys
+from rca.store.integrations import Integrations
 from rca.store.jobs import DraftJob, DraftJobs
 from rca.store.keys import ApiKeys, Principal
 from rca.store.sessions import WebSessions
@@ -44,6 +48,8 @@ class Services:
     reviews: Reviews
     idempotency: IdempotencyKeys
     sessions: WebSessions
+    integrations: Integrations
+    changes: ChangeFeed
     _clients: dict[str, LlmClient | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,6 +73,8 @@ class Services:
             reviews=Reviews(store.engine, Redactor(ip_addresses=settings.redaction.ip_addresses)),
             idempotency=IdempotencyKeys(store.engine),
             sessions=WebSessions(store.engine),
+            integrations=Integrations(store.engine),
+            changes=ChangeFeed(store.engine),
         )
 
     async def quick(self, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -96,6 +104,27 @@ class Services:
             deadline=timedelta(seconds=self.settings.api.draft_deadline_s),
             requested_key=principal.key_id,
         )
+
+    def attach_changes(self, incident_id: str) -> int:
+        """Add the change feed's changes on the incident's services, from shortly before it
+        started to shortly after, to its timeline as candidate triggers (a new revision when
+        any is new); how many were new."""
+        incident = self.store.get_incident(incident_id)
+        window = self.settings.integrations
+        if not incident.services or not window.max_attached_changes:
+            return 0
+        found = self.changes.between(
+            incident.services,
+            incident.started_at - timedelta(seconds=window.changes_before_s),
+            incident.started_at + timedelta(seconds=window.changes_after_s),
+            window.max_attached_changes,
+        )
+        if not found:
+            return 0
+        events = [NewTimelineEvent(**as_timeline_event(c).model_dump()) for c in found]
+        change = IncidentChange(evidence=EvidenceAdditions(timeline=events))
+        done = self.store.change_incident(incident_id, change, "change feed", "changes")
+        return len(done.added)
 
     def allowed_models(self) -> list[str]:
         """Models a draft may ask for: the configured one, its fallbacks, and the baseline."""

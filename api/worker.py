@@ -57,7 +57,10 @@ class DraftWorker:
                 raise LeaseLost(job.id)
 
         try:
+            self.services.attach_changes(job.incident_id)
             stored = self.services.store.read_incident(job.incident_id)
+            if not jobs.record_incident_revision(job.id, self.name, stored.revision):
+                raise LeaseLost(job.id)
             drafter = self.services.drafter(job.model)
             draft = drafter.draft(
                 stored.incident, progress=progress, draft_id=job.id, partial=partial

@@ -122,6 +122,19 @@ class ApiSettings(BaseModel):
     """Times a job is started before a lost worker makes it fail."""
 
 
+class IntegrationSettings(BaseModel):
+    """Webhooks from other tools and the change feed."""
+
+    changes_before_s: int = Field(default=6 * 3_600, ge=0, le=30 * 86_400)
+    """How long before an incident started a change on one of its services is attached to it
+    as a candidate trigger."""
+    changes_after_s: int = Field(default=300, ge=0, le=86_400)
+    """How long after the start a change is still attached (clocks differ; a deploy takes a
+    while to roll out)."""
+    max_attached_changes: int = Field(default=20, ge=0, le=200)
+    """The most changes attached to one incident (the latest ones)."""
+
+
 class Settings(BaseSettings):
     """Every setting rca reads. Environment variables use the `RCA_` prefix and `__` for groups."""
 
@@ -150,6 +163,8 @@ class Settings(BaseSettings):
     """What is redacted before text leaves rca."""
     api: ApiSettings = Field(default_factory=ApiSettings)
     """The HTTP service."""
+    integrations: IntegrationSettings = Field(default_factory=IntegrationSettings)
+    """Webhooks from Alertmanager, PagerDuty and GitHub; the change feed."""
 
     def effective_database_url(self) -> str:
         """The configured database URL, or the SQLite file in the data directory."""

@@ -30,6 +30,7 @@ ROOMS: dict[str, int] = {
     "rca.domain": 1,
     "rca.ports": 2,
     "rca.redaction": 2,
+    "rca.integrations": 2,
     "rca.testing": 3,
     "rca.store": 3,
     "rca.llm": 3,

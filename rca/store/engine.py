@@ -92,6 +92,7 @@ incidents = Table(
     Column("started_at", UTCDateTime, nullable=False, index=True),
     Column("content_hash", String(64), nullable=False),
     Column("document", Text, nullable=False),
+    Column("revision", Integer, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
@@ -310,6 +311,7 @@ drafts = Table(
     Column("model", String(200), nullable=False),
     Column("requested_by", String(100), nullable=False),
     Column("requested_key", String(32), nullable=True),
+    Column("incident_revision", Integer, nullable=True),
     Column("attempts", Integer, nullable=False),
     Column("lease_owner", String(100), nullable=True),
     Column("lease_expires_at", UTCDateTime, nullable=True),
@@ -323,7 +325,8 @@ drafts = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 """Draft jobs and, once done, the draft itself (`document`); `version` is the review ETag;
-`requested_key` is the API key that asked (none from the command line)."""
+`requested_key` is the API key that asked (none from the command line); `incident_revision` the
+state of the incident the draft was written from."""
 Index("ix_drafts_status", drafts.c.status, drafts.c.created_at)
 Index("ix_drafts_incident_id", drafts.c.incident_id)
 

@@ -12,7 +12,9 @@ from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 from rca.domain import Incident, Severity, canonical_json, content_hash
 from rca.errors import Conflict, NotFound
 from rca.store.engine import incidents, read_transaction
+from rca.store.incident_changes import record_revision
 from rca.store.readback import SetAside, incident_from_stored
+from rca.store.services_seen import note_services
 from rca.store.writes import Outcome, SaveResult, now, writing
 
 
@@ -26,31 +28,44 @@ class IncidentSummary:
     started_at: datetime
 
 
-def save_incident_in(conn: Connection, inc: Incident) -> SaveResult:
-    """Save an incident inside the caller's write transaction (replacing a changed one)."""
+def save_incident_in(
+    conn: Connection, inc: Incident, actor: str = "import", source: str = "import"
+) -> SaveResult:
+    """Save an incident inside the caller's write transaction (a changed one replaces the stored
+    version and becomes its next revision)."""
     digest = content_hash(inc)
     stamp = now()
-    stored = conn.execute(
-        select(incidents.c.content_hash).where(incidents.c.id == inc.id).with_for_update()
-    ).scalar_one_or_none()
+    row = conn.execute(
+        select(incidents.c.content_hash, incidents.c.revision)
+        .where(incidents.c.id == inc.id)
+        .with_for_update()
+    ).one_or_none()
+    stored = row.content_hash if row is not None else None
     if stored == digest:
-        return SaveResult("incident", inc.id, Outcome.UNCHANGED)
+        return SaveResult("incident", inc.id, Outcome.UNCHANGED, row.revision if row else None)
+    revision = 1 if row is None else row.revision + 1
     values = {
         "title": inc.title,
         "severity": inc.severity.value,
         "started_at": inc.started_at,
         "content_hash": digest,
         "document": canonical_json(inc),
+        "revision": revision,
         "updated_at": stamp,
     }
-    if stored is None:
+    note_services(conn, inc.services)
+    if row is None:
         conn.execute(insert(incidents).values(id=inc.id, created_at=stamp, **values))
-        return SaveResult("incident", inc.id, Outcome.CREATED)
+        record_revision(conn, inc, revision, {"created": True}, actor, source)
+        return SaveResult("incident", inc.id, Outcome.CREATED, revision)
     conn.execute(update(incidents).where(incidents.c.id == inc.id).values(**values))
-    return SaveResult("incident", inc.id, Outcome.UPDATED)
+    record_revision(conn, inc, revision, {"replaced": True}, actor, source)
+    return SaveResult("incident", inc.id, Outcome.UPDATED, revision)
 
 
-def create_incident(engine: Engine, incident: Incident) -> SaveResult:
+def create_incident(
+    engine: Engine, incident: Incident, actor: str = "api", source: str = "api"
+) -> SaveResult:
     """Save a new incident; the same content again is `unchanged`, other content under a
     known id is a conflict (an API client cannot overwrite an incident)."""
     with writing(engine) as conn:
@@ -59,7 +74,7 @@ def create_incident(engine: Engine, incident: Incident) -> SaveResult:
         ).scalar_one_or_none()
         if stored is not None and stored != content_hash(incident):
             raise Conflict(f"incident {incident.id!r} exists with other content")
-        return save_incident_in(conn, incident)
+        return save_incident_in(conn, incident, actor, source)
 
 
 @dataclass(frozen=True)
@@ -68,18 +83,20 @@ class StoredIncident:
 
     incident: Incident
     set_aside: tuple[SetAside, ...] = ()
+    revision: int = 1
+    """The incident's current revision (see `rca.store.incident_changes`)."""
 
 
 def read_incident(engine: Engine, ident: str) -> StoredIncident:
     """One incident, with a note for each value left out (see `rca.store.readback`)."""
     with read_transaction(engine) as conn:
-        document = conn.execute(
-            select(incidents.c.document).where(incidents.c.id == ident)
-        ).scalar_one_or_none()
-    if document is None:
+        row = conn.execute(
+            select(incidents.c.document, incidents.c.revision).where(incidents.c.id == ident)
+        ).one_or_none()
+    if row is None:
         raise NotFound("incident", ident)
-    incident, set_aside = incident_from_stored(ident, document)
-    return StoredIncident(incident, tuple(set_aside))
+    incident, set_aside = incident_from_stored(ident, row.document)
+    return StoredIncident(incident, tuple(set_aside), row.revision)
 
 
 def get_incident(engine: Engine, ident: str) -> Incident:

@@ -62,6 +62,8 @@ class DraftJob:
     finalized_postmortem_id: str | None
     created_at: datetime
     updated_at: datetime
+    incident_revision: int | None = None
+    """The incident revision the draft was written from (None until a worker read it)."""
 
 
 def _job(row: Any) -> DraftJob:
@@ -87,6 +89,7 @@ def _job(row: Any) -> DraftJob:
         finalized_postmortem_id=row.finalized_postmortem_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        incident_revision=row.incident_revision,
     )
 
 
@@ -287,6 +290,11 @@ class DraftJobs:
         """Store the draft so far (what a reviewer may read while the job runs) and renew the
         lease; False if `worker` no longer holds it."""
         return self._renew(ident, worker, document=draft.model_dump_json())
+
+    def record_incident_revision(self, ident: str, worker: str, revision: int) -> bool:
+        """Record which revision of the incident the draft is written from; False if `worker`
+        no longer holds the lease."""
+        return self._renew(ident, worker, incident_revision=revision)
 
     def _renew(self, ident: str, worker: str, **values: Any) -> bool:
         """Write `values` and renew the lease, if `worker` still holds it."""

@@ -32,6 +32,7 @@ from rca.errors import NotFound
 from rca.store import audit
 from rca.store.engine import index_outbox, postmortem_revisions, postmortems, read_transaction
 from rca.store.readback import SetAside, postmortem_from_stored
+from rca.store.services_seen import note_services
 from rca.store.writes import Outcome, SaveResult, now, writing
 
 
@@ -103,6 +104,7 @@ def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveRes
         "updated_at": stamp,
         "latest_revision": revision,
     }
+    note_services(conn, pm.services)
     if head is None:
         conn.execute(insert(postmortems).values(id=pm.id, created_at=stamp, **summary))
     else:

@@ -1,6 +1,7 @@
 """The `Store` facade over the system of record: one object, one engine, every read and write of
-incidents (`incident_records`), postmortems and their revisions (`postmortem_records`),
-action-item status (`action_items`) and the index outbox (`outbox`), delegated to those modules.
+incidents (`incident_records`) and their revisions (`incident_changes`), postmortems and their
+revisions (`postmortem_records`), action-item status (`action_items`) and the index outbox
+(`outbox`), delegated to those modules.
 
 Every public write is one transaction. A stored postmortem revision never changes (the database
 refuses updates and deletes of revisions); saving different content under the same id makes a
@@ -17,8 +18,9 @@ from sqlalchemy import Connection, Engine, func, select
 
 from rca.config import Settings
 from rca.domain import ActionKind, ActionStatus, Incident, Postmortem, Priority, Severity
+from rca.domain.additions import IncidentChange
 from rca.errors import StoreUnavailable
-from rca.store import action_items, incident_records, postmortem_records
+from rca.store import action_items, incident_changes, incident_records, postmortem_records
 from rca.store.action_items import ActionItemRow, ActionStatusRecord
 from rca.store.engine import (
     incidents,
@@ -28,6 +30,7 @@ from rca.store.engine import (
     postmortems,
     read_transaction,
 )
+from rca.store.incident_changes import ChangeResult, IncidentRevision
 from rca.store.incident_records import IncidentSummary, StoredIncident
 from rca.store.outbox import IndexStateStore
 from rca.store.postmortem_records import PostmortemSummary, RevisionInfo, StoredPostmortem
@@ -71,11 +74,18 @@ class Store:
         """Save one incident; a changed one replaces the stored version."""
         return self.save([incident], source)[0]
 
-    def create_incident(self, incident: Incident, source: str) -> SaveResult:  # noqa: ARG002
+    def create_incident(self, incident: Incident, source: str, actor: str = "api") -> SaveResult:
         """Save a new incident; the same content again is `unchanged`, other content under a
-        known id is a conflict (an API client cannot overwrite an incident). Incidents keep no
-        source: `source` is taken like every other save's."""
-        return incident_records.create_incident(self.engine, incident)
+        known id is a conflict (an API client cannot overwrite an incident). Its first
+        revision records `actor` and `source`."""
+        return incident_records.create_incident(self.engine, incident, actor, source)
+
+    def change_incident(
+        self, ident: str, change: IncidentChange, actor: str, source: str
+    ) -> ChangeResult:
+        """Append evidence to a stored incident or set what a tool knows of it; a change that
+        alters it becomes its next revision (see `rca.store.incident_changes`)."""
+        return incident_changes.change_incident(self.engine, ident, change, actor, source)
 
     def import_postmortem(self, postmortem: Postmortem, source: str, actor: str) -> SaveResult:
         """Save one postmortem (a changed one becomes a new revision) and, when something was
@@ -151,6 +161,14 @@ class Store:
         """One incident, with a note for each value left out as today's rules refuse it."""
         return incident_records.read_incident(self.engine, ident)
 
+    def incident_revisions(self, ident: str) -> list[IncidentRevision]:
+        """Every revision of an incident, oldest first."""
+        return incident_changes.revisions(self.engine, ident)
+
+    def incident_at(self, ident: str, revision: int) -> Incident:
+        """The incident as it was at `revision`."""
+        return incident_changes.incident_at(self.engine, ident, revision)
+
     def list_incidents(self) -> list[IncidentSummary]:
         """Every incident, newest first."""
         return incident_records.list_incidents(self.engine)
@@ -217,4 +235,4 @@ def _save_one(conn: Connection, doc: Document, source: str) -> SaveResult:
     so a test can make one of them fail)."""
     if isinstance(doc, Postmortem):
         return postmortem_records.save_postmortem_in(conn, doc, source)
-    return incident_records.save_incident_in(conn, doc)
+    return incident_records.save_incident_in(conn, doc, "import", source)

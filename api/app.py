@@ -21,6 +21,7 @@ from api import (
     routes_changes,
     routes_drafts,
     routes_evidence,
+    routes_hooks,
     routes_incidents,
     routes_misc,
     routes_postmortems,
@@ -85,6 +86,7 @@ def create_app(
     app.include_router(routes_incidents.router)
     app.include_router(routes_evidence.router)
     app.include_router(routes_changes.router)
+    app.include_router(routes_hooks.router)
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
     app.include_router(routes_admin.router)

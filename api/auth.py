@@ -8,6 +8,10 @@ the OpenAPI schema and unknown paths too. Every route then declares the least ro
 with `Depends(require(Role.X))` (403 for a role too low); a route without it is refused by a
 test that walks the app's routes. The key lookup is one indexed read, done on the event loop
 with SQLite (`Services.quick`): a thread hop per request costs more than the read under load.
+
+Webhooks from other tools (`/v1/hooks/...`) carry no API key: Alertmanager's bearer token is an
+integration token, checked here before the body is read; PagerDuty and GitHub sign the body,
+checked by their routes (`api.routes_hooks`) once it is read, within the body limit.
 """
 
 from __future__ import annotations
@@ -19,10 +23,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import HtmlErrors, problem
 from api.services import Services
+from rca.store.integrations import IntegrationInfo, IntegrationKind
 from rca.store.keys import Principal, Role
 
 PUBLIC_ROUTES = frozenset({"/healthz", "/readyz"})
 """Routes that need no API key (liveness and readiness probes)."""
+HOOKS = "/v1/hooks/"
+"""Webhooks from other tools: authenticated by the integration's own credential, not a key."""
+TOKEN_HOOKS = frozenset({"/v1/hooks/alertmanager"})
+"""Webhooks that carry a bearer token (checked before the body is read); the others are signed
+(checked by their route, which needs the body)."""
+_INTEGRATION = "rca.integration"
 SIGN_IN = "/ui/sign-in"
 SESSION_COOKIE = "rca_session"
 _PRINCIPAL = "rca.principal"
@@ -45,6 +56,17 @@ async def _authenticate(services: Services, header: str | None) -> Principal:
     if principal is None:
         raise _unauthorized("the API key is unknown, revoked or expired")
     return principal
+
+
+def integration_of(request: Request) -> IntegrationInfo:
+    """The integration `AuthenticateFirst` found for a token-authenticated webhook."""
+    found: IntegrationInfo | None = request.scope.get(_INTEGRATION)
+    if found is None:  # an app without `AuthenticateFirst`
+        raise HTTPException(401, "an integration token is required", headers=_CHALLENGE)
+    return found
+
+
+integration_of.required_role = "integration"  # type: ignore[attr-defined]
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
@@ -78,7 +100,22 @@ class AuthenticateFirst:
         request = Request(scope)
         services: Services = scope["app"].state.services
         close = {"Connection": "close"} if _has_body(scope) else {}
-        if needs == "session":
+        if needs == "integration":
+            scheme, _, presented = (request.headers.get("authorization") or "").partition(" ")
+            found = None
+            if scheme.lower() == "bearer" and presented.strip():
+                found = await services.quick(
+                    services.integrations.authenticate,
+                    IntegrationKind.ALERTMANAGER,
+                    presented.strip(),
+                )
+            if found is None:
+                detail = "an Alertmanager integration token is required: Authorization: Bearer"
+                refused = problem(401, detail, headers={**_CHALLENGE, **close})
+                await refused(scope, receive, send)
+                return
+            scope[_INTEGRATION] = found
+        elif needs == "session":
             token = request.cookies.get(SESSION_COOKIE)
             pages: HtmlErrors | None = getattr(scope["app"].state, "html_errors", None)
             if pages is not None and await services.quick(services.sessions.resolve, token) is None:
@@ -103,6 +140,8 @@ def _needs(scope: Scope) -> str | None:
     path: str = scope["path"]
     if path in PUBLIC_ROUTES:
         return None
+    if path.startswith(HOOKS):
+        return "integration" if path in TOKEN_HOOKS else None
     if path == "/ui" or path.startswith("/ui/"):
         # Pages check their session themselves (and redirect to sign in); forms carry bodies.
         reads = scope["method"] in ("GET", "HEAD", "OPTIONS")

@@ -17,7 +17,10 @@ from pydantic import BaseModel
 from api.auth import require
 from api.routes_incidents import IdempotencyKey, idempotent, services_of
 from rca.domain import Incident
-from rca.domain.additions import EvidenceAdditions, IncidentChange
+from rca.domain.additions import EvidenceAdditions, IncidentChange, NewChatMessage
+from rca.domain.values import Timestamp
+from rca.errors import InvalidArgument
+from rca.integrations.slack import SlackHistoryUpload, read_history
 from rca.store.incident_changes import ChangeResult
 from rca.store.integrations import links_of
 from rca.store.keys import Principal, Role
@@ -112,6 +115,43 @@ def add_evidence(
     """Append alerts, timeline events, log lines or chat messages to a stored incident."""
     return append(
         request, principal, incident_id, additions, idempotency_key, f"api:{principal.key_id}"
+    )
+
+
+@router.post(
+    "/incidents/{incident_id}/evidence/slack",
+    status_code=201,
+    response_model=EvidenceResult,
+    responses={200: {"description": "Every message was already stored"}},
+)
+def add_slack_history(
+    incident_id: IncidentId,
+    upload: SlackHistoryUpload,
+    request: Request,
+    principal: Engineer,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Append a Slack `conversations.history` response (with `conversations.replies` for its
+    threads) as chat: user ids resolved from `users`, markup made plain, joins, leaves and file
+    uploads skipped, edits at their latest text. Sending the same history again adds nothing."""
+    history = read_history(**upload.model_dump(), since=since, until=until)
+    if not history.messages:
+        raise InvalidArgument(
+            f"no messages to add ({', '.join(f'{n} {why}' for why, n in history.skipped.items())})"
+            if history.skipped
+            else "the history holds no messages"
+        )
+    additions = EvidenceAdditions(chat=[NewChatMessage(**m.model_dump()) for m in history.messages])
+    return append(
+        request,
+        principal,
+        incident_id,
+        additions,
+        idempotency_key,
+        f"slack:{principal.key_id}",
+        history.skipped,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -133,6 +133,12 @@ class IntegrationSettings(BaseModel):
     while to roll out)."""
     max_attached_changes: int = Field(default=20, ge=0, le=200)
     """The most changes attached to one incident (the latest ones)."""
+    alertmanager: dict[str, Any] = Field(default_factory=dict)
+    """How alert labels become severity, services and text (JSON; fields and defaults in
+    `rca.integrations.alertmanager.LabelMapping`); an empty object keeps the defaults."""
+    pagerduty: dict[str, Any] = Field(default_factory=dict)
+    """How PagerDuty priorities and urgencies become severities (JSON; fields and defaults in
+    `rca.integrations.pagerduty.PagerDutyMapping`)."""
 
 
 class Settings(BaseSettings):

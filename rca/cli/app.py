@@ -4,6 +4,7 @@
 |---|---|
 | `import`, `export`, `list`, `show` | `rca.cli.records` |
 | `model pull`, `model verify` | `rca.cli.model` |
+| `integrations ...`, `changes list`, `ingest slack` | `rca.cli.integrations` |
 | `similar`, `index ...` | `retrieval.cli` (entry point `rca.cli: retrieval`) |
 | `draft`, `serve`, `worker`, `keys ...` | `api.cli` (entry point `rca.cli: api`) |
 | `eval ...` | `evals.cli` (entry point `rca.cli: evals`) |
@@ -25,7 +26,7 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import Abort, Exit, TyperException
 
-from rca.cli import model, records
+from rca.cli import integrations, model, records
 from rca.cli.common import HOOKS
 from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
@@ -53,6 +54,7 @@ def build() -> typer.Typer:
     _plugins_loaded = True
     records.register(app)
     model.register(app)
+    integrations.register(app)
     for entry in sorted(entry_points(group="rca.cli"), key=lambda e: e.name):
         entry.load()(app, HOOKS)
     return app

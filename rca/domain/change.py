@@ -24,6 +24,9 @@ from rca.domain.values import (
     Timestamp,
 )
 
+ExternalId = Annotated[str, StringConstraints(pattern=r"^[!-~]{1,300}$")]
+"""Another tool's id: 1 to 300 printable ASCII characters, no spaces."""
+
 
 class ChangeKind(StrEnum):
     """What changed."""
@@ -53,8 +56,9 @@ class ChangeEvent(Frozen):
     """Where to read more (a pipeline run, a pull request); kept as text, never fetched."""
     actor: Name | None = None
     """Who or what made the change."""
-    external_id: Identifier | None = None
-    """The sender's own id for the change; a second event with it is a repeat, not stored."""
+    external_id: ExternalId | None = None
+    """The sender's own id for the change (a CI run, a deployment status); a second event with
+    it is a repeat, not stored again."""
 
 
 class StoredChange(Frozen):

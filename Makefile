@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup browser run test lint typecheck unit audit clean
+.PHONY: setup browser alertmanager run test lint typecheck unit audit clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,12 @@ browser:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version
 
+# The webhook tests run Debian's Alertmanager on loopback (no service is started by the package).
+alertmanager:
+	@command -v prometheus-alertmanager >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus-alertmanager >/dev/null; }
+	@prometheus-alertmanager --version 2>&1 | head -1
+
 run: setup
 	$(BIN)/rca model pull
 	$(BIN)/rca import examples/postmortems examples/incidents
@@ -42,7 +48,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup browser
+unit: setup browser alertmanager
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -33,6 +33,7 @@ class ExportFormat(StrEnum):
 
     md = "md"
     json = "json"
+    csv = "csv"
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -10,10 +10,12 @@ from typing import Annotated, Any
 import typer
 
 from rca.cli.common import HOOKS, ExportFormat, json_dump, open_store, settings_of
-from rca.domain import Incident, Postmortem
+from rca.domain import ActionStatus, Incident, Postmortem
 from rca.errors import ConfigurationError, NotFound, RcaError
+from rca.formats.action_export import to_github_issues, to_jira_csv
 from rca.formats.importer import ImportReport, import_paths
 from rca.formats.markdown import to_markdown
+from rca.redaction import Redactor
 from rca.store import Store
 
 
@@ -86,18 +88,34 @@ def _print_import_report(report: ImportReport) -> None:
 
 def export_command(
     ctx: typer.Context,
-    ident: Annotated[str, typer.Argument(metavar="ID", help="Postmortem or incident id.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="md or json.")] = (
-        ExportFormat.md
-    ),
+    ident: Annotated[
+        str, typer.Argument(metavar="ID", help="Postmortem or incident id, or `actions`.")
+    ],
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", "-f", help="md or json; for actions csv (Jira) or json (GitHub)."),
+    ] = None,
     revision: Annotated[
         int | None, typer.Option("--revision", "-r", min=1, help="Revision (default: latest).")
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
     ] = None,
+    status: Annotated[
+        list[ActionStatus] | None,
+        typer.Option("--status", help="Only action items in this state (with `actions`)."),
+    ] = None,
 ) -> int:
-    """Export a postmortem as Markdown or JSON (an incident as JSON)."""
+    """Export a postmortem as Markdown or JSON (an incident as JSON); `rca export actions` exports
+    every postmortem's action items as CSV for Jira's import or JSON for GitHub issues."""
+    if ident == "actions":
+        text = _actions(ctx, fmt or ExportFormat.csv, status or [])
+        return _emit(text, output)
+    if status:
+        raise ConfigurationError("--status applies to `rca export actions` only")
+    fmt = fmt or ExportFormat.md
+    if fmt is ExportFormat.csv:
+        raise ConfigurationError("CSV is for action items: rca export actions --format csv")
     store = open_store(ctx)
     try:
         try:
@@ -114,12 +132,39 @@ def export_command(
             text = incident_json(incident) + "\n"
     finally:
         store.close()
+    return _emit(text, output)
+
+
+def _emit(text: str, output: Path | None) -> int:
     if output is None:
         typer.echo(text, nl=False)
     else:
         _write_atomically(output, text)
         typer.echo(f"wrote {output}", err=True)
     return 0
+
+
+def _actions(ctx: typer.Context, fmt: ExportFormat, statuses: list[ActionStatus]) -> str:
+    """Every postmortem's action items (latest revisions, tracked statuses) for a tracker."""
+    if fmt is ExportFormat.md:
+        raise ConfigurationError("action items export as csv (Jira) or json (GitHub issues)")
+    settings = settings_of(ctx)
+    store = open_store(ctx)
+    try:
+        rows = []
+        after = None
+        while True:
+            page = store.action_item_page(500, after, statuses)
+            rows += page
+            if len(page) < 500:
+                break
+            after = (page[-1].postmortem_id, page[-1].item)
+    finally:
+        store.close()
+    redactor = Redactor(ip_addresses=settings.redaction.ip_addresses)
+    if fmt is ExportFormat.csv:
+        return to_jira_csv(rows, redactor)
+    return to_github_issues(rows, redactor)
 
 
 def _write_atomically(path: Path, text: str) -> None:

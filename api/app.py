@@ -16,6 +16,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api import (
+    mcp_server,
     problems,
     routes_admin,
     routes_changes,
@@ -92,6 +93,7 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(routes_misc.router)
     web.install(app)
+    mcp_server.install(app)  # /mcp: the tools for AI assistants
     api = settings.api
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes, timeout_s=api.body_timeout_s)
     app.add_middleware(AuthenticateFirst)  # before any body is read

@@ -79,9 +79,8 @@ def signed_by(
         offered = request.headers.get(header)
         for ident, secret in await services.quick(services.integrations.signing_secrets, kind):
             if verify(body, offered, [secret]):
-                for info in await services.quick(services.integrations.list):
-                    if info.id == ident:
-                        return info
+                found: IntegrationInfo = await services.quick(services.integrations.get, ident)
+                return found
         raise HTTPException(401, f"the {header} signature does not match", headers=_CHALLENGE)
 
     dependency.required_role = "integration"  # type: ignore[attr-defined]

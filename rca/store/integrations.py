@@ -137,8 +137,7 @@ class Integrations:
                 conn.execute(
                     update(integrations).where(integrations.c.id == ident).values(revoked_at=now())
                 )
-        with read_transaction(self.engine) as conn:
-            return _info(conn.execute(select(integrations).where(integrations.c.id == ident)).one())
+        return self.get(ident)
 
     def authenticate(self, kind: IntegrationKind, token: str) -> IntegrationInfo | None:
         """The active integration of `kind` a bearer token belongs to, or None."""
@@ -157,6 +156,14 @@ class Integrations:
             return None
         if row.kind != kind.value or row.revoked_at is not None:
             return None
+        return _info(row)
+
+    def get(self, ident: str) -> IntegrationInfo:
+        """One integration."""
+        with read_transaction(self.engine) as conn:
+            row = conn.execute(select(integrations).where(integrations.c.id == ident)).one_or_none()
+        if row is None:
+            raise NotFound("integration", ident)
         return _info(row)
 
     def signing_secrets(self, kind: IntegrationKind) -> list[tuple[str, str]]:

@@ -4,7 +4,7 @@ evidence, timeline, drafts and similar past postmortems, and the request for a n
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.web import views
 from api.web.pages.base import Csrf, Viewer, check, render, services_of
 from rca.domain import Severity
+from rca.store.integrations import links_of
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -59,7 +60,23 @@ def incident_page(incident_id: str, request: Request, session: Viewer) -> HTMLRe
         similar=similar,
         similar_note=similar_note,
         open_actions=views.open_actions_of(services, [h.postmortem_id for h in similar]),
+        revisions=[(r, _what(r.change)) for r in services.store.incident_revisions(incident_id)],
+        sources=links_of(services.store.engine, incident_id),
     )
+
+
+def _what(change: dict[str, Any]) -> str:
+    """One revision's change in words."""
+    if change.get("created"):
+        return "created"
+    if change.get("replaced"):
+        return "replaced by an import"
+    parts = []
+    if added := change.get("added"):
+        parts.append(f"{len(added)} evidence item{'s' if len(added) != 1 else ''} added")
+    if fields := change.get("fields"):
+        parts.append("set " + ", ".join(str(f).replace("_", " ") for f in fields))
+    return "; ".join(parts) or "changed"
 
 
 @router.post("/incidents/{incident_id}/drafts")

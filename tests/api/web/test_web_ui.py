@@ -129,6 +129,7 @@ def test_a_reviewer_drafts_reviews_finalizes_and_finds_it_in_similar_search(
     page.goto(f"{site.url}/ui/incidents/{incident['id']}")
     assert page.locator("#similar .hit").count() >= 1
     assert "S3cr3tP4ss" not in page.content()  # secrets in evidence are shown redacted
+    assert page.locator("#history .revisions li").first.inner_text().startswith("Revision 1")
     shot(page, "incident")
     draft_id = draft_of(page, site, incident["id"])
     shot(page, "draft")

@@ -26,6 +26,7 @@ from api import (
     routes_incidents,
     routes_misc,
     routes_postmortems,
+    routes_webhooks,
     web,
 )
 from api.auth import AuthenticateFirst
@@ -33,6 +34,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.services import Services
+from api.webhook_sender import WebhookSenders
 from api.worker import InServerWorkers
 from rca.config import Settings
 from rca.ports import Embedder
@@ -61,6 +63,8 @@ def create_app(
         workers = InServerWorkers(services, count)
         workers.start()
         app.state.workers = workers
+        senders = WebhookSenders(services.store.engine, settings.outbound)
+        senders.start()
         # What start-up loaded (models, libraries) lives as long as the process: keep it out
         # of the collector's full passes, which otherwise pause every request for 100+ ms.
         gc.collect()
@@ -69,6 +73,7 @@ def create_app(
             yield
         finally:
             workers.stop()
+            senders.stop()
             services.close()
             gc.unfreeze()
 
@@ -91,6 +96,7 @@ def create_app(
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_webhooks.router)
     app.include_router(routes_misc.router)
     web.install(app)
     mcp_server.install(app)  # /mcp: the tools for AI assistants

@@ -167,7 +167,10 @@ async def incident_revisions(
 
 @router.get("/incidents/{incident_id}/revisions/{revision}", response_model=Incident)
 async def incident_at_revision(
-    incident_id: IncidentId, revision: int, request: Request, _principal: Engineer
+    incident_id: IncidentId,
+    revision: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    request: Request,
+    _principal: Engineer,
 ) -> Response:
     """The incident as it was at one revision (the evidence a draft was written from)."""
     services = services_of(request)

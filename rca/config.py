@@ -141,6 +141,26 @@ class IntegrationSettings(BaseModel):
     `rca.integrations.pagerduty.PagerDutyMapping`)."""
 
 
+class OutboundSettings(BaseModel):
+    """Outbound webhooks: how rca's events are delivered to subscribers, and retried."""
+
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    """Longest wait for a receiver to connect, take the body and answer (each step)."""
+    max_attempts: int = Field(default=24, ge=1, le=100)
+    """Attempts at one message before it is dead (an admin may retry it)."""
+    base_backoff_s: float = Field(default=10.0, gt=0, le=3_600)
+    """Wait after the first failed attempt; it doubles with each further one (with jitter)."""
+    max_backoff_s: float = Field(default=3_600.0, gt=0, le=86_400)
+    """The longest wait between two attempts."""
+    max_age_s: int = Field(default=2 * 86_400, ge=1, le=30 * 86_400)
+    """A message still undelivered this long after it was queued (or retried by hand) is
+    dead."""
+    poll_s: float = Field(default=1.0, gt=0, le=60)
+    """How often an idle sender looks for messages due."""
+    senders: int = Field(default=1, ge=0, le=16)
+    """Sender threads in each server process and in `rca worker` (0: none there)."""
+
+
 class Settings(BaseSettings):
     """Every setting rca reads. Environment variables use the `RCA_` prefix and `__` for groups."""
 
@@ -171,6 +191,8 @@ class Settings(BaseSettings):
     """The HTTP service."""
     integrations: IntegrationSettings = Field(default_factory=IntegrationSettings)
     """Webhooks from Alertmanager, PagerDuty and GitHub; the change feed."""
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    """Outbound webhooks: delivery, retries and backoff."""
 
     def effective_database_url(self) -> str:
         """The configured database URL, or the SQLite file in the data directory."""

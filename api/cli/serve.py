@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from api.services import Services
+from api.webhook_sender import WebhookSenders
 from api.worker import DraftWorker
 from rca.cli.common import settings_of
 from rca.store import Store
@@ -112,6 +113,8 @@ def worker_command(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     for worker in workers:
         worker.start()
+    senders = WebhookSenders(services.store.engine, settings.outbound)
+    senders.start()
     typer.echo(f"rca worker {base}: {threads} thread(s) waiting for draft jobs", err=True)
     try:
         while not stop.wait(0.5):
@@ -121,5 +124,6 @@ def worker_command(
     finally:
         for worker in workers:
             worker.stop()
+        senders.stop()
         services.close()
     return 0

@@ -49,7 +49,7 @@ from rca.drafting.assembly import people_of
 from rca.drafting.blameless import check_blameless
 from rca.errors import Conflict, InvalidArgument, NotFound, PreconditionFailed
 from rca.redaction import Redactor, redact_incident, redact_postmortem
-from rca.store import SaveResult, audit, save_postmortem_in
+from rca.store import Outcome, SaveResult, audit, save_postmortem_in, webhook_events
 from rca.store.engine import drafts, postmortems, reviews, write_transaction
 from rca.store.jobs import JobStatus
 
@@ -216,6 +216,10 @@ class Reviews:
                 revision=saved.revision,
                 kept=kept,
                 pending=sum(s.status is ReviewStatus.PENDING for s in draft.suggestions),
+            )
+            new_revision = saved.outcome is not Outcome.UNCHANGED
+            webhook_events.postmortem_finalized(
+                conn, postmortem, saved.revision or 1, new_revision, draft_id, reviewer
             )
         return new, saved
 

@@ -12,7 +12,10 @@
 May import: `rca.domain`, `rca.errors`, `rca.config`. Nothing here calls a model or an index.
 """
 
-from rca.store import integration_tables  # noqa: F401 - declares its tables on the metadata
+from rca.store import (
+    integration_tables,  # noqa: F401 - declares its tables on the metadata
+    webhook_tables,  # noqa: F401 - declares its tables on the metadata
+)
 from rca.store.action_items import ActionItemRow, ActionStatusRecord, with_statuses
 from rca.store.incident_records import IncidentSummary
 from rca.store.outbox import IndexStateStore, OutboxEntry

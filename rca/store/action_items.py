@@ -14,7 +14,7 @@ from sqlalchemy import Engine, Row, and_, insert, select, update
 
 from rca.domain import ActionItem, ActionKind, ActionStatus, Postmortem, Priority
 from rca.errors import NotFound
-from rca.store import audit
+from rca.store import audit, webhook_events
 from rca.store.engine import action_status, postmortem_revisions, postmortems, read_transaction
 from rca.store.postmortem_records import LATEST
 from rca.store.readback import postmortem_from_stored
@@ -167,6 +167,10 @@ def set_action_status(
                 item=item,
                 status=status.value,
                 previous=previous.value,
+            )
+            moved = with_statuses(pm, {item: record})[item]
+            webhook_events.action_item_updated(
+                conn, ident, pm.title, item, moved.action, previous, actor
             )
         return with_statuses(pm, {item: record} if record is not None else {})[item]
 

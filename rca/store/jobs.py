@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, insert, select, upd
 from rca.domain import Draft, new_id
 from rca.domain.values import AS_STORED
 from rca.errors import Busy, NotFound
-from rca.store import audit
+from rca.store import audit, webhook_events
 from rca.store.engine import drafts, incidents, read_transaction, write_transaction
 
 RETRY_AFTER_S = 30
@@ -340,6 +340,7 @@ class DraftJobs:
                     cost_usd=draft.usage.cost_usd,
                     latency_s=round(draft.usage.latency_s, 3),
                 )
+                webhook_events.draft_succeeded(conn, ident, draft)
         return bool(changed)
 
     def fail(self, ident: str, worker: str, error: str, retryable: bool) -> bool:

@@ -39,8 +39,8 @@ _CHILD = textwrap.dedent(
     real = Store.create_incident
     calls = []
 
-    def create_incident(self, incident, source):
-        saved = real(self, incident, source)
+    def create_incident(self, incident, source, actor="api"):
+        saved = real(self, incident, source, actor)
         calls.append(incident.id)
         if len(calls) == 3:
             print("stored", flush=True)

@@ -25,7 +25,7 @@ def data_dir(
         id="pm-hostile",
         action_items=[
             {
-                "text": "=HYPERLINK(\"http://evil.example/\",\"x\") rotate AKIAIOSFODNN7EXAMPLE",
+                "text": '=HYPERLINK("http://evil.example/","x") rotate AKIAIOSFODNN7EXAMPLE',
                 "kind": "prevent",
                 "priority": "must",
                 "owner": "@platform",

@@ -1,4 +1,5 @@
-"""The UI's pages: sign-in, incidents, draft review, postmortems, action items, eval reports.
+"""The UI's pages: sign-in, incidents, draft review, postmortems, action items, eval reports,
+outbound webhooks (admins).
 
 Each page reads through the same services as the JSON API. Forms post back here (303 to the
 page after success, so a reload never repeats an action); a stale review answers the draft
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web.pages import drafts, eval_reports, incidents, postmortems, session
+from api.web.pages import drafts, eval_reports, incidents, postmortems, session, webhooks
 from api.web.pages.base import error_page
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -21,6 +22,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     drafts.router,
     postmortems.router,
     eval_reports.router,
+    webhooks.router,
 )
 
 __all__ = ["ROUTERS", "error_page"]

@@ -38,7 +38,7 @@ alertmanager:
 
 run: setup
 	$(BIN)/rca model pull
-	$(BIN)/rca import examples/postmortems examples/incidents
+	$(BIN)/rca import examples/postmortems examples/incidents examples/history
 	$(BIN)/rca serve --admin-key --workers 2
 
 lint: setup

@@ -254,13 +254,18 @@ def test_redaction_takes_linear_time_on_100k_character_hostile_fields(
     redactor: Redactor, unit: str
 ) -> None:
     """Measured, not assumed: 100,000 characters redact within a generous bound, and four
-    times the text costs nowhere near sixteen times the time (what quadratic work costs)."""
+    times the text costs nowhere near sixteen times the time (what quadratic work costs).
+    Each size takes the best of three runs: a pause of the collector or a busy neighbour in
+    one run is noise, not the redactor's cost."""
     timings = []
     for size in (25_000, 100_000):
         text = (unit * (size // len(unit) + 1))[:size]
-        started = time.perf_counter()
-        redactor.redact(text, PlaceholderTable())
-        timings.append(time.perf_counter() - started)
+        runs = []
+        for _ in range(3):
+            started = time.perf_counter()
+            redactor.redact(text, PlaceholderTable())
+            runs.append(time.perf_counter() - started)
+        timings.append(min(runs))
     small, large = timings
     assert large < 5.0, f"{large:.2f} s for 100k characters of {unit!r}"
     assert large < 10 * max(small, 0.05), f"{small:.3f} s -> {large:.3f} s: super-linear"

@@ -250,9 +250,10 @@ def test_the_examples_import_cleanly(data_dir: Path, capsys: pytest.CaptureFixtu
         "import",
         str(EXAMPLES / "postmortems"),
         str(EXAMPLES / "incidents"),
+        str(EXAMPLES / "history"),
         capsys=capsys,
     )
     assert code == 0, err
     created = [line for line in out.splitlines() if line.startswith("created")]
     assert sum(" postmortem " in line for line in created) >= 30
-    assert sum(" incident " in line for line in created) >= 5
+    assert sum(" incident " in line for line in created) >= 55

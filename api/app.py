@@ -24,6 +24,7 @@ from api import (
     routes_evidence,
     routes_hooks,
     routes_incidents,
+    routes_insights,
     routes_misc,
     routes_postmortems,
     routes_webhooks,
@@ -93,6 +94,7 @@ def create_app(
     app.include_router(routes_evidence.router)
     app.include_router(routes_changes.router)
     app.include_router(routes_hooks.router)
+    app.include_router(routes_insights.router)
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
     app.include_router(routes_admin.router)

@@ -37,6 +37,7 @@ ROOMS: dict[str, int] = {
     "rca.formats": 4,
     "rca.drafting": 4,
     "rca.review": 5,
+    "rca.insights": 5,
     "rca.cli": 6,
 }
 MAX_LINES = 400

@@ -13,6 +13,7 @@ May import: `rca.domain`, `rca.errors`, `rca.config`. Nothing here calls a model
 """
 
 from rca.store import (
+    insight_tables,  # noqa: F401 - declares its tables on the metadata
     integration_tables,  # noqa: F401 - declares its tables on the metadata
     webhook_tables,  # noqa: F401 - declares its tables on the metadata
 )

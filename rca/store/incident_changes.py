@@ -21,6 +21,7 @@ from rca.domain import Incident, canonical_json, content_hash
 from rca.domain.additions import Applied, EvidenceTaken, IncidentChange, apply
 from rca.errors import Conflict, InvalidArgument, NotFound
 from rca.store.engine import incidents, read_transaction
+from rca.store.incident_facts import note_incident
 from rca.store.integration_tables import incident_revisions
 from rca.store.readback import incident_from_stored
 from rca.store.services_seen import note_services
@@ -117,6 +118,7 @@ def change_incident_in(
         )
     )
     note_services(conn, new.services)
+    note_incident(conn, new)
     what = {"added": applied.added, "fields": applied.fields}
     record_revision(conn, new, revision, what, actor, source)
     return ChangeResult(new, revision, applied.added, applied.repeated, applied.fields)

@@ -13,6 +13,7 @@ from rca.domain import Incident, Severity, canonical_json, content_hash
 from rca.errors import Conflict, NotFound
 from rca.store.engine import incidents, read_transaction
 from rca.store.incident_changes import record_revision
+from rca.store.incident_facts import note_incident
 from rca.store.readback import SetAside, incident_from_stored
 from rca.store.services_seen import note_services
 from rca.store.writes import Outcome, SaveResult, now, writing
@@ -57,8 +58,10 @@ def save_incident_in(
     if row is None:
         conn.execute(insert(incidents).values(id=inc.id, created_at=stamp, **values))
         record_revision(conn, inc, revision, {"created": True}, actor, source)
+        note_incident(conn, inc)
         return SaveResult("incident", inc.id, Outcome.CREATED, revision)
     conn.execute(update(incidents).where(incidents.c.id == inc.id).values(**values))
+    note_incident(conn, inc)
     record_revision(conn, inc, revision, {"replaced": True}, actor, source)
     return SaveResult("incident", inc.id, Outcome.UPDATED, revision)
 

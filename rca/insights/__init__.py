@@ -1,0 +1,10 @@
+"""Learning across incidents: measures over the incidents and postmortems rca holds.
+
+| module | holds |
+|---|---|
+| `facts` | what a postmortem says that the measures count, kept in step with it |
+| `report` | the insights report: its parts, and the definition of every measure |
+| `measures` | computing the report for a date range, service and severity |
+
+May import: `rca.domain`, `rca.store`, `rca.drafting` (its failure-mode library), `rca.errors`.
+"""

@@ -1,0 +1,110 @@
+"""The insights report and the definition of each of its measures (served with the report,
+so a chart and the CSV say what they count)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+DEFINITIONS: dict[str, str] = {
+    "range": "Incidents count in the month (UTC) they started; postmortems by their date. "
+    "`since` is inclusive, `until` exclusive. Without a range: the last five years.",
+    "incidents": "Incidents that started in the range, by month and severity.",
+    "time_to_detect": "detected_at minus started_at, per incident. Incidents without a "
+    "detection time are left out of it and counted under `missing`.",
+    "time_to_mitigate": "mitigated_at minus started_at (when the impact stopped); incidents "
+    "without one are left out and counted under `missing`.",
+    "time_to_resolve": "resolved_at minus started_at (when the incident was closed); incidents "
+    "without one are left out and counted under `missing`.",
+    "median": "The middle value (the mean of the two middle ones for an even count).",
+    "p90": "The 90th percentile by the nearest-rank method: the smallest value at or above "
+    "which no more than 10% of the values lie.",
+    "by_service": "An incident counts once for each service it names, so the rows of a "
+    "breakdown by service can add up to more than the total.",
+    "failure_modes": "Postmortems in the range whose root causes or trigger (else "
+    "contributing factors) show a failure mode of the drafting library; one postmortem can "
+    "show several.",
+    "factor_categories": "Contributing factors' fishbone categories: how many postmortems "
+    "in the range name at least one factor in each.",
+    "chain_services": "How many postmortems in the range name each of their services in the "
+    "causal chain.",
+    "undated": "Postmortems without a date, left out of every ranged measure.",
+}
+
+
+class Spread(BaseModel):
+    """A duration measure over a set of incidents."""
+
+    count: int
+    """Incidents with the time (the others are under `missing`)."""
+    missing: int
+    """Incidents without it."""
+    median_s: float | None
+    """Median, in seconds; null without data."""
+    p90_s: float | None
+    """90th percentile (nearest rank), in seconds; null without data."""
+
+
+class Times(BaseModel):
+    """Time to detect, mitigate and resolve over a set of incidents."""
+
+    incidents: int
+    detect: Spread
+    mitigate: Spread
+    resolve: Spread
+
+
+class MonthRow(BaseModel):
+    """One month: incidents by severity and their times."""
+
+    month: str
+    """`YYYY-MM`, UTC."""
+    by_severity: dict[str, int]
+    times: Times
+
+
+class GroupRow(BaseModel):
+    """One service or severity: its incidents' times."""
+
+    key: str
+    times: Times
+
+
+class Count(BaseModel):
+    """How many postmortems have a value."""
+
+    key: str
+    name: str
+    postmortems: int
+
+
+class Range(BaseModel):
+    """What the report covers."""
+
+    since: date
+    until: date
+    services: list[str]
+    severities: list[str]
+
+
+class InsightsReport(BaseModel):
+    """Measures over the incidents and postmortems in a range."""
+
+    range: Range
+    definitions: dict[str, str] = Field(default_factory=lambda: dict(DEFINITIONS))
+    incidents: int
+    by_severity: dict[str, int]
+    times: Times
+    months: list[MonthRow]
+    """Every month of the range, empty ones included (oldest first)."""
+    by_service: list[GroupRow]
+    """Services by incident count, most first."""
+    by_severity_times: list[GroupRow]
+    postmortems: int
+    undated_postmortems: int
+    failure_modes: list[Count]
+    factor_categories: list[Count]
+    chain_services: list[Count]
+    empty: bool
+    """True when the range holds no incident and no postmortem."""

@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from api.app import create_app
+from rca.config import IntegrationSettings
 from rca.store.integrations import IntegrationKind
 from rca.store.keys import Role
 from tests.api.support import Api, api_settings, running_api, served
@@ -187,3 +189,33 @@ def test_hostile_alert_text_is_kept_as_data(api: Api) -> None:
     assert answer.status_code == 202, answer.text
     stored = api.get(f"/v1/incidents/{answer.json()['incident_id']}").json()
     assert stored["alerts"] and all(a["source"] == "alertmanager" for a in stored["alerts"])
+
+
+def test_the_label_mapping_is_a_setting_and_a_bad_one_says_so(tmp_path: Path) -> None:
+    mapping = {"service_labels": ["region"], "severity_values": {"critical": "SEV1"}}
+    settings = api_settings(tmp_path / "a").model_copy(
+        update={"integrations": IntegrationSettings(alertmanager=mapping)}
+    )
+    with TestClient(create_app(settings, workers=0)) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        token = services.integrations.create(IntegrationKind.ALERTMANAGER, "am").credential
+        answer = client.post(
+            HOOK, json=fixture("firing.json"), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 202, answer.text
+        stored = services.store.get_incident(answer.json()["incident_id"])
+        assert stored.services == ["eu-west-1"] and stored.severity.value == "SEV1"
+    bad = api_settings(tmp_path / "b").model_copy(
+        update={
+            "integrations": IntegrationSettings(alertmanager={"severity_values": {"x": "SEV9"}})
+        }
+    )
+    with TestClient(create_app(bad, workers=0), raise_server_exceptions=False) as client:
+        services = client.app.state.services  # type: ignore[attr-defined]
+        token = services.integrations.create(IntegrationKind.ALERTMANAGER, "am").credential
+        answer = client.post(
+            HOOK, json=fixture("firing.json"), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 503
+        assert "RCA_INTEGRATIONS__ALERTMANAGER" in answer.json()["detail"]
+        assert services.store.list_incidents() == []

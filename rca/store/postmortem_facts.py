@@ -121,3 +121,17 @@ def fact_counts(
             ).scalar_one()
         )
     return out, total, undated
+
+
+def facts_for(engine: Engine, ids: Sequence[str], kind: str) -> dict[str, set[str]]:
+    """The values of one kind of fact of each of the given postmortems."""
+    if not ids:
+        return {}
+    query = select(postmortem_facts.c.postmortem_id, postmortem_facts.c.value).where(
+        postmortem_facts.c.kind == kind, postmortem_facts.c.postmortem_id.in_(list(ids))
+    )
+    found: dict[str, set[str]] = {}
+    with read_transaction(engine) as conn:
+        for ident, value in conn.execute(query).all():
+            found.setdefault(ident, set()).add(value)
+    return found

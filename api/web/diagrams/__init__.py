@@ -1,4 +1,5 @@
-"""Server-side SVG pictures for the reviewer UI: causal chain, fishbone and incident timeline.
+"""Server-side SVG pictures for the reviewer UI: causal chain, fishbone, incident timeline and
+the insights charts.
 
 Each function returns one self-contained `<svg>` element (no script, no link, no external font or
 image) that a page can inline. Every piece of text comes from an incident or from a model and is
@@ -8,7 +9,8 @@ Layout is deterministic: equal input, equal output. Text widths are estimated, n
 boxes are a little generous.
 
 `chain`, `fishbone` and `timeline` draw one picture each; the timeline module also holds the
-duration helpers (`format_duration`, `durations`).
+duration helpers (`format_duration`, `durations`); `charts` draws the Insights page's line and
+bar charts.
 """
 
 from __future__ import annotations

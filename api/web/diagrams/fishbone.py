@@ -11,7 +11,7 @@ from api.web.diagrams.svg import BOLD, INK, LINE
 from rca.domain import ContributingFactor, FactorCategory
 
 _PALETTE = ("#b42318", "#6941c6", "#026aa2", "#05603a", "#93370d", "#c11574")
-_CATEGORY_COLOUR = dict(zip(FactorCategory, _PALETTE, strict=False))
+CATEGORY_COLOUR = dict(zip(FactorCategory, _PALETTE, strict=False))
 
 SLOPE, TWIG_W, LH = 0.5, 220, 15  # bone run per unit of rise, factor text width, line height
 
@@ -34,7 +34,7 @@ def _bone(factors: Sequence[ContributingFactor], *, top: bool) -> tuple[str, flo
             f"{svg.text(start, sign * twig - 5 - (len(lines) - 1) * LH, lines)}</g>"
         )
         rise, reach = (far if top else twig) + 12, max(reach, -start)
-    name, colour = svg.safe_id(category.value), _CATEGORY_COLOUR.get(category, INK)
+    name, colour = svg.safe_id(category.value), CATEGORY_COLOUR.get(category, INK)
     label_w, end_x, end_y = svg.width(name, 12) + 18, -(rise + 4) * SLOPE, sign * (rise + 4)
     label_x, label_y = end_x - label_w / 2, end_y - 22 if top else end_y + 4
     parts.insert(

@@ -1,5 +1,5 @@
-"""The UI's pages: sign-in, incidents, draft review, postmortems, action items, eval reports,
-outbound webhooks (admins).
+"""The UI's pages: sign-in, incidents, draft review, postmortems, action items, insights,
+eval reports, outbound webhooks (admins).
 
 Each page reads through the same services as the JSON API. Forms post back here (303 to the
 page after success, so a reload never repeats an action); a stale review answers the draft
@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.web.pages import drafts, eval_reports, incidents, postmortems, session, webhooks
+from api.web.pages import (
+    drafts,
+    eval_reports,
+    incidents,
+    insights,
+    postmortems,
+    session,
+    webhooks,
+)
 from api.web.pages.base import error_page
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -22,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     drafts.router,
     postmortems.router,
     eval_reports.router,
+    insights.router,
     webhooks.router,
 )
 

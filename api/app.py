@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from api import (
     mcp_server,
     problems,
+    routes_action_items,
     routes_admin,
     routes_changes,
     routes_drafts,
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(routes_insights.router)
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
+    app.include_router(routes_action_items.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_webhooks.router)
     app.include_router(routes_misc.router)

@@ -147,8 +147,13 @@ class RcaTools:
                 limit + 1, after, statuses=_OPEN, owner=owner
             )
             shown = shown_actions(self.services, rows[:limit])
-        page = Page[ActionItemPublic](items=[ActionItemPublic.of(r) for r in shown])
+        # Cut to fit with room for the longest cursor (an id of 128 characters), set after.
+        room = encode_cursor("x" * 128, 999_999)
+        page = Page[ActionItemPublic](
+            items=[ActionItemPublic.of(r) for r in shown], next_cursor=room
+        )
         trimmed, left_out = _trimmed(page, "items")
+        trimmed = trimmed.model_copy(update={"next_cursor": None})
         if left_out or len(rows) > limit:
             last = shown[len(trimmed.items) - 1] if trimmed.items else None
             if last is not None:

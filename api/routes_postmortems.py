@@ -1,4 +1,5 @@
-"""Postmortems: import, get, list, export; free-text similar search; action-item follow-up."""
+"""Postmortems: import, get, list, export; free-text similar search (action items: see
+`api.routes_action_items`)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,12 @@ from api.auth import require
 from api.routes_incidents import IdempotencyKey, idempotent, services_of
 from api.schemas import MAX_PAGE, Page, decode_cursor, encode_cursor
 from api.schemas_postmortems import (
-    ActionItemPublic,
-    ActionItemUpdate,
     PostmortemImported,
     PostmortemListItem,
     PostmortemPublic,
 )
 from api.services import Services
-from rca.domain import ActionKind, ActionStatus, Postmortem, Priority, Severity
+from rca.domain import Postmortem, Severity
 from rca.domain.similar import SearchFilters, SearchMode, SearchResult
 from rca.errors import InvalidArgument
 from rca.formats.markdown import to_markdown
@@ -208,66 +207,3 @@ def search_similar(
         date_to=until,
     )
     return services_of(request).retrieval.search.search(q, k=k, filters=filters, mode=mode)
-
-
-# --- action items --------------------------------------------------------------------------
-
-
-@router.get("/action-items", response_model=Page[ActionItemPublic], tags=["action items"])
-async def list_action_items(
-    request: Request,
-    _p: Engineer,
-    cursor: Cursor = None,
-    limit: Limit = 20,
-    status: Annotated[list[ActionStatus] | None, Query(max_length=4)] = None,
-    kind: Annotated[list[ActionKind] | None, Query(max_length=4)] = None,
-    priority: Annotated[list[Priority] | None, Query(max_length=4)] = None,
-    owner: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
-    postmortem_id: Annotated[str | None, Query(max_length=128)] = None,
-) -> Page[ActionItemPublic]:
-    """Action items of every postmortem's latest revision with their current status, by
-    postmortem id and position; filtered by status (default: all), kind, priority, owner
-    (case-insensitive) and postmortem."""
-    after = None
-    if cursor is not None:
-        ident, item = decode_cursor(cursor, 2)
-        if not item.isdigit() or len(item) > 9:
-            raise InvalidArgument("malformed cursor")
-        after = (ident, int(item))
-    services = services_of(request)
-    rows = await services.quick(
-        services.store.action_item_page,
-        limit + 1,
-        after,
-        statuses=status or [],
-        kinds=kind or [],
-        priorities=priority or [],
-        owner=owner,
-        postmortem_id=postmortem_id,
-    )
-    following = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        following = encode_cursor(last.postmortem_id, last.item)
-    items = [ActionItemPublic.of(r) for r in rows[:limit]]
-    return Page[ActionItemPublic](items=items, next_cursor=following)
-
-
-@router.patch(
-    "/action-items/{postmortem_id}/{item}",
-    response_model=ActionItemPublic,
-    tags=["action items"],
-)
-def update_action_item(
-    postmortem_id: PostmortemId,
-    item: Annotated[int, Path(ge=0, le=100_000, description="The item's 0-based position.")],
-    update: ActionItemUpdate,
-    request: Request,
-    principal: Reviewer,
-) -> ActionItemPublic:
-    """Set an action item's follow-up status (of the postmortem's latest revision); recorded
-    in the audit trail. The postmortem's text never changes."""
-    row = services_of(request).store.set_action_status(
-        postmortem_id, item, update.status, principal.name
-    )
-    return ActionItemPublic.of(row)

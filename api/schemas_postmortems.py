@@ -7,7 +7,9 @@ from datetime import date as CalendarDate
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rca.domain import ActionKind, ActionStatus, Postmortem, Priority, Severity
+from api.schemas_actions import ActionItemPublic as ActionItemPublic  # re-exported
+from api.schemas_actions import ActionItemUpdate as ActionItemUpdate  # re-exported
+from rca.domain import Postmortem, Severity
 from rca.store import ActionItemRow, Outcome, PostmortemSummary, SaveResult, StoredPostmortem
 from rca.store.keys import KeyInfo, Role
 from retrieval.indexer import CheckReport, SyncReport
@@ -57,48 +59,6 @@ class PostmortemListItem(BaseModel):
         return cls.model_validate(vars(row))
 
 
-class ActionItemPublic(BaseModel):
-    """An action item of a postmortem with its current follow-up status."""
-
-    postmortem_id: str
-    """The postmortem it belongs to."""
-    postmortem_title: str
-    """That postmortem's title."""
-    item: int
-    """Its position in the postmortem's `action_items`, 0-based; the id to update it by."""
-    text: str
-    """What to do."""
-    kind: ActionKind
-    """What it does about the failure."""
-    priority: Priority
-    """MoSCoW priority."""
-    owner: str | None
-    """The team or role that owns it."""
-    status: ActionStatus
-    """The current status: the tracked one when it was updated, else the postmortem's."""
-    updated_by: str | None
-    """Who last updated the status (null: never updated through the API)."""
-    updated_at: datetime | None
-    """When."""
-
-    @classmethod
-    def of(cls, row: ActionItemRow) -> ActionItemPublic:
-        """The public view of an action item row."""
-        action = row.action
-        return cls(
-            postmortem_id=row.postmortem_id,
-            postmortem_title=row.postmortem_title,
-            item=row.item,
-            text=action.text,
-            kind=action.kind,
-            priority=action.priority,
-            owner=action.owner,
-            status=action.status,
-            updated_by=row.updated_by,
-            updated_at=row.updated_at,
-        )
-
-
 class PostmortemPublic(BaseModel):
     """One postmortem revision, with its action items' current status.
 
@@ -132,15 +92,6 @@ class PostmortemPublic(BaseModel):
             created_at=stored.created_at,
             action_items=[ActionItemPublic.of(r) for r in rows],
         )
-
-
-class ActionItemUpdate(BaseModel):
-    """A new follow-up status for one action item."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: ActionStatus
-    """open, in_progress, done or wont_do."""
 
 
 # --- admin ---------------------------------------------------------------------------------

@@ -161,6 +161,18 @@ class OutboundSettings(BaseModel):
     """Sender threads in each server process and in `rca worker` (0: none there)."""
 
 
+class ActionSettings(BaseModel):
+    """Follow-up of action items: when each is due unless a reviewer sets a date."""
+
+    must_days: int = Field(default=14, ge=1, le=3_650)
+    """A must-have is due this many days after it first appeared (finalized or imported)."""
+    should_days: int = Field(default=30, ge=1, le=3_650)
+    """A should-have is due this many days after it first appeared."""
+    could_days: int = Field(default=90, ge=1, le=3_650)
+    """A could-have is due this many days after it first appeared (a won't-have has no
+    default due date)."""
+
+
 class Settings(BaseSettings):
     """Every setting rca reads. Environment variables use the `RCA_` prefix and `__` for groups."""
 
@@ -193,6 +205,8 @@ class Settings(BaseSettings):
     """Webhooks from Alertmanager, PagerDuty and GitHub; the change feed."""
     outbound: OutboundSettings = Field(default_factory=OutboundSettings)
     """Outbound webhooks: delivery, retries and backoff."""
+    actions: ActionSettings = Field(default_factory=ActionSettings)
+    """Action items: default due dates by priority."""
 
     def effective_database_url(self) -> str:
         """The configured database URL, or the SQLite file in the data directory."""

@@ -105,14 +105,19 @@ def export_command(
         list[ActionStatus] | None,
         typer.Option("--status", help="Only action items in this state (with `actions`)."),
     ] = None,
+    overdue: Annotated[
+        bool,
+        typer.Option("--overdue", help="Only action items overdue today, UTC (with `actions`)."),
+    ] = False,
 ) -> int:
     """Export a postmortem as Markdown or JSON (an incident as JSON); `rca export actions` exports
-    every postmortem's action items as CSV for Jira's import or JSON for GitHub issues."""
+    every postmortem's action items as CSV for Jira's import or JSON for GitHub issues, each
+    with its key (External ID `pm-id#key`) and due date."""
     if ident == "actions":
-        text = _actions(ctx, fmt or ExportFormat.csv, status or [])
+        text = _actions(ctx, fmt or ExportFormat.csv, status or [], overdue)
         return _emit(text, output)
-    if status:
-        raise ConfigurationError("--status applies to `rca export actions` only")
+    if status or overdue:
+        raise ConfigurationError("--status and --overdue apply to `rca export actions` only")
     fmt = fmt or ExportFormat.md
     if fmt is ExportFormat.csv:
         raise ConfigurationError("CSV is for action items: rca export actions --format csv")
@@ -144,7 +149,9 @@ def _emit(text: str, output: Path | None) -> int:
     return 0
 
 
-def _actions(ctx: typer.Context, fmt: ExportFormat, statuses: list[ActionStatus]) -> str:
+def _actions(
+    ctx: typer.Context, fmt: ExportFormat, statuses: list[ActionStatus], overdue: bool
+) -> str:
     """Every postmortem's action items (latest revisions, tracked statuses) for a tracker."""
     if fmt is ExportFormat.md:
         raise ConfigurationError("action items export as csv (Jira) or json (GitHub issues)")
@@ -154,7 +161,7 @@ def _actions(ctx: typer.Context, fmt: ExportFormat, statuses: list[ActionStatus]
         rows = []
         after = None
         while True:
-            page = store.action_item_page(500, after, statuses)
+            page = store.action_item_page(500, after, statuses, overdue=overdue or None)
             rows += page
             if len(page) < 500:
                 break

@@ -36,15 +36,18 @@ JIRA_COLUMNS = (
     "Labels",
     "Labels",
     "External ID",
+    "Due Date",
 )
 """Jira's importer maps each column in its wizard; repeated `Labels` columns give one label
-each. `Assignee` is left empty: an owner in rca is a team or role, not a Jira user."""
+each. `Assignee` is left empty: an owner in rca is a team or role, not a Jira user. `Due Date`
+is `YYYY-MM-DD` (tell the wizard that date format), empty when the item has none."""
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 def item_key(row: ActionItemRow) -> str:
-    """The item's id in rca: `<postmortem id>#<position from 1>`."""
-    return f"{row.postmortem_id}#{row.item + 1}"
+    """The item's id in rca: `<postmortem id>#<stable key>` (the key survives a later
+    revision that reorders the items, so a tracker can match the issue to it again)."""
+    return f"{row.postmortem_id}#{row.key}"
 
 
 def _cell(text: str) -> str:
@@ -54,10 +57,13 @@ def _cell(text: str) -> str:
 def _description(row: ActionItemRow, redactor: Redactor) -> str:
     action = row.action
     owner = redactor.redact(action.owner) if action.owner else "no owner yet"
+    due = ""
+    if row.due_on is not None:
+        due = f" Due: {row.due_on.isoformat()}{' (overdue)' if row.overdue else ''}."
     return (
         f"{redactor.redact(action.text)}\n\n"
         f"Kind: {action.kind.value}. Priority: {action.priority.value} (MoSCoW). "
-        f"Owner: {owner}. Status in rca: {action.status.value}.\n"
+        f"Owner: {owner}. Status in rca: {action.status.value}.{due}\n"
         f"From the postmortem {row.postmortem_id}: {redactor.redact(row.postmortem_title)} "
         f"(rca item {item_key(row)})."
     )
@@ -81,6 +87,7 @@ def to_jira_csv(rows: Sequence[ActionItemRow], redactor: Redactor) -> str:
             f"rca-{action.kind.value}",
             f"postmortem-{row.postmortem_id}"[:255],
             item_key(row),
+            row.due_on.isoformat() if row.due_on else "",
         ]
         writer.writerow([_cell(v) for v in values])
     return out.getvalue()
@@ -88,7 +95,8 @@ def to_jira_csv(rows: Sequence[ActionItemRow], redactor: Redactor) -> str:
 
 def to_github_issues(rows: Sequence[ActionItemRow], redactor: Redactor) -> str:
     """The items as a JSON array of GitHub create-issue request bodies (`title`, `body`,
-    `labels`, `assignees`), to post one by one to `POST /repos/{owner}/{repo}/issues`."""
+    `labels`, `assignees`), to post one by one to `POST /repos/{owner}/{repo}/issues`. An
+    issue has no due date field: the body says it (and the rca item `pm-id#key`)."""
     issues = []
     for row in rows:
         action = row.action

@@ -1,34 +1,51 @@
-"""Action items and their follow-up status: the items live in the postmortems' revisions (which
-never change), so the tracked status of each is kept beside them; reading the statuses, a
-filtered page of items, and setting one item's status (audited)."""
+"""Reading action items and their follow-up: the items of every postmortem's latest revision are
+rows of `action_items` (kept in step with each save, see `rca.store.action_sync`), so a filtered
+page of them, one postmortem's tracked state, and the overdue ones are indexed queries.
+
+Items are known by a stable key (`rca.store.action_rules`) and listed by postmortem id and
+position; the position is also accepted where an item is named, for older clients.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, and_, insert, select, update
+from sqlalchemy import Engine, Row, Select, and_, not_, or_, select
 
+from rca.config import ActionSettings
 from rca.domain import ActionItem, ActionKind, ActionStatus, Postmortem, Priority
-from rca.errors import NotFound
-from rca.store import audit, webhook_events
-from rca.store.engine import action_status, postmortem_revisions, postmortems, read_transaction
-from rca.store.postmortem_records import LATEST
-from rca.store.readback import postmortem_from_stored
-from rca.store.writes import now, writing
+from rca.store.action_rules import due_before as due_before_clause
+from rca.store.action_rules import due_date, is_overdue, item_keys, overdue_now
+from rca.store.action_tables import action_items
+from rca.store.engine import postmortems, read_transaction
+from rca.store.writes import now
 
 
 @dataclass(frozen=True)
 class ActionStatusRecord:
-    """The tracked follow-up status of one action item (revisions never change, so the status
-    is kept beside them)."""
+    """The tracked state of one action item of a postmortem's latest revision."""
 
     status: ActionStatus
-    updated_by: str
-    updated_at: datetime
+    """Its current status."""
+    updated_by: str | None
+    """Who last set the status in rca (None: nobody; the document's status holds)."""
+    updated_at: datetime | None
+    """When."""
+    key: str = ""
+    """Its stable key."""
+    due_on: date | None = None
+    """Its due date: the one a reviewer set, else the default for its priority."""
+    due_set: bool = False
+    """Whether a reviewer set the due date."""
+    overdue: bool = False
+    """Open or in progress and due before today."""
+    tracker_key: str | None = None
+    """The issue it became in a tracker (`PROJ-123`)."""
+    tracker_url: str | None = None
+    """That issue's http(s) URL."""
 
 
 @dataclass(frozen=True)
@@ -42,32 +59,124 @@ class ActionItemRow:
     action: ActionItem
     """The item, its status the tracked one when there is one."""
     updated_by: str | None = None
+    """Who last set the status in rca."""
     updated_at: datetime | None = None
+    """When."""
+    key: str = ""
+    """The item's stable key (see `rca.store.action_rules`)."""
+    due_on: date | None = None
+    """Its due date (set by a reviewer, else the default for its priority; None: none)."""
+    due_set: bool = False
+    """Whether a reviewer set the due date."""
+    overdue: bool = False
+    """Open or in progress and due before today."""
+    tracker_key: str | None = None
+    """The issue it became in a tracker."""
+    tracker_url: str | None = None
+    """That issue's URL."""
+    created_at: datetime | None = None
+    """When the item first appeared."""
+    closed_at: datetime | None = None
+    """When it became done or won't do."""
+
+
+def today_utc() -> date:
+    """Today, in UTC: the day overdue items are counted on unless one is given."""
+    return now().date()
 
 
 def with_statuses(pm: Postmortem, records: dict[int, ActionStatusRecord]) -> list[ActionItemRow]:
-    """The postmortem's action items with the tracked statuses (by item index) applied."""
+    """The postmortem's action items with the tracked state (by item position) applied; items
+    without a record keep the document's status and take their key from their text."""
+    keys = item_keys(a.text for a in pm.action_items)
     rows = []
     for index, action in enumerate(pm.action_items):
         record = records.get(index)
         if record is None:
-            rows.append(ActionItemRow(pm.id, pm.title, index, action))
+            rows.append(ActionItemRow(pm.id, pm.title, index, action, key=keys[index]))
             continue
         if record.status is not action.status:
             action = action.model_copy(update={"status": record.status})
         rows.append(
-            ActionItemRow(pm.id, pm.title, index, action, record.updated_by, record.updated_at)
+            ActionItemRow(
+                pm.id,
+                pm.title,
+                index,
+                action,
+                record.updated_by,
+                record.updated_at,
+                key=record.key or keys[index],
+                due_on=record.due_on,
+                due_set=record.due_set,
+                overdue=record.overdue,
+                tracker_key=record.tracker_key,
+                tracker_url=record.tracker_url,
+            )
         )
     return rows
 
 
-def action_statuses(engine: Engine, ident: str) -> dict[int, ActionStatusRecord]:
-    """The tracked follow-up status of a postmortem's action items, by item index."""
+def action_statuses(
+    engine: Engine, ident: str, *, actions: ActionSettings, today: date | None = None
+) -> dict[int, ActionStatusRecord]:
+    """The tracked state of the action items of a postmortem's latest revision, by position."""
     with read_transaction(engine) as conn:
         rows = conn.execute(
-            select(action_status).where(action_status.c.postmortem_id == ident)
+            select(action_items).where(
+                action_items.c.postmortem_id == ident, action_items.c.position.is_not(None)
+            )
         ).all()
-    return {r.item: _status_record(r) for r in rows}
+    day = today or today_utc()
+    found = {}
+    for r in rows:
+        row = row_of(r, "", actions, day)
+        found[r.position] = ActionStatusRecord(
+            row.action.status,
+            row.updated_by,
+            row.updated_at,
+            key=row.key,
+            due_on=row.due_on,
+            due_set=row.due_set,
+            overdue=row.overdue,
+            tracker_key=row.tracker_key,
+            tracker_url=row.tracker_url,
+        )
+    return found
+
+
+def row_of(r: Row[Any], title: str, actions: ActionSettings, today: date) -> ActionItemRow:
+    """An `action_items` row as an item row, its due date and overdue flag worked out."""
+    status = ActionStatus(r.status)
+    priority = Priority(r.priority)
+    action = ActionItem.model_construct(  # as validated when its revision was saved
+        text=r.text, kind=ActionKind(r.kind), priority=priority, owner=r.owner, status=status
+    )
+    due = due_date(r.due_on, priority, r.created_at, actions)
+    return ActionItemRow(
+        postmortem_id=r.postmortem_id,
+        postmortem_title=title,
+        item=r.position if r.position is not None else -1,
+        action=action,
+        updated_by=r.status_by,
+        updated_at=r.status_at,
+        key=r.item_key,
+        due_on=due,
+        due_set=r.due_on is not None,
+        overdue=is_overdue(status, due, today),
+        tracker_key=r.tracker_key,
+        tracker_url=r.tracker_url,
+        created_at=r.created_at,
+        closed_at=r.closed_at,
+    )
+
+
+def current_items() -> Select[Any]:
+    """The rows of the items of the latest revisions, each with its postmortem's title."""
+    return (
+        select(action_items, postmortems.c.title.label("postmortem_title"))
+        .join(postmortems, postmortems.c.id == action_items.c.postmortem_id)
+        .where(action_items.c.position.is_not(None))
+    )
 
 
 def action_item_page(
@@ -79,117 +188,40 @@ def action_item_page(
     priorities: Sequence[Priority] = (),
     owner: str | None = None,
     postmortem_id: str | None = None,
-    batch: int | None = None,
+    *,
+    actions: ActionSettings,
+    overdue: bool | None = None,
+    due_before: date | None = None,
+    today: date | None = None,
 ) -> list[ActionItemRow]:
     """Up to `limit` action items of the postmortems' latest revisions, with their current
-    status, in (postmortem id, item index) order after the pair of the last one seen.
-
-    Items live in the documents, so postmortems are read a batch at a time and their items
-    filtered here (status by the current one, owner case-insensitively) until the page is
-    full. The first batch is about what an unfiltered page needs (a postmortem has a few
-    items; parsing documents is the cost), later batches double, up to 200.
-    """
-    batch = batch or limit // 3 + 1
-    bound, inclusive = (after[0], True) if after is not None else (None, False)
-    found: list[ActionItemRow] = []
-    while len(found) < limit:
-        query = select(postmortems.c.id, postmortems.c.title, postmortem_revisions.c.document).join(
-            postmortem_revisions, LATEST
+    status, in (postmortem id, position) order after the pair of the last one seen; filtered
+    by status, kind, priority, owner (case-insensitively), postmortem, overdue or not on
+    `today` (default: today, UTC), and a due date before `due_before`."""
+    day = today or today_utc()
+    t = action_items.c
+    query = current_items()
+    if after is not None:
+        query = query.where(
+            or_(
+                t.postmortem_id > after[0], and_(t.postmortem_id == after[0], t.position > after[1])
+            )
         )
-        if postmortem_id is not None:
-            query = query.where(postmortems.c.id == postmortem_id)
-        if bound is not None:
-            query = query.where(
-                postmortems.c.id >= bound if inclusive else postmortems.c.id > bound
-            )
-        with read_transaction(engine) as conn:
-            rows = conn.execute(query.order_by(postmortems.c.id).limit(batch)).all()
-            tracked = conn.execute(
-                select(action_status).where(action_status.c.postmortem_id.in_([r.id for r in rows]))
-            ).all()
-        records: dict[str, dict[int, ActionStatusRecord]] = defaultdict(dict)
-        for r in tracked:
-            records[r.postmortem_id][r.item] = _status_record(r)
-        for row in rows:
-            pm = postmortem_from_stored(row.id, row.document)[0]
-            for item in with_statuses(pm, records[row.id]):
-                if after is not None and (row.id, item.item) <= after:
-                    continue
-                if _matches(item.action, statuses, kinds, priorities, owner):
-                    found.append(item)
-                    if len(found) == limit:
-                        return found
-        if len(rows) < batch:
-            break
-        bound, inclusive = rows[-1].id, False
-        batch = min(batch * 2, 200)
-    return found
-
-
-def set_action_status(
-    engine: Engine, ident: str, item: int, status: ActionStatus, actor: str
-) -> ActionItemRow:
-    """Set the follow-up status of item `item` (0-based) of the postmortem's latest
-    revision and record it in the audit trail, in one transaction; the same status again
-    changes nothing."""
-    with writing(engine) as conn:
-        row = conn.execute(
-            select(postmortems.c.id, postmortem_revisions.c.document)
-            .join(postmortem_revisions, LATEST)
-            .where(postmortems.c.id == ident)
-        ).one_or_none()
-        if row is None:
-            raise NotFound("postmortem", ident)
-        pm = postmortem_from_stored(ident, row.document)[0]
-        if not 0 <= item < len(pm.action_items):
-            raise NotFound("action item", f"{ident}#{item}")
-        key = and_(action_status.c.postmortem_id == ident, action_status.c.item == item)
-        stored = conn.execute(select(action_status).where(key)).one_or_none()
-        record = _status_record(stored) if stored is not None else None
-        previous = record.status if record is not None else pm.action_items[item].status
-        if previous is not status:
-            record = ActionStatusRecord(status, actor, now())
-            values = {
-                "status": status.value,
-                "updated_by": actor,
-                "updated_at": record.updated_at,
-            }
-            if stored is None:
-                conn.execute(insert(action_status).values(postmortem_id=ident, item=item, **values))
-            else:
-                conn.execute(update(action_status).where(key).values(**values))
-            audit.record(
-                conn,
-                actor,
-                "action_item.status_changed",
-                "postmortem",
-                ident,
-                item=item,
-                status=status.value,
-                previous=previous.value,
-            )
-            moved = with_statuses(pm, {item: record})[item]
-            webhook_events.action_item_updated(
-                conn, ident, pm.title, item, moved.action, previous, actor
-            )
-        return with_statuses(pm, {item: record} if record is not None else {})[item]
-
-
-def _matches(
-    action: ActionItem,
-    statuses: Sequence[ActionStatus],
-    kinds: Sequence[ActionKind],
-    priorities: Sequence[Priority],
-    owner: str | None,
-) -> bool:
-    if statuses and action.status not in statuses:
-        return False
-    if kinds and action.kind not in kinds:
-        return False
-    if priorities and action.priority not in priorities:
-        return False
-    return owner is None or (action.owner or "").casefold() == owner.strip().casefold()
-
-
-def _status_record(row: Row[Any]) -> ActionStatusRecord:
-    return ActionStatusRecord(ActionStatus(row.status), row.updated_by, row.updated_at)
+    if statuses:
+        query = query.where(t.status.in_([s.value for s in statuses]))
+    if kinds:
+        query = query.where(t.kind.in_([k.value for k in kinds]))
+    if priorities:
+        query = query.where(t.priority.in_([p.value for p in priorities]))
+    if owner is not None:
+        query = query.where(t.owner_folded == owner.strip().casefold())
+    if postmortem_id is not None:
+        query = query.where(t.postmortem_id == postmortem_id)
+    if overdue is not None:
+        late = overdue_now(day, actions)
+        query = query.where(late if overdue else not_(late))
+    if due_before is not None:
+        query = query.where(due_before_clause(due_before, actions))
+    with read_transaction(engine) as conn:
+        rows = conn.execute(query.order_by(t.postmortem_id, t.position).limit(limit)).all()
+    return [row_of(r, r.postmortem_title, actions, day) for r in rows]

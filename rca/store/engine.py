@@ -368,7 +368,8 @@ action_status = Table(
     Column("updated_by", String(100), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
-"""Follow-up status of action items; the postmortem text itself never changes."""
+"""Follow-up status of action items by position, up to migration 0009; since then no longer
+written (`action_items` holds it by a stable key), kept as the record of what was tracked."""
 
 audit_log = Table(
     "audit_log",

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from rca.domain import Postmortem, Severity, canonical_json, content_hash
 from rca.errors import NotFound
 from rca.store import audit
+from rca.store.action_sync import sync_action_items
 from rca.store.engine import index_outbox, postmortem_revisions, postmortems, read_transaction
 from rca.store.readback import SetAside, postmortem_from_stored
 from rca.store.services_seen import note_services
@@ -80,7 +81,7 @@ LATEST = and_(
 
 def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveResult:
     """Save a postmortem inside the caller's write transaction (a new revision if changed,
-    queued for indexing through the outbox)."""
+    queued for indexing through the outbox, its action items' rows brought in step)."""
     digest = content_hash(pm)
     stamp = now()
     head = conn.execute(
@@ -122,6 +123,7 @@ def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveRes
     conn.execute(
         insert(index_outbox).values(postmortem_id=pm.id, revision=revision, created_at=stamp)
     )
+    sync_action_items(conn, pm, stamp, source)
     outcome = Outcome.CREATED if head is None else Outcome.REVISED
     return SaveResult("postmortem", pm.id, outcome, revision)
 

@@ -1,7 +1,8 @@
 """The `Store` facade over the system of record: one object, one engine, every read and write of
 incidents (`incident_records`) and their revisions (`incident_changes`), postmortems and their
-revisions (`postmortem_records`), action-item status (`action_items`) and the index outbox
-(`outbox`), delegated to those modules.
+revisions (`postmortem_records`), action items and their follow-up (`action_items`,
+`action_updates`, `action_measures`) and the index outbox (`outbox`), delegated to those
+modules.
 
 Every public write is one transaction. A stored postmortem revision never changes (the database
 refuses updates and deletes of revisions); saving different content under the same id makes a
@@ -16,12 +17,21 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, func, select
 
-from rca.config import Settings
+from rca.config import ActionSettings, Settings
 from rca.domain import ActionKind, ActionStatus, Incident, Postmortem, Priority, Severity
 from rca.domain.additions import IncidentChange
 from rca.errors import StoreUnavailable
-from rca.store import action_items, incident_changes, incident_records, postmortem_records
+from rca.store import (
+    action_items,
+    action_measures,
+    action_updates,
+    incident_changes,
+    incident_records,
+    postmortem_records,
+)
 from rca.store.action_items import ActionItemRow, ActionStatusRecord
+from rca.store.action_measures import ActionMeasures
+from rca.store.action_updates import ActionChange, HistoryEntry
 from rca.store.engine import (
     incidents,
     make_engine,
@@ -42,8 +52,10 @@ Document = Postmortem | Incident
 class Store:
     """Reads and writes the system of record through one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, actions: ActionSettings | None = None) -> None:
         self.engine = engine
+        self.actions = actions or ActionSettings()
+        """Default due dates of action items by priority."""
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -53,7 +65,7 @@ class Store:
         except Exception as err:  # a bad URL or missing driver: the operator must act
             raise StoreUnavailable(f"cannot open the database: {err}") from err
         migrate(engine)
-        return cls(engine)
+        return cls(engine, settings.actions)
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -93,12 +105,28 @@ class Store:
         return postmortem_records.import_postmortem(self.engine, postmortem, source, actor)
 
     def set_action_status(
-        self, ident: str, item: int, status: ActionStatus, actor: str
+        self, ident: str, item: int | str, status: ActionStatus, actor: str
     ) -> ActionItemRow:
-        """Set the follow-up status of item `item` (0-based) of the postmortem's latest
-        revision and record it in the audit trail, in one transaction; the same status again
-        changes nothing."""
-        return action_items.set_action_status(self.engine, ident, item, status, actor)
+        """Set the follow-up status of an item (its key, or 0-based position) of the
+        postmortem's latest revision, with a history row and an audit entry, in one
+        transaction; the same status again changes nothing."""
+        return action_updates.set_action_status(
+            self.engine, ident, item, status, actor, actions=self.actions
+        )
+
+    def change_action_item(
+        self,
+        ident: str,
+        item: int | str,
+        change: ActionChange,
+        actor: str,
+        today: CalendarDate | None = None,
+    ) -> ActionItemRow:
+        """Change an item's status, due date and tracker reference in one transaction, each
+        change recorded (see `action_updates.change_action_item`)."""
+        return action_updates.change_action_item(
+            self.engine, ident, item, change, actor, actions=self.actions, today=today
+        )
 
     # --- postmortems and their revisions -----------------------------------------------------
 
@@ -187,9 +215,11 @@ class Store:
 
     # --- action items ------------------------------------------------------------------------
 
-    def action_statuses(self, ident: str) -> dict[int, ActionStatusRecord]:
-        """The tracked follow-up status of a postmortem's action items, by item index."""
-        return action_items.action_statuses(self.engine, ident)
+    def action_statuses(
+        self, ident: str, today: CalendarDate | None = None
+    ) -> dict[int, ActionStatusRecord]:
+        """The tracked state of a postmortem's action items, by position."""
+        return action_items.action_statuses(self.engine, ident, actions=self.actions, today=today)
 
     def action_item_page(
         self,
@@ -200,13 +230,60 @@ class Store:
         priorities: Sequence[Priority] = (),
         owner: str | None = None,
         postmortem_id: str | None = None,
-        batch: int | None = None,
+        overdue: bool | None = None,
+        due_before: CalendarDate | None = None,
+        today: CalendarDate | None = None,
     ) -> list[ActionItemRow]:
         """Up to `limit` action items of the postmortems' latest revisions, with their current
-        status, in (postmortem id, item index) order after the pair of the last one seen
+        status, in (postmortem id, position) order after the pair of the last one seen
         (see `action_items.action_item_page`)."""
         return action_items.action_item_page(
-            self.engine, limit, after, statuses, kinds, priorities, owner, postmortem_id, batch
+            self.engine,
+            limit,
+            after,
+            statuses,
+            kinds,
+            priorities,
+            owner,
+            postmortem_id,
+            actions=self.actions,
+            overdue=overdue,
+            due_before=due_before,
+            today=today,
+        )
+
+    def action_history(
+        self, ident: str, item: int | str, limit: int, after: int | None = None
+    ) -> list[HistoryEntry]:
+        """One item's changes, oldest first (see `action_updates.action_history`)."""
+        return action_updates.action_history(self.engine, ident, item, limit, after)
+
+    def overdue_actions(self, today: CalendarDate, limit: int) -> list[ActionItemRow]:
+        """Up to `limit` items overdue on `today`, the earliest due first."""
+        return action_measures.overdue(self.engine, today, limit, actions=self.actions)
+
+    def overdue_count(self, today: CalendarDate) -> int:
+        """How many items are overdue on `today`."""
+        return action_measures.overdue_count(self.engine, today, actions=self.actions)
+
+    def action_measures(
+        self,
+        since: CalendarDate,
+        until: CalendarDate,
+        services: Sequence[str] = (),
+        severities: Sequence[Severity] = (),
+        today: CalendarDate | None = None,
+    ) -> ActionMeasures:
+        """Completion rate, overdue count and open items' age over the postmortems dated in
+        [since, until) (see `action_measures.action_measures`; today: UTC by default)."""
+        return action_measures.action_measures(
+            self.engine,
+            since,
+            until,
+            services,
+            severities,
+            today=today or action_items.today_utc(),
+            actions=self.actions,
         )
 
     # --- the index outbox and totals ---------------------------------------------------------

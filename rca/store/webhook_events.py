@@ -17,6 +17,8 @@ from urllib.parse import quote
 from sqlalchemy import Connection, select
 
 from rca.domain import ActionItem, ActionStatus, Draft, Postmortem
+from rca.store.action_items import ActionItemRow
+from rca.store.action_rules import item_keys
 from rca.store.engine import drafts, postmortem_revisions
 from rca.store.webhooks import WebhookEvent, enqueue, subscribed
 
@@ -25,10 +27,11 @@ def _path(*parts: str | int) -> str:
     return "/v1/" + "/".join(quote(str(p), safe="") for p in parts)
 
 
-def _action(postmortem_id: str, item: int, action: ActionItem) -> dict[str, Any]:
+def _action(postmortem_id: str, item: int, key: str, action: ActionItem) -> dict[str, Any]:
     return {
         "postmortem_id": postmortem_id,
         "item": item,
+        "key": key,
         "text": action.text,
         "kind": action.kind.value,
         "priority": action.priority.value,
@@ -71,7 +74,8 @@ def postmortem_finalized(
     conn: Connection, postmortem: Postmortem, revision: int, new: bool, draft_id: str, actor: str
 ) -> None:
     """`postmortem.finalized`, then `action_item.created` for each action item the revision
-    brings (all of revision 1's; on a later one, those whose text the previous lacked).
+    brings (all of revision 1's; on a later one, those whose key the previous lacked: see
+    `rca.store.action_rules`).
     `new` is false when finalizing saved nothing new (the same content again)."""
     links = {
         "postmortem": _path("postmortems", postmortem.id),
@@ -95,7 +99,7 @@ def postmortem_finalized(
     )
     if not new or not subscribed(conn, WebhookEvent.ACTION_ITEM_CREATED):
         return
-    before: set[str] = set()
+    before: set[str] = set()  # the keys of the previous revision's items
     if revision > 1:
         document = conn.execute(
             select(postmortem_revisions.c.document).where(
@@ -104,23 +108,27 @@ def postmortem_finalized(
             )
         ).scalar_one_or_none()
         items = json.loads(document).get("action_items", []) if document else []
-        before = {str(i.get("text")) for i in items if isinstance(i, dict)}
-    for index, action in enumerate(postmortem.action_items):
-        if action.text not in before:
-            data = _action(postmortem.id, index, action)
+        before = set(item_keys(str(i.get("text")) for i in items if isinstance(i, dict)))
+    keys = item_keys(a.text for a in postmortem.action_items)
+    for index, (key, action) in enumerate(zip(keys, postmortem.action_items, strict=True)):
+        if key not in before:
+            data = _action(postmortem.id, index, key, action)
             enqueue(conn, WebhookEvent.ACTION_ITEM_CREATED, {**data, "revision": revision})
 
 
 def action_item_updated(
-    conn: Connection,
-    postmortem_id: str,
-    postmortem_title: str,
-    item: int,
-    action: ActionItem,
-    previous: ActionStatus,
-    actor: str,
+    conn: Connection, row: ActionItemRow, previous: ActionStatus, actor: str
 ) -> None:
-    """`action_item.updated`: the item as it now stands, its previous status and who moved it."""
-    data = _action(postmortem_id, item, action)
-    data.update(postmortem_title=postmortem_title, previous_status=previous.value, updated_by=actor)
+    """`action_item.updated`: the item as it now stands (with its key, due date and tracker
+    reference), its previous status and who moved it."""
+    data = _action(row.postmortem_id, row.item, row.key, row.action)
+    data.update(
+        postmortem_title=row.postmortem_title,
+        previous_status=previous.value,
+        updated_by=actor,
+        due_on=row.due_on.isoformat() if row.due_on else None,
+        overdue=row.overdue,
+        tracker_key=row.tracker_key,
+        tracker_url=row.tracker_url,
+    )
     enqueue(conn, WebhookEvent.ACTION_ITEM_UPDATED, data)

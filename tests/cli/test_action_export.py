@@ -5,14 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from rca.config import Settings
+from rca.store import Store
+from rca.store.action_rules import item_keys
+from rca.store.action_updates import ActionChange
 from tests.factories import postmortem_data
 from tests.support import run
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "postmortems"
+HOSTILE_TEXT = '=HYPERLINK("http://evil.example/","x") rotate AKIAIOSFODNN7EXAMPLE'
 
 
 @pytest.fixture
@@ -25,7 +31,7 @@ def data_dir(
         id="pm-hostile",
         action_items=[
             {
-                "text": '=HYPERLINK("http://evil.example/","x") rotate AKIAIOSFODNN7EXAMPLE',
+                "text": HOSTILE_TEXT,
                 "kind": "prevent",
                 "priority": "must",
                 "owner": "@platform",
@@ -52,8 +58,13 @@ def test_csv_for_jira_has_a_row_per_item_and_defuses_formulas(
     assert header.count("Labels") == 3
     assert len(body) > 30 and all(len(r) == len(header) for r in body)
     assert {r[3] for r in body} <= {"Highest", "High", "Medium", "Lowest"}
-    hostile = [r for r in body if r[-1].startswith("pm-hostile#")]
-    assert [r[-1] for r in hostile] == ["pm-hostile#1", "pm-hostile#2"]
+    external, due = header.index("External ID"), header.index("Due Date")
+    hostile = [r for r in body if r[external].startswith("pm-hostile#")]
+    keys = item_keys([HOSTILE_TEXT, "-1+1 alert on lag"])
+    assert [r[external] for r in hostile] == [f"pm-hostile#{k}" for k in keys]
+    # Due on the import day (today) plus the days for the priority: must 14, could 90.
+    today = datetime.now(UTC).date()
+    assert [r[due] for r in hostile] == [(today + timedelta(days=n)).isoformat() for n in (14, 90)]
     assert hostile[0][0].startswith("'=HYPERLINK") and hostile[1][0].startswith("'-1+1")
     assert hostile[0][5] == "'@platform"
     assert "AKIAIOSFODNN7EXAMPLE" not in out
@@ -84,6 +95,29 @@ def test_json_for_github_issues_and_the_status_filter(
     assert all("rca" in i["labels"] for i in issues)
     code, out, _ = run(data_dir, "export", "actions", "--format", "json", capsys=capsys)
     assert len(json.loads(out)) > len(issues)
+    due = (datetime.now(UTC).date() + timedelta(days=90)).isoformat()
+    lag = next(i for i in json.loads(out) if i["title"] == "-1+1 alert on lag")
+    assert f"Due: {due}." in lag["body"] and "(rca item pm-hostile#" in lag["body"]
+
+
+def test_only_overdue_items_with_overdue(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(data_dir, "export", "actions", "--overdue", capsys=capsys)
+    assert code == 0, err
+    assert list(csv.reader(io.StringIO(out)))[1:] == []  # all imported today: none due yet
+    store = Store.open(Settings(data_dir=data_dir))
+    try:
+        lag = store.action_item_page(10, postmortem_id="pm-hostile")[1]
+        store.change_action_item(
+            "pm-hostile", lag.key, ActionChange(due_on=date(2020, 1, 31)), "reviewer"
+        )
+    finally:
+        store.close()
+    code, out, err = run(data_dir, "export", "actions", "--overdue", capsys=capsys)
+    rows = list(csv.reader(io.StringIO(out)))
+    assert [(r[-2], r[-1]) for r in rows[1:]] == [(f"pm-hostile#{lag.key}", "2020-01-31")]
+    assert "Due: 2020-01-31 (overdue)." in rows[1][1]
 
 
 def test_wrong_combinations_are_one_line_errors(
@@ -93,6 +127,7 @@ def test_wrong_combinations_are_one_line_errors(
         (("export", "actions", "--format", "md"), "csv"),
         (("export", "pm-hostile", "--format", "csv"), "action items"),
         (("export", "pm-hostile", "--status", "open"), "--status"),
+        (("export", "pm-hostile", "--overdue"), "--overdue"),
         (("export", "actions", "--status", "lost"), "lost"),
     ]:
         code, _, err = run(data_dir, *args, capsys=capsys)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from api.web import views
@@ -17,6 +17,7 @@ from api.web.pages.base import Csrf, Viewer, check, render, services_of
 from rca.domain import ActionStatus, Priority
 from rca.errors import RcaError
 from rca.formats.markdown import to_markdown
+from rca.store.action_items import today_utc
 from rca.store.keys import Role
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -79,12 +80,21 @@ def action_items_page(
     session: Viewer,
     owner: Annotated[str | None, Query(max_length=100)] = None,
     priority: Annotated[list[Priority] | None, Query(max_length=4)] = None,
+    overdue: bool = False,
 ) -> HTMLResponse:
-    """The board: a column per status, must-haves first, filtered by owner and priority."""
+    """The board: a column per status, must-haves first, filtered by owner, priority and
+    overdue; how many items are overdue in all at the top."""
     services = services_of(request)
+    today = today_utc()
     items = views.shown_actions(
         services,
-        services.store.action_item_page(1000, owner=owner or None, priorities=priority or []),
+        services.store.action_item_page(
+            1000,
+            owner=owner or None,
+            priorities=priority or [],
+            overdue=True if overdue else None,
+            today=today,
+        ),
     )
     rank = {p: n for n, p in enumerate(Priority)}
     items.sort(key=lambda i: (rank[i.action.priority], i.postmortem_id, i.item))
@@ -98,18 +108,22 @@ def action_items_page(
         statuses=ActionStatus,
         priorities=list(Priority),
         chosen=set(priority or []),
+        overdue=overdue,
+        overdue_count=services.store.overdue_count(today),
+        today=today,
     )
 
 
 @router.post("/action-items/{postmortem_id}/{item}")
 def set_action_status(
     postmortem_id: str,
-    item: int,
+    item: Annotated[str, Path(max_length=24)],
     request: Request,
     session: Viewer,
     csrf: Csrf,
     status: Annotated[ActionStatus, Form()],
 ) -> RedirectResponse:
+    """Move an item (named by its key, or its position as older pages did)."""
     check(session, csrf, Role.REVIEWER)
     services_of(request).store.set_action_status(
         postmortem_id, item, status, session.principal.name

@@ -10,7 +10,7 @@ unknown service is an empty report, not an error.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from api.routes_insights import Table, to_csv
+from api.web import views
 from api.web.diagrams.charts import (
     CATEGORY_FILL,
     NO_INCIDENTS,
@@ -204,7 +205,8 @@ def page_context(found: InsightsReport, chosen: Filters) -> dict[str, Any]:
         "severities": list(Severity),
         "chosen": {s.value for s in chosen.severities},
         "severity_counts": [(s, n) for s, n in found.by_severity.items() if n],
-        "overdue": None,  # the overdue-actions table comes with due dates (issue 19, part 1)
+        "overdue": None,  # filled by the page from the store (see `insights_page`)
+        "overdue_total": 0,
         "recurrences": None,  # the recurrences list comes with recurrence links (part 2)
     }
 
@@ -213,7 +215,12 @@ def page_context(found: InsightsReport, chosen: Filters) -> dict[str, Any]:
 def insights_page(request: Request, session: Viewer, chosen: Chosen) -> HTMLResponse:
     """The Insights page for the chosen range (by default the last five years)."""
     found = _report(request, chosen)
-    return render(request, "insights.html", session, **page_context(found, chosen))
+    context = page_context(found, chosen)
+    services = services_of(request)
+    today = datetime.now(UTC).date()
+    context["overdue"] = views.shown_actions(services, services.store.overdue_actions(today, 15))
+    context["overdue_total"] = services.store.overdue_count(today)
+    return render(request, "insights.html", session, **context)
 
 
 @router.get("/insights.csv", response_class=Response)

@@ -12,7 +12,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,11 @@ from api.web.diagrams.charts import (
     time_trends_svg,
 )
 from api.web.pages.insights import duration
+from rca.domain import ActionStatus
 from rca.formats.importer import import_paths
 from rca.insights.measures import report
 from rca.insights.report import InsightsReport, MonthRow, Spread, Times
+from rca.store.action_updates import set_due_date
 from rca.store.keys import Role
 from tests.api.support import api_settings, served
 
@@ -53,6 +55,8 @@ class Site:
     keys: dict[Role, str]
     report: InsightsReport
     """The report over `SINCE`..`UNTIL`, computed directly from the store."""
+    overdue: int
+    """How many action items are overdue today, from the store."""
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             imported = import_paths(services.store, [ROOT / "examples" / folder], 1_000_000)
             assert imported.problems == [], imported.problems
         keys = {role: services.keys.create(f"{role.value} user", role)[0] for role in Role}
-        yield Site(url, keys, report(services.store, SINCE, UNTIL))
+        # Imported items' default due dates count from today; a reviewer dated two in the past.
+        for row in services.store.action_item_page(2, None, [ActionStatus.OPEN]):
+            set_due_date(
+                services.store.engine,
+                row.postmortem_id,
+                row.key,
+                date(2025, 1, 31),
+                "reviewer",
+                actions=services.store.actions,
+            )
+        overdue = services.store.overdue_count(datetime.now(UTC).date())
+        yield Site(url, keys, report(services.store, SINCE, UNTIL), overdue)
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +158,11 @@ def test_the_page_shows_the_reports_numbers_in_tiles_and_charts(page: Any, site:
     assert page.locator("#chart-chain-services g.bar").count() == min(12, len(found.chain_services))
     assert page.locator("#chart-factor-categories g.bar").count() == len(found.factor_categories)
     assert page.locator("#times-by-severity tbody tr").count() == len(found.by_severity_times)
-    assert "coming" in page.inner_text("#overdue-actions").lower()
+    overdue = site.overdue
+    assert overdue > 0  # the examples' open items are long past their default due dates
+    assert f"({overdue})" in page.inner_text("#overdue-actions h3")
+    assert page.locator("#overdue-actions tbody tr").count() == min(15, overdue) == 2
+    assert "2025-01-31" in page.inner_text("#overdue-actions")
     assert "coming" in page.inner_text("#recurrences").lower()
     assert page.locator("#definitions dt").count() == len(found.definitions)
     assert page.locator("nav a[aria-current=page]").inner_text() == "Insights"

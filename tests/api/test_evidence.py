@@ -97,6 +97,10 @@ def test_bad_evidence_is_refused_and_nothing_changes(api: Api) -> None:
     assert api.get(f"/v1/incidents/{incident['id']}").json() == incident
     assert len(api.get(f"/v1/incidents/{incident['id']}/revisions").json()) == 1
     assert api.get(f"/v1/incidents/{incident['id']}/revisions/7").status_code == 404
+    assert api.get(f"/v1/incidents/{incident['id']}/revisions/0").status_code == 422
+    assert api.get("/v1/incidents/nope/revisions").status_code == 404
+    assert api.get("/v1/incidents/nope/sources").status_code == 404
+    assert api.get(f"/v1/incidents/{incident['id']}/sources").json() == []
 
 
 def test_prompt_injection_in_added_evidence_is_stored_as_data(api: Api) -> None:

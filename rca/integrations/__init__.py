@@ -7,6 +7,7 @@
 | GitHub `deployment_status` webhook | `github` | a change event (a deploy) |
 | Slack export or `conversations.history` | `slack` | chat messages |
 | signatures (PagerDuty, GitHub) | `signatures` | a verified body, or a refusal |
+| (shared) | `text` | untrusted text made one clipped line; plain http(s) links |
 
 Storing what they produce, and deciding which incident it belongs to, is the store's and the
 API's work (`rca.store.integrations`, `api.routes_hooks`).

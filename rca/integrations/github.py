@@ -22,7 +22,6 @@ followed), stripped of control characters and clipped.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from rca.domain.values import Timestamp
+from rca.integrations.text import clip, http_url, line
 
 SUMMARY_CHARS = 1_000
 """A change summary longer than this is clipped."""
@@ -176,7 +176,7 @@ def translate(
     if event == "ping":
         return GitHubChange(action="ignore", reason="ping: GitHub checking the webhook")
     if event != "deployment_status":
-        name = _line(event_header, NAME_CHARS) or "(none)"
+        name = line(event_header, NAME_CHARS) or "(none)"
         return GitHubChange(action="ignore", reason=f"event {name} is not used")
     if isinstance(payload, DeploymentStatusPayload):
         body = payload
@@ -187,16 +187,16 @@ def translate(
     status, deployment = body.deployment_status, body.deployment
     state = status.state.strip().lower()
     if state not in RECORDED_STATES:
-        reason = f"deployment state {_line(state, NAME_CHARS)} is not a finished deploy"
+        reason = f"deployment state {line(state, NAME_CHARS)} is not a finished deploy"
         return GitHubChange(action="ignore", reason=reason)
-    environment = _line(status.environment or deployment.environment, NAME_CHARS)
+    environment = line(status.environment or deployment.environment, NAME_CHARS)
     return GitHubChange(
         action="change",
         external_id=f"github:{body.repository.full_name}:{deployment.id}:{status.id}",
         service=_service(body),
         at=status.created_at,
         summary=_summary(body, state, environment),
-        version=_line(deployment.sha, NAME_CHARS) or _line(deployment.ref, NAME_CHARS),
+        version=line(deployment.sha, NAME_CHARS) or line(deployment.ref, NAME_CHARS),
         link=_first_url(status.target_url, status.log_url, deployment.url),
         actor=_actor(body),
         state=state,
@@ -208,7 +208,7 @@ def _service(body: DeploymentStatusPayload) -> str:
     extra = body.deployment.payload
     named = extra.get("service") if isinstance(extra, dict) else None
     if isinstance(named, str):
-        service = _line(named, NAME_CHARS)
+        service = line(named, NAME_CHARS)
         if service:
             return service
     return body.repository.name
@@ -216,52 +216,24 @@ def _service(body: DeploymentStatusPayload) -> str:
 
 def _summary(body: DeploymentStatusPayload, state: str, environment: str | None) -> str:
     deployment = body.deployment
-    ref = _line(deployment.ref, NAME_CHARS)
-    sha = _line(deployment.sha[:7], 7)
+    ref = line(deployment.ref, NAME_CHARS)
+    sha = line(deployment.sha[:7], 7)
     what = f"{ref} ({sha})" if ref and ref != deployment.sha else (sha or "a commit")
     summary = f"Deployed {what} to {environment or 'an unnamed environment'}: {state}"
-    description = _line(body.deployment_status.description or deployment.description, 800)
+    description = line(body.deployment_status.description or deployment.description, 800)
     if description:
         summary += f" - {description}"
-    return _clip(summary, SUMMARY_CHARS)
+    return clip(summary, SUMMARY_CHARS)
 
 
 def _actor(body: DeploymentStatusPayload) -> str | None:
     for user in (body.deployment_status.creator, body.sender, body.deployment.creator):
-        login = _line(user.login, NAME_CHARS) if user else None
+        login = line(user.login, NAME_CHARS) if user else None
         if login:
             return login
     return None
 
 
-# ---------------------------------------------------------------------------------------------
-# Untrusted text
-
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
-_SPACE = re.compile(r"\s+")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _line(value: str | None, limit: int) -> str | None:
-    """One line: control characters dropped, runs of white space made one space, clipped."""
-    if value is None:
-        return None
-    text = _SPACE.sub(" ", _CONTROL.sub("", value)).strip()
-    return _clip(text, limit) or None
-
-
 def _first_url(*values: str | None) -> str | None:
     """The first http(s) link as sent; others (other schemes, spaces, too long) are skipped."""
-    for value in values:
-        if (
-            value
-            and len(value) <= URL_CHARS
-            and not _SPACE.search(value)
-            and not _CONTROL.search(value)
-            and value.lower().startswith(("https://", "http://"))
-        ):
-            return value
-    return None
+    return next((url for value in values if (url := http_url(value, URL_CHARS))), None)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapte
 
 from rca.domain.incident import TimelineEvent
 from rca.domain.values import ID_PATTERN, Frozen, Severity, TimelineKind, Timestamp
+from rca.integrations.text import CONTROL, clip, http_url, line
 
 TITLE_CHARS = 500
 """An incident title longer than this is clipped."""
@@ -289,7 +290,7 @@ def _from_incident(
 ) -> PagerDutyEvent:
     action, kind = _INCIDENT_EVENTS[event.event_type]
     actor = _agent(event)
-    title = _line(incident.title, TITLE_CHARS) or "Untitled PagerDuty incident"
+    title = line(incident.title, TITLE_CHARS) or "Untitled PagerDuty incident"
     if event.event_type == "incident.triggered":
         number = f" #{incident.number}" if incident.number is not None else ""
         text = f"PagerDuty incident{number} triggered: {title}"
@@ -309,7 +310,7 @@ def _from_incident(
         number=incident.number,
         url=_url(incident.html_url),
         title=title,
-        service=_line(incident.service.summary if incident.service else None, NAME_CHARS),
+        service=line(incident.service.summary if incident.service else None, NAME_CHARS),
         severity=mapping.severity(incident),
         event=_timeline(event, kind, actor, text),
     )
@@ -318,8 +319,8 @@ def _from_incident(
 def _from_note(
     base: PagerDutyEvent, event: PagerDutyWebhookEvent[Any], note: PagerDutyNote
 ) -> PagerDutyEvent:
-    content = _CONTROL.sub("", note.content.replace("\r\n", "\n").replace("\r", "\n")).strip()
-    content = _clip(content, NOTE_CHARS) or "(empty note)"
+    content = CONTROL.sub("", note.content.replace("\r\n", "\n").replace("\r", "\n")).strip()
+    content = clip(content, NOTE_CHARS) or "(empty note)"
     if note.trimmed:
         content += "\n(PagerDuty sent this note shortened.)"
     return replace(
@@ -327,7 +328,7 @@ def _from_note(
         action="timeline",
         pd_incident_id=note.incident.id,
         url=_url(note.incident.html_url),
-        title=_line(note.incident.summary, TITLE_CHARS),
+        title=line(note.incident.summary, TITLE_CHARS),
         event=_timeline(event, TimelineKind.NOTE, _agent(event), content),
     )
 
@@ -341,7 +342,7 @@ def _timeline(
 
 def _escalated(incident: PagerDutyIncident) -> str:
     policy = incident.escalation_policy
-    policy_name = _line(policy.summary, NAME_CHARS) if policy else None
+    policy_name = line(policy.summary, NAME_CHARS) if policy else None
     level = incident.escalation_level
     text = "Escalated" + (f" to level {level}" if level is not None else "")
     if policy_name:
@@ -363,36 +364,17 @@ def _incident_id(data: dict[str, Any]) -> str | None:
 
 
 def _agent(event: PagerDutyWebhookEvent[Any]) -> str | None:
-    return _line(event.agent.summary, NAME_CHARS) if event.agent else None
+    return line(event.agent.summary, NAME_CHARS) if event.agent else None
 
 
 def _names(references: Sequence[PagerDutyReference]) -> str:
-    names = [name for ref in references if (name := _line(ref.summary, NAME_CHARS))]
+    names = [name for ref in references if (name := line(ref.summary, NAME_CHARS))]
     shown = ", ".join(names[:MAX_ASSIGNEES])
     if len(names) > MAX_ASSIGNEES:
         shown += f" and {len(names) - MAX_ASSIGNEES} more"
     return shown
 
 
-# Untrusted text
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
-_SPACE = re.compile(r"\s+")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _line(value: str | None, limit: int) -> str | None:
-    """One line: control characters dropped, runs of white space made one space, clipped."""
-    if value is None:
-        return None
-    text = _SPACE.sub(" ", _CONTROL.sub("", value)).strip()
-    return _clip(text, limit) or None
-
-
 def _url(value: str | None) -> str | None:
     """An http(s) link as sent, or None (other schemes, spaces, or too long)."""
-    if value is None or len(value) > URL_CHARS or _SPACE.search(value) or _CONTROL.search(value):
-        return None
-    return value if value.lower().startswith(("https://", "http://")) else None
+    return http_url(value, URL_CHARS)

@@ -4,17 +4,15 @@ shortly before it started as candidate triggers (`Services.attach_changes`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import require
 from api.routes_incidents import IdempotencyKey, idempotent, services_of
-from api.schemas import MAX_PAGE, Page, decode_cursor, encode_cursor
+from api.schemas import MAX_PAGE, Page, decode_time_cursor, encode_cursor
 from rca.domain.change import ChangeEvent, ChangeKind, StoredChange
-from rca.domain.values import Timestamp, as_utc
-from rca.errors import InvalidArgument
+from rca.domain.values import Timestamp
 from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["changes"])
@@ -56,13 +54,7 @@ async def list_changes(
     until: Timestamp | None = None,
 ) -> Page[StoredChange]:
     """Changes, newest first, a page at a time; filtered by service, kind and time."""
-    after = None
-    if cursor is not None:
-        at, ident = decode_cursor(cursor, 2)
-        try:
-            after = (as_utc(datetime.fromisoformat(at)), ident)
-        except ValueError:
-            raise InvalidArgument("malformed cursor") from None
+    after = decode_time_cursor(cursor)
     services = services_of(request)
     rows = await services.quick(
         services.changes.page, limit + 1, after, service or [], kind or [], since, until

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -17,14 +16,13 @@ from api.schemas import (
     DraftRequest,
     IncidentListItem,
     Page,
-    decode_cursor,
+    decode_time_cursor,
     encode_cursor,
 )
 from api.services import Services
 from rca.domain import Incident, Severity
 from rca.domain.similar import SearchResult
-from rca.domain.values import Timestamp, as_utc
-from rca.errors import InvalidArgument
+from rca.domain.values import Timestamp
 from rca.store import Outcome
 from rca.store.idempotency import Replay, body_hash
 from rca.store.keys import Principal, Role
@@ -121,13 +119,7 @@ async def list_incidents(
     until: Timestamp | None = None,
 ) -> Page[IncidentListItem]:
     """Incidents, newest first, a page at a time; `since` and `until` bound their start."""
-    after = None
-    if cursor is not None:
-        at, ident = decode_cursor(cursor, 2)
-        try:
-            after = (as_utc(datetime.fromisoformat(at)), ident)
-        except ValueError:
-            raise InvalidArgument("malformed cursor") from None
+    after = decode_time_cursor(cursor)
     store = services_of(request).store
     rows = await services_of(request).quick(
         store.incident_page, limit + 1, after, severity or [], since, until

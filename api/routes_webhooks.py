@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import require
 from api.routes_incidents import services_of
-from api.schemas import MAX_PAGE, Page, decode_cursor, encode_cursor
-from rca.errors import InvalidArgument
+from api.schemas import MAX_PAGE, Page, decode_time_cursor, encode_cursor
 from rca.store.keys import Principal, Role
 from rca.store.webhooks import (
     MAX_DESCRIPTION,
@@ -139,13 +138,7 @@ def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> Page[DeliveryPublic]:
     """Deliveries, newest first, a page at a time; of one state, of one subscription."""
-    after = None
-    if cursor is not None:
-        at, ident = decode_cursor(cursor, 2)
-        try:
-            after = (datetime.fromisoformat(at), ident)
-        except ValueError:
-            raise InvalidArgument("malformed cursor") from None
+    after = decode_time_cursor(cursor)
     rows = webhooks_of(request).deliveries(limit + 1, after, state, subscription_id)
     following = None
     if len(rows) > limit:

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from rca.domain import Draft, LanguageFlag, ReviewDecision, Severity, Suggestion
+from rca.domain.values import as_utc
 from rca.errors import InvalidArgument
 from rca.store.jobs import DraftJob, JobStatus
 
@@ -135,3 +136,15 @@ def decode_cursor(cursor: str, count: int) -> list[str]:
     if len(parts) != count:
         raise InvalidArgument("malformed cursor")
     return parts
+
+
+def decode_time_cursor(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (time, id) a cursor of a newest-first list holds, None for no cursor
+    (InvalidArgument if it is not one of ours)."""
+    if cursor is None:
+        return None
+    at, ident = decode_cursor(cursor, 2)
+    try:
+        return as_utc(datetime.fromisoformat(at)), ident
+    except ValueError:
+        raise InvalidArgument("malformed cursor") from None

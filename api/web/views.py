@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from markupsafe import Markup
 
-from api.schemas import decode_cursor, encode_cursor
+from api.schemas import decode_time_cursor, encode_cursor
 from api.services import Services
 from api.web.diagrams import causal_chain_svg, fishbone_svg, format_duration, timeline_svg
 from api.web.diagrams import durations as moment_durations
@@ -29,7 +29,7 @@ from rca.domain import (
 from rca.domain.similar import SimilarHit
 from rca.domain.values import as_utc
 from rca.drafting.findings import find
-from rca.errors import InvalidArgument, RcaError
+from rca.errors import RcaError
 from rca.redaction import Redactor, redact_incident
 from rca.store import ActionItemRow, IncidentSummary, PostmortemSummary
 
@@ -88,13 +88,7 @@ def pct(value: float) -> str:
 
 def incident_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     """The incident list's position from a cursor (the API's format)."""
-    if not cursor:
-        return None
-    at, ident = decode_cursor(cursor, 2)
-    try:
-        return as_utc(datetime.fromisoformat(at)), ident
-    except ValueError:
-        raise InvalidArgument("malformed cursor") from None
+    return decode_time_cursor(cursor) if cursor else None
 
 
 def cursor_after(row: IncidentSummary) -> str:

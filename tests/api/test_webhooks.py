@@ -19,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.schemas import encode_cursor
 from api.services import Services
 from api.webhook_sender import WebhookSender
 from api.worker import DraftWorker
@@ -420,3 +421,5 @@ def test_only_admins_reach_webhooks(api: Api) -> None:
     assert unknown.status_code == 404 and unknown.headers["content-type"] == PROBLEM
     assert api.get("/v1/webhooks/deliveries?state=lost", Role.ADMIN).status_code == 422
     assert api.get("/v1/webhooks/deliveries?cursor=zzz", Role.ADMIN).status_code == 400
+    naive = encode_cursor("2026-01-01T00:00:00", "x")  # a time without an offset: not ours
+    assert api.get(f"/v1/webhooks/deliveries?cursor={naive}", Role.ADMIN).status_code == 400

@@ -28,6 +28,7 @@ from api import (
     routes_insights,
     routes_misc,
     routes_postmortems,
+    routes_recurrences,
     routes_webhooks,
     web,
 )
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(routes_insights.router)
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
+    app.include_router(routes_recurrences.router)
     app.include_router(routes_action_items.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_webhooks.router)

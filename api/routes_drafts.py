@@ -152,6 +152,7 @@ def finalize_draft(
     job = services.jobs.get(draft_id)
     incident = services.store.get_incident(job.incident_id)
     draft, saved = services.reviews.finalize(draft_id, principal.name, version, incident)
+    services.propose_recurrences_quietly(saved.id)
     result = FinalizeResult(
         draft_id=draft_id,
         version=draft.version,

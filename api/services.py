@@ -16,6 +16,7 @@ from rca.domain.additions import EvidenceAdditions, IncidentChange, NewTimelineE
 from rca.domain.change import as_timeline_event
 from rca.drafting import Drafter
 from rca.errors import InvalidArgument, RcaError
+from rca.insights.recurrence import proposals, query_text
 from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
 from rca.redaction import Redactor
@@ -26,6 +27,7 @@ from rca.store.idempotency import IdempotencyKeys
 from rca.store.integrations import Integrations
 from rca.store.jobs import DraftJob, DraftJobs
 from rca.store.keys import ApiKeys, Principal
+from rca.store.recurrences import propose
 from rca.store.sessions import WebSessions
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
@@ -34,6 +36,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 BASELINE = "baseline"
 log = logging.getLogger("rca.api")
+RECURRENCE_CANDIDATES = 10
+"""Similar past postmortems looked at when proposing recurrences."""
 
 
 @dataclass
@@ -125,6 +129,21 @@ class Services:
         change = IncidentChange(evidence=EvidenceAdditions(timeline=events))
         done = self.store.change_incident(incident_id, change, "change feed", "changes")
         return len(done.added)
+
+    def propose_recurrences(self, postmortem_id: str) -> int:
+        """Propose links from a postmortem to past ones of the same failure (similar search on
+        its own text plus the failure-mode library); how many new proposals."""
+        pm = self.store.get_postmortem(postmortem_id).postmortem
+        hits = self.retrieval.search.search(query_text(pm), k=RECURRENCE_CANDIDATES).hits
+        return propose(self.store.engine, pm.id, proposals(self.store, pm, hits))
+
+    def propose_recurrences_quietly(self, postmortem_id: str) -> None:
+        """`propose_recurrences` after a finalization: a failure (the index unavailable, say)
+        is logged and leaves the finalization alone; proposing again is one request away."""
+        try:
+            self.propose_recurrences(postmortem_id)
+        except RcaError as err:
+            log.warning("recurrence proposals for %s skipped: %s", postmortem_id, err)
 
     def allowed_models(self) -> list[str]:
         """Models a draft may ask for: the configured one, its fallbacks, and the baseline."""

@@ -18,6 +18,7 @@ from rca.store import (
     action_tables,  # noqa: F401 - declares its tables on the metadata
     insight_tables,  # noqa: F401 - declares its tables on the metadata
     integration_tables,  # noqa: F401 - declares its tables on the metadata
+    recurrence_tables,  # noqa: F401 - declares its tables on the metadata
     webhook_tables,  # noqa: F401 - declares its tables on the metadata
 )
 from rca.store.action_items import ActionItemRow, ActionStatusRecord, with_statuses

@@ -120,4 +120,5 @@ def finalize(
             "current_version": err.current_version,
         }
         return _draft_page(request, session, draft_id, 412, conflict=conflict)
+    services.propose_recurrences_quietly(saved.id)
     return RedirectResponse(f"/ui/postmortems/{saved.id}", status_code=303)

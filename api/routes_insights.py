@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import require
 from api.routes_incidents import services_of
 from rca.domain import Severity
+from rca.formats.action_export import safe_cell
 from rca.insights.measures import report
 from rca.insights.report import InsightsReport, Times
 from rca.store.keys import Principal, Role
@@ -34,6 +35,9 @@ class Table(StrEnum):
     failure_modes = "failure_modes"
     factor_categories = "factor_categories"
     chain_services = "chain_services"
+    recurrence_services = "recurrence_services"
+    recurrence_failure_modes = "recurrence_failure_modes"
+    recurrences = "recurrences"
 
 
 async def _report(
@@ -58,8 +62,10 @@ async def insights(
 ) -> InsightsReport:
     """Incidents by month and severity; time to detect, mitigate and resolve (median, p90) by
     month, service and severity; failure modes, factor categories and services in the causal
-    chain of the postmortems. `since` inclusive, `until` exclusive; at most ten years; by
-    default the last five. An unknown service gives an empty report, not an error."""
+    chain of the postmortems; recurrences (confirmed repeats of earlier postmortems, overall,
+    by service and by failure mode, and the list). `since` inclusive, `until` exclusive; at
+    most ten years; by default the last five. An unknown service gives an empty report, not
+    an error."""
     return await _report(request, since, until, service, severity)
 
 
@@ -92,6 +98,19 @@ TIME_HEADER = [
 ]
 
 
+RECURRENCE_HEADER = [
+    "postmortem_id",
+    "date",
+    "title",
+    "past_postmortem_id",
+    "past_date",
+    "past_title",
+    "state",
+    "flagged",
+    "open_actions",
+]
+
+
 def to_csv(found: InsightsReport, table: Table) -> str:
     """One table of the report as CSV, with a header row."""
     out = io.StringIO()
@@ -106,12 +125,39 @@ def to_csv(found: InsightsReport, table: Table) -> str:
         rows = found.by_service if table is Table.services else found.by_severity_times
         writer.writerow([table.value[:-1], *TIME_HEADER])
         for row in rows:
-            writer.writerow([row.key, *_time_columns(row.times)])
+            writer.writerow([safe_cell(row.key), *_time_columns(row.times)])
+    elif table in (Table.recurrence_services, Table.recurrence_failure_modes):
+        recurring = found.recurrences
+        rates = (
+            recurring.by_service
+            if table is Table.recurrence_services
+            else recurring.by_failure_mode
+        )
+        writer.writerow(["key", "name", "postmortems", "recurrences", "rate"])
+        for rate in rates:
+            cells = [safe_cell(rate.key), safe_cell(rate.name), rate.postmortems]
+            writer.writerow([*cells, rate.recurrences, round(rate.rate, 4)])
+    elif table is Table.recurrences:
+        writer.writerow(RECURRENCE_HEADER)
+        for item in found.recurrences.items:
+            writer.writerow(
+                [
+                    safe_cell(item.postmortem_id),
+                    item.postmortem_date,
+                    safe_cell(item.title),
+                    safe_cell(item.past_postmortem_id),
+                    item.past_postmortem_date,
+                    safe_cell(item.past_title),
+                    item.state,
+                    item.flagged,
+                    len(item.open_actions),
+                ]
+            )
     else:
         counts = getattr(found, table.value)
         writer.writerow(["key", "name", "postmortems"])
         for count in counts:
-            writer.writerow([count.key, count.name, count.postmortems])
+            writer.writerow([safe_cell(count.key), safe_cell(count.name), count.postmortems])
     return out.getvalue()
 
 
@@ -126,7 +172,8 @@ async def insights_csv(
     severity: Severities = None,
 ) -> Response:
     """One table of the insights as CSV (`table`: months, services, severities, failure_modes,
-    factor_categories, chain_services)."""
+    factor_categories, chain_services, recurrence_services, recurrence_failure_modes,
+    recurrences). Text cells that a spreadsheet would run as a formula are quoted."""
     found = await _report(request, since, until, service, severity)
     return Response(
         to_csv(found, table),

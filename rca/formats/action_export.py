@@ -50,7 +50,9 @@ def item_key(row: ActionItemRow) -> str:
     return f"{row.postmortem_id}#{row.key}"
 
 
-def _cell(text: str) -> str:
+def safe_cell(text: str) -> str:
+    """A spreadsheet cell that cannot run as a formula (a leading `=`, `+`, `-`, `@`, tab or
+    carriage return gets a quote)."""
     return f"'{text}" if text.startswith(_FORMULA) else text
 
 
@@ -89,7 +91,7 @@ def to_jira_csv(rows: Sequence[ActionItemRow], redactor: Redactor) -> str:
             item_key(row),
             row.due_on.isoformat() if row.due_on else "",
         ]
-        writer.writerow([_cell(v) for v in values])
+        writer.writerow([safe_cell(v) for v in values])
     return out.getvalue()
 
 

@@ -13,6 +13,7 @@ from rca.domain import Severity
 from rca.drafting.remedies import default_library
 from rca.errors import InvalidArgument
 from rca.insights import facts
+from rca.insights.recurrence_rates import recurrences
 from rca.insights.report import (
     Count,
     GroupRow,
@@ -148,7 +149,7 @@ def report(
     severity_rows: dict[str, list[IncidentFact]] = defaultdict(list)
     for row in rows:
         severity_rows[row.severity.value].append(row)
-    kinds = ["failure_mode", "factor_category", "chain_service"]
+    kinds = ["failure_mode", "factor_category", "chain_service", "service"]
     counted, total, undated = fact_counts(store.engine, kinds, since, until, services, severities)
     names = {m.id: m.name for m in default_library().modes}
     return InsightsReport(
@@ -173,5 +174,6 @@ def report(
         failure_modes=_counts(counted["failure_mode"], names),
         factor_categories=_counts(counted["factor_category"]),
         chain_services=_counts(counted["chain_service"]),
+        recurrences=recurrences(store, since, until, services, severities, counted, total, names),
         empty=not rows and not total,
     )

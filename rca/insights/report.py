@@ -30,6 +30,12 @@ DEFINITIONS: dict[str, str] = {
     "chain_services": "How many postmortems in the range name each of their services in the "
     "causal chain.",
     "undated": "Postmortems without a date, left out of every ranged measure.",
+    "recurrence_rate": "Of the postmortems in the range, the share a reviewer confirmed as a "
+    "recurrence of an earlier postmortem (rca proposes the links when a postmortem is "
+    "finalized; proposals awaiting review are not counted). Per service and per failure mode: "
+    "the same share among the postmortems naming that service or showing that mode.",
+    "flagged": "A confirmed recurrence whose earlier postmortem still had action items open "
+    "when it was confirmed: the promised fix had not landed when the failure came back.",
 }
 
 
@@ -79,6 +85,55 @@ class Count(BaseModel):
     postmortems: int
 
 
+class RecurrenceRate(BaseModel):
+    """How often the postmortems of one service or failure mode were recurrences."""
+
+    key: str
+    name: str
+    postmortems: int
+    """Postmortems in the range with this service or failure mode."""
+    recurrences: int
+    """Those confirmed as a recurrence of an earlier postmortem."""
+    rate: float
+    """recurrences / postmortems."""
+
+
+class RecurrenceItem(BaseModel):
+    """A recurrence in the range: a postmortem and the earlier one it repeats."""
+
+    postmortem_id: str
+    title: str
+    postmortem_date: date | None
+    past_postmortem_id: str
+    past_title: str
+    past_postmortem_date: date | None
+    state: str
+    """`confirmed` or `proposed` (awaiting a reviewer)."""
+    flagged: bool
+    open_actions: list[str]
+    reasons: list[str]
+
+
+class Recurrences(BaseModel):
+    """Recurrences among the postmortems in the range."""
+
+    confirmed: int
+    """Postmortems confirmed as a recurrence of an earlier one."""
+    flagged: int
+    """Of those, how many came back while a fix promised last time was still open."""
+    proposed: int
+    """Proposed links awaiting a reviewer."""
+    rate: float | None
+    """confirmed / postmortems in the range; null without postmortems."""
+    by_service: list[RecurrenceRate]
+    by_failure_mode: list[RecurrenceRate]
+    items: list[RecurrenceItem]
+    """Newest first: confirmed ones, then proposals; at most `ITEMS_SHOWN`."""
+
+
+ITEMS_SHOWN = 50
+
+
 class Range(BaseModel):
     """What the report covers."""
 
@@ -106,5 +161,6 @@ class InsightsReport(BaseModel):
     failure_modes: list[Count]
     factor_categories: list[Count]
     chain_services: list[Count]
+    recurrences: Recurrences
     empty: bool
     """True when the range holds no incident and no postmortem."""

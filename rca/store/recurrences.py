@@ -159,17 +159,53 @@ def decide(
         return _recurrence(conn.execute(select(recurrence_links).where(where)).one())
 
 
-def confirmed_between(engine: Engine, since: date, until: date) -> list[Recurrence]:
-    """Confirmed recurrences whose newer postmortem is dated in [since, until)."""
+@dataclass(frozen=True)
+class ListedRecurrence:
+    """A recurrence with what a list shows of both postmortems."""
+
+    link: Recurrence
+    title: str
+    on: date | None
+    """The later postmortem's date."""
+    severity: str | None
+    past_title: str
+    past_on: date | None
+
+
+def listed_between(
+    engine: Engine,
+    since: date,
+    until: date,
+    states: Sequence[RecurrenceState] = (RecurrenceState.CONFIRMED,),
+    severities: Sequence[str] = (),
+) -> list[ListedRecurrence]:
+    """Recurrences in the given states whose later postmortem is dated in [since, until)
+    (and has one of `severities`, when given), newest first."""
+    later, past = postmortems.alias("later"), postmortems.alias("past")
+    links = recurrence_links.c
     query = (
-        select(recurrence_links)
-        .join(postmortems, postmortems.c.id == recurrence_links.c.postmortem_id)
-        .where(
-            recurrence_links.c.state == RecurrenceState.CONFIRMED.value,
-            postmortems.c.date >= since,
-            postmortems.c.date < until,
+        select(
+            recurrence_links,
+            later.c.title,
+            later.c.date,
+            later.c.severity,
+            past.c.title.label("past_title"),
+            past.c.date.label("past_date"),
         )
-        .order_by(postmortems.c.date.desc(), recurrence_links.c.postmortem_id)
+        .join(later, later.c.id == links.postmortem_id)
+        .join(past, past.c.id == links.past_postmortem_id)
+        .where(
+            links.state.in_([s.value for s in states]),
+            later.c.date >= since,
+            later.c.date < until,
+        )
+        .order_by(later.c.date.desc(), links.postmortem_id, links.past_postmortem_id)
     )
+    if severities:
+        query = query.where(later.c.severity.in_(list(severities)))
     with read_transaction(engine) as conn:
-        return [_recurrence(r) for r in conn.execute(query).all()]
+        rows = conn.execute(query).all()
+    return [
+        ListedRecurrence(_recurrence(r), r.title, r.date, r.severity, r.past_title, r.past_date)
+        for r in rows
+    ]

@@ -4,6 +4,8 @@ past incident was still open; hostile input refused as problem+json."""
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -160,3 +162,46 @@ def test_bad_recurrence_requests_are_problems_and_change_nothing(api: Api) -> No
     )
     assert_problem(self_link, 404)
     assert [link["state"] for link in _links(api, NEW)] == ["proposed"]
+
+
+def test_the_insights_count_confirmed_recurrences_per_service_and_failure_mode(
+    api: Api,
+) -> None:
+    _pair(api)
+    api.post(f"/v1/postmortems/{NEW}/recurrences/propose", Role.REVIEWER)
+    window = {"since": "2024-01-01", "until": "2026-01-01"}
+    pending = api.get("/v1/insights", params=window).json()["recurrences"]
+    assert (pending["confirmed"], pending["proposed"], pending["rate"]) == (0, 1, 0.0)
+    assert pending["items"][0]["state"] == "proposed"
+    _decide(api, PAST, "confirm")
+    found = api.get("/v1/insights", params=window).json()["recurrences"]
+    assert (found["confirmed"], found["flagged"], found["proposed"]) == (1, 1, 0)
+    assert found["rate"] == pytest.approx(1 / 3)
+    checkout = next(r for r in found["by_service"] if r["key"] == "checkout-api")
+    assert (checkout["postmortems"], checkout["recurrences"], checkout["rate"]) == (2, 1, 0.5)
+    www = next(r for r in found["by_service"] if r["key"] == "www")
+    assert (www["recurrences"], www["rate"]) == (0, 0.0)
+    assert found["by_failure_mode"][0]["recurrences"] == 1
+    assert found["by_failure_mode"][0]["name"] != found["by_failure_mode"][0]["key"]
+    item = found["items"][0]
+    assert (item["postmortem_id"], item["past_postmortem_id"], item["flagged"]) == (NEW, PAST, True)
+    assert (item["postmortem_date"], item["past_postmortem_date"]) == ("2025-05-10", "2024-03-01")
+    # Filters: another service, another severity, a range before the later postmortem.
+    for params in ({"service": "www"}, {"severity": "SEV1"}, {"until": "2025-01-01"}):
+        other = api.get("/v1/insights", params={**window, **params}).json()["recurrences"]
+        assert (other["confirmed"], other["items"]) == (0, [])
+    assert "recurrence_rate" in api.get("/v1/insights", params=window).json()["definitions"]
+    csv_text = api.get("/v1/insights.csv", params={**window, "table": "recurrences"}).text
+    assert csv_text.splitlines()[1].startswith(f"{NEW},2025-05-10,")
+    rates = api.get("/v1/insights.csv", params={**window, "table": "recurrence_services"}).text
+    assert "checkout-api,checkout-api,2,1,0.5" in rates.splitlines()
+
+
+def test_recurrence_csv_cells_cannot_run_as_formulas(api: Api) -> None:
+    _pair(api)
+    import_pm(api, pm_body("pm-formula", date="2025-06-01", title='=HYPERLINK("http://x")'))
+    api.post("/v1/postmortems/pm-formula/recurrences/propose", Role.REVIEWER)
+    window = {"since": "2024-01-01", "until": "2026-01-01", "table": "recurrences"}
+    rows = list(csv.reader(io.StringIO(api.get("/v1/insights.csv", params=window).text)))
+    titles = [r[2] for r in rows if r[0] == "pm-formula"]
+    assert titles and all(t == '\'=HYPERLINK("http://x")' for t in titles)

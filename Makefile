@@ -39,6 +39,7 @@ alertmanager:
 run: setup
 	$(BIN)/rca model pull
 	$(BIN)/rca import examples/postmortems examples/incidents examples/history
+	$(BIN)/rca recurrences propose --all
 	$(BIN)/rca serve --admin-key --workers 2
 
 lint: setup

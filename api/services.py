@@ -14,9 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from rca.config import Settings
 from rca.domain.additions import EvidenceAdditions, IncidentChange, NewTimelineEvent
 from rca.domain.change import as_timeline_event
+from rca.domain.similar import SimilarHit
 from rca.drafting import Drafter
 from rca.errors import InvalidArgument, RcaError
-from rca.insights.recurrence import proposals, query_text
+from rca.insights.recurrence import propose_recurrences
 from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
 from rca.redaction import Redactor
@@ -27,7 +28,6 @@ from rca.store.idempotency import IdempotencyKeys
 from rca.store.integrations import Integrations
 from rca.store.jobs import DraftJob, DraftJobs
 from rca.store.keys import ApiKeys, Principal
-from rca.store.recurrences import propose
 from rca.store.sessions import WebSessions
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
@@ -36,8 +36,6 @@ P = ParamSpec("P")
 T = TypeVar("T")
 BASELINE = "baseline"
 log = logging.getLogger("rca.api")
-RECURRENCE_CANDIDATES = 10
-"""Similar past postmortems looked at when proposing recurrences."""
 
 
 @dataclass
@@ -133,9 +131,11 @@ class Services:
     def propose_recurrences(self, postmortem_id: str) -> int:
         """Propose links from a postmortem to past ones of the same failure (similar search on
         its own text plus the failure-mode library); how many new proposals."""
-        pm = self.store.get_postmortem(postmortem_id).postmortem
-        hits = self.retrieval.search.search(query_text(pm), k=RECURRENCE_CANDIDATES).hits
-        return propose(self.store.engine, pm.id, proposals(self.store, pm, hits))
+        return propose_recurrences(self.store, self.similar, postmortem_id)
+
+    def similar(self, text: str, k: int) -> list[SimilarHit]:
+        """The `k` past postmortems most similar to a text (hybrid search)."""
+        return self.retrieval.search.search(text, k=k).hits
 
     def propose_recurrences_quietly(self, postmortem_id: str) -> None:
         """`propose_recurrences` after a finalization: a failure (the index unavailable, say)

@@ -1,9 +1,11 @@
 """The commands that wire several packages together: `rca draft`, `rca serve`, `rca worker`,
-`rca keys` and `rca mcp`, plugged into the rca CLI (entry point `rca.cli: api`; see `rca.cli.app`).
+`rca keys`, `rca mcp` and `rca recurrences`, plugged into the rca CLI (entry point `rca.cli:
+api`; see `rca.cli.app`).
 
 - `draft`: draft an incident file from the command line, wired as the service wires it;
 - `serve`: the HTTP API and its worker processes; `keys`: API keys;
-- `mcp`: the tools for AI assistants over stdio (the same tools are at `/mcp` of `serve`).
+- `mcp`: the tools for AI assistants over stdio (the same tools are at `/mcp` of `serve`);
+- `recurrences`: proposing links to past postmortems of the same failure, e.g. after an import.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import typer
 from api.cli.draft import draft_command
 from api.cli.keys import keys_app
 from api.cli.mcp import mcp_command
+from api.cli.recurrences import recurrences_app
 from api.cli.serve import serve_command, worker_command
 from rca.cli.common import CliHooks
 
 
 def register(app: typer.Typer, _hooks: CliHooks) -> None:
-    """Add `rca draft`, `rca serve`, `rca worker`, `rca keys` and `rca mcp` to the CLI."""
+    """Add `rca draft`, `rca serve`, `rca worker`, `rca keys`, `rca mcp` and
+    `rca recurrences` to the CLI."""
     app.command("draft")(draft_command)
     app.command("serve")(serve_command)
     app.command("worker")(worker_command)
     app.add_typer(keys_app, name="keys")
     app.command("mcp")(mcp_command)
+    app.add_typer(recurrences_app, name="recurrences")

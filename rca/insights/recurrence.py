@@ -1,14 +1,16 @@
 """Proposing recurrences: which past postmortems a postmortem may repeat.
 
-A past postmortem among the most similar ones (similar-incident search on the postmortem's own
-text) is proposed when it shows a failure mode of the same library the drafts use, or when it
-shares a service and ranks among the three most similar. Only a reviewer makes it a
-recurrence; a proposal says why it was made.
+A past postmortem among the five most similar ones (similar-incident search on the
+postmortem's own text) is proposed when its root causes or trigger show a failure mode of the
+library the drafts use that this postmortem's show too (a mode of detection or recovery,
+like late alerting, does not count). Sharing a service is not enough: in a
+real organisation a handful of services appear in most incidents. Only a reviewer makes a
+proposal a recurrence; a proposal says why it was made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rca.domain import Postmortem
 from rca.domain.similar import SimilarHit
@@ -16,10 +18,15 @@ from rca.drafting.remedies import Library, default_library
 from rca.errors import NotFound
 from rca.insights.facts import facts_of
 from rca.store.records import Store
-from rca.store.recurrences import Proposal
+from rca.store.recurrences import Proposal, propose
 
-CLOSE_RANK = 3
-"""A hit this close (1-based rank) that shares a service is proposed without a shared mode."""
+CANDIDATES = 10
+"""Similar past postmortems looked at when proposing recurrences."""
+CLOSE_RANK = 5
+"""Only hits this close (1-based rank among the past ones) are proposed."""
+RESPONSE_MODES = frozenset({"late-alerting", "slow-rollback"})
+"""Modes that say how an incident was detected or recovered from, not what failed: sharing
+one is not the same failure."""
 
 
 def query_text(pm: Postmortem) -> str:
@@ -33,16 +40,18 @@ def proposals(store: Store, pm: Postmortem, hits: Sequence[SimilarHit]) -> list[
     library = default_library()
     names = {m.id: m.name for m in library.modes}
     mine = _modes(pm, library)
+    if not mine:
+        return []
     past = [h for h in hits if h.postmortem_id != pm.id and _before(h, pm)]
     found = []
-    for rank, hit in enumerate(past, start=1):
+    for rank, hit in enumerate(past[:CLOSE_RANK], start=1):
         try:
             theirs = _modes(store.get_postmortem(hit.postmortem_id).postmortem, library)
         except NotFound:  # deleted since it was indexed
             continue
         shared = sorted(mine & theirs)
         services = sorted(set(pm.services) & set(hit.services))
-        if not shared and not (services and rank <= CLOSE_RANK):
+        if not shared:
             continue
         reasons = [f"same failure mode: {names.get(m, m)}" for m in shared]
         reasons += [f"same service: {s}" for s in services]
@@ -52,8 +61,22 @@ def proposals(store: Store, pm: Postmortem, hits: Sequence[SimilarHit]) -> list[
 
 
 def _modes(pm: Postmortem, library: Library) -> set[str]:
-    return {v for k, v in facts_of(pm, library) if k == "failure_mode"}
+    found = {v for k, v in facts_of(pm, library) if k == "failure_mode"}
+    return found - RESPONSE_MODES
 
 
 def _before(hit: SimilarHit, pm: Postmortem) -> bool:
     return pm.date is None or hit.date is None or hit.date <= pm.date
+
+
+Search = Callable[[str, int], Sequence[SimilarHit]]
+"""Similar-incident search: (query text, how many) → hits, best first."""
+
+
+def propose_recurrences(store: Store, search: Search, postmortem_id: str) -> int:
+    """Propose links from a postmortem to past ones of the same failure (similar search on
+    its own text plus the failure-mode library); how many new proposals (a pair already
+    proposed or decided stays as it is)."""
+    pm = store.get_postmortem(postmortem_id).postmortem
+    hits = search(query_text(pm), CANDIDATES)
+    return propose(store.engine, pm.id, proposals(store, pm, hits))

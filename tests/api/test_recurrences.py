@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from api.worker import DraftWorker
 from rca.errors import IndexUnavailable
 from rca.store import audit
 from rca.store.keys import Role
@@ -19,13 +20,13 @@ from tests.api.test_api_postmortems import assert_problem, import_pm, pm_body
 
 PAST = "pm-old-pool"
 NEW = "pm-new-pool"
+POOL_CAUSE = "A pool size change left too few connections: the pool was exhausted at peak."
 
 
 def _pair(api: Api) -> None:
     """A past pool-exhaustion postmortem and a later one of the same failure, and an unrelated
     one in between."""
-    past_cause = "A pool size change left too few connections: the pool was exhausted at peak."
-    import_pm(api, pm_body(PAST, date="2024-03-01", root_causes=[past_cause]))
+    import_pm(api, pm_body(PAST, date="2024-03-01", root_causes=[POOL_CAUSE]))
     import_pm(
         api,
         pm_body(
@@ -112,9 +113,24 @@ def test_finalizing_a_draft_proposes_recurrences(api: Api) -> None:
         date="2025-01-10",
         title="Checkout 5xx after an orders database connection pool change",
         services=incident["services"],
+        root_causes=["The connection pool was exhausted: too few connections for the load."],
     )
     import_pm(api, history)
-    final = _finalize_a_draft_of(api, incident["id"])
+    job = api.post(f"/v1/incidents/{incident['id']}/drafts", json={}).json()
+    assert DraftWorker(api.services, "test").run_once()
+    draft = api.get(f"/v1/drafts/{job['id']}").json()["draft"]
+    version = 1
+    for suggestion in draft["suggestions"]:
+        review = f"/v1/drafts/{job['id']}/suggestions/{suggestion['id']}/review"
+        accepted = api.post(
+            review, Role.REVIEWER, json={"decision": "accept"}, headers={"If-Match": f'"{version}"'}
+        )
+        assert accepted.status_code == 200, accepted.text
+        version += 1
+    final = api.post(
+        f"/v1/drafts/{job['id']}/finalize", Role.REVIEWER, headers={"If-Match": f'"{version}"'}
+    ).json()
+    assert api.services.store.get_postmortem(final["postmortem_id"]).postmortem.root_causes
     links = _links(api, final["postmortem_id"])
     assert PAST in [link["past_postmortem_id"] for link in links]
     assert all(link["state"] == "proposed" for link in links)
@@ -199,7 +215,15 @@ def test_the_insights_count_confirmed_recurrences_per_service_and_failure_mode(
 
 def test_recurrence_csv_cells_cannot_run_as_formulas(api: Api) -> None:
     _pair(api)
-    import_pm(api, pm_body("pm-formula", date="2025-06-01", title='=HYPERLINK("http://x")'))
+    import_pm(
+        api,
+        pm_body(
+            "pm-formula",
+            date="2025-06-01",
+            title='=HYPERLINK("http://x")',
+            root_causes=[POOL_CAUSE],
+        ),
+    )
     api.post("/v1/postmortems/pm-formula/recurrences/propose", Role.REVIEWER)
     window = {"since": "2024-01-01", "until": "2026-01-01", "table": "recurrences"}
     rows = list(csv.reader(io.StringIO(api.get("/v1/insights.csv", params=window).text)))

@@ -6,7 +6,8 @@
 | `model pull`, `model verify` | `rca.cli.model` |
 | `integrations ...`, `changes list`, `ingest slack` | `rca.cli.integrations` |
 | `similar`, `index ...` | `retrieval.cli` (entry point `rca.cli: retrieval`) |
-| `draft`, `serve`, `worker`, `keys ...`, `mcp`, `recurrences ...` | `api.cli` (entry point `rca.cli: api`) |
+| `draft`, `serve`, `worker`, `keys ...`, `mcp` | `api.cli` (entry point `rca.cli: api`) |
+| `recurrences ...` | `api.cli` |
 | `eval ...` | `evals.cli` (entry point `rca.cli: evals`) |
 
 The core commands are added directly; the packages above rca plug theirs in through the

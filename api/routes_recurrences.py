@@ -12,9 +12,8 @@ from pydantic import BaseModel, ConfigDict
 
 from api.auth import require
 from api.routes_incidents import services_of
-from rca.domain import ActionStatus
 from rca.store.keys import Principal, Role
-from rca.store.recurrences import Recurrence, RecurrenceState, decide, recurrences_of
+from rca.store.recurrences import Recurrence, RecurrenceState, recurrences_of
 
 router = APIRouter(prefix="/v1", tags=["recurrences"])
 Engineer = Annotated[Principal, Depends(require(Role.ENGINEER))]
@@ -90,22 +89,9 @@ def decide_recurrence(
     principal: Reviewer,
 ) -> RecurrencePublic:
     """Confirm or dismiss a recurrence. Confirming records the past postmortem's action items
-    still open (open or in progress): the fix promised last time had not landed."""
+    still open (open or in progress): the fix promised last time had not landed. Either side
+    is flagged then."""
     services = services_of(request)
     confirm = body.decision == "confirm"
-    still_open: list[str] = []
-    if confirm:
-        statuses = [ActionStatus.OPEN, ActionStatus.IN_PROGRESS]
-        rows = services.store.action_item_page(
-            200, None, statuses, postmortem_id=past_postmortem_id
-        )
-        still_open = [row.action.text for row in rows]
-    found = decide(
-        services.store.engine,
-        postmortem_id,
-        past_postmortem_id,
-        confirm,
-        principal.name,
-        still_open,
-    )
+    found = services.decide_recurrence(postmortem_id, past_postmortem_id, confirm, principal.name)
     return RecurrencePublic.of(found)

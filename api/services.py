@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from rca.config import Settings
+from rca.domain import ActionStatus
 from rca.domain.additions import EvidenceAdditions, IncidentChange, NewTimelineEvent
 from rca.domain.change import as_timeline_event
 from rca.domain.similar import SimilarHit
@@ -28,6 +29,7 @@ from rca.store.idempotency import IdempotencyKeys
 from rca.store.integrations import Integrations
 from rca.store.jobs import DraftJob, DraftJobs
 from rca.store.keys import ApiKeys, Principal
+from rca.store.recurrences import Recurrence, decide
 from rca.store.sessions import WebSessions
 from retrieval.history import SearchHistory, drafting_options
 from retrieval.service import Retrieval, open_retrieval
@@ -132,6 +134,22 @@ class Services:
         """Propose links from a postmortem to past ones of the same failure (similar search on
         its own text plus the failure-mode library); how many new proposals."""
         return propose_recurrences(self.store, self.similar, postmortem_id)
+
+    def decide_recurrence(
+        self, postmortem_id: str, past_postmortem_id: str, confirm: bool, actor: str
+    ) -> Recurrence:
+        """Confirm or dismiss a proposed recurrence. Confirming records the past postmortem's
+        action items still open (open or in progress): the fix promised last time had not
+        landed when the failure came back."""
+        still_open: list[str] = []
+        if confirm:
+            statuses = [ActionStatus.OPEN, ActionStatus.IN_PROGRESS]
+            rows = self.store.action_item_page(
+                200, None, statuses, postmortem_id=past_postmortem_id
+            )
+            still_open = [row.action.text for row in rows]
+        engine = self.store.engine
+        return decide(engine, postmortem_id, past_postmortem_id, confirm, actor, still_open)
 
     def similar(self, text: str, k: int) -> list[SimilarHit]:
         """The `k` past postmortems most similar to a text (hybrid search)."""

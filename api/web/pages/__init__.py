@@ -1,5 +1,5 @@
-"""The UI's pages: sign-in, incidents, draft review, postmortems, action items, insights,
-eval reports, outbound webhooks (admins).
+"""The UI's pages: sign-in, incidents, draft review, postmortems (and their recurrences),
+action items, insights, eval reports, outbound webhooks (admins).
 
 Each page reads through the same services as the JSON API. Forms post back here (303 to the
 page after success, so a reload never repeats an action); a stale review answers the draft
@@ -19,6 +19,7 @@ from api.web.pages import (
     incidents,
     insights,
     postmortems,
+    recurrences,
     session,
     webhooks,
 )
@@ -29,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     incidents.router,
     drafts.router,
     postmortems.router,
+    recurrences.router,
     eval_reports.router,
     insights.router,
     webhooks.router,

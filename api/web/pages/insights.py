@@ -40,6 +40,7 @@ DateText = Annotated[str | None, Query(max_length=10)]
 """A date as an `<input type=date>` sends it: `YYYY-MM-DD`, or empty for the default."""
 ServiceQuery = Annotated[list[str] | None, Query(max_length=20)]
 SeverityQuery = Annotated[list[Severity] | None, Query(max_length=5)]
+NO_RECURRENCES = "No confirmed recurrences in this range"
 MISSING = {"detect": "detection", "mitigate": "mitigation", "resolve": "resolution"}
 """What an incident lacks when it is left out of a time measure."""
 
@@ -156,6 +157,7 @@ def csv_links(found: InsightsReport) -> dict[str, str]:
 def charts(found: InsightsReport) -> dict[str, str]:
     """Every chart of the page, as inline SVG."""
     incidents = [Bar(g.key, g.key or "(none)", g.times.incidents) for g in found.by_service]
+    recurring = found.recurrences
     return {
         "times": time_trends_svg(found.months),
         "severities": severity_bars_svg(found.months),
@@ -187,6 +189,20 @@ def charts(found: InsightsReport) -> dict[str, str]:
             empty=NO_POSTMORTEMS,
             colours=CATEGORY_FILL,
         ),
+        "recurrence_modes": hbars_svg(
+            "Recurrences by failure mode",
+            [Bar(r.key, r.name, r.recurrences) for r in recurring.by_failure_mode if r.recurrences],
+            unit="recurrences",
+            empty=NO_RECURRENCES,
+            colour="#b42318",
+        ),
+        "recurrence_services": hbars_svg(
+            "Recurrences by service",
+            [Bar(r.key, r.name, r.recurrences) for r in recurring.by_service if r.recurrences],
+            unit="recurrences",
+            empty=NO_RECURRENCES,
+            colour="#026aa2",
+        ),
     }
 
 
@@ -207,7 +223,7 @@ def page_context(found: InsightsReport, chosen: Filters) -> dict[str, Any]:
         "severity_counts": [(s, n) for s, n in found.by_severity.items() if n],
         "overdue": None,  # filled by the page from the store (see `insights_page`)
         "overdue_total": 0,
-        "recurrences": None,  # the recurrences list comes with recurrence links (part 2)
+        "recurrences": found.recurrences,
     }
 
 
@@ -220,6 +236,17 @@ def insights_page(request: Request, session: Viewer, chosen: Chosen) -> HTMLResp
     today = datetime.now(UTC).date()
     context["overdue"] = views.shown_actions(services, services.store.overdue_actions(today, 15))
     context["overdue_total"] = services.store.overdue_count(today)
+    redactor = views.redactor_of(services)
+    context["recurrence_items"] = [
+        item.model_copy(
+            update={
+                "title": redactor.redact(item.title),
+                "past_title": redactor.redact(item.past_title),
+                "open_actions": [redactor.redact(a) for a in item.open_actions],
+            }
+        )
+        for item in found.recurrences.items
+    ]
     return render(request, "insights.html", session, **context)
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from api.web import views
 from api.web.pages.base import Csrf, Viewer, check, render, services_of
+from api.web.pages.recurrences import recurrence_rows
 from rca.domain import ActionStatus, Priority
 from rca.errors import RcaError
 from rca.formats.markdown import to_markdown
@@ -61,6 +62,7 @@ def postmortem_page(postmortem_id: str, request: Request, session: Viewer) -> HT
         items=items,
         chain_svg=views.chain_svg(stored.postmortem.causal_chain),
         fishbone_svg=views.fishbone(stored.postmortem),
+        recurrences=recurrence_rows(services, postmortem_id),
     )
 
 

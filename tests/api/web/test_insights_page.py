@@ -35,6 +35,7 @@ from rca.insights.measures import report
 from rca.insights.report import InsightsReport, MonthRow, Spread, Times
 from rca.store.action_updates import set_due_date
 from rca.store.keys import Role
+from rca.store.recurrences import recurrences_of
 from tests.api.support import api_settings, served
 
 ROOT = Path(__file__).parents[3]
@@ -79,6 +80,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 actions=services.store.actions,
             )
         overdue = services.store.overdue_count(datetime.now(UTC).date())
+        # Recurrences as `make run` proposes them over the history, two confirmed by a reviewer.
+        services.retrieval.indexer.sync()
+        for pm in services.store.list_postmortems():
+            services.propose_recurrences(pm.id)
+        proposed = [
+            link
+            for pm in services.store.list_postmortems()
+            for link in recurrences_of(services.store.engine, pm.id)
+            if link.postmortem_id == pm.id
+        ]
+        assert len(proposed) >= 10
+        first = {link.postmortem_id: link for link in reversed(proposed)}  # one each
+        for link in list(first.values())[:2]:
+            services.decide_recurrence(link.postmortem_id, link.past_postmortem_id, True, "rev")
         yield Site(url, keys, report(services.store, SINCE, UNTIL), overdue)
 
 
@@ -163,7 +178,18 @@ def test_the_page_shows_the_reports_numbers_in_tiles_and_charts(page: Any, site:
     assert f"({overdue})" in page.inner_text("#overdue-actions h3")
     assert page.locator("#overdue-actions tbody tr").count() == min(15, overdue) == 2
     assert "2025-01-31" in page.inner_text("#overdue-actions")
-    assert "coming" in page.inner_text("#recurrences").lower()
+    recurring = found.recurrences
+    assert recurring.confirmed == 2 and recurring.proposed >= 8
+    rate = page.inner_text("#recurrence-rate")
+    assert f"({recurring.confirmed} of {found.postmortems})" in rate
+    assert f"{recurring.proposed} proposed links awaiting a reviewer" in rate
+    assert page.locator("#recurrences tbody tr").count() == len(recurring.items)
+    assert page.locator("#recurrences tbody tr.confirmed").count() == 2
+    flagged = page.locator("#recurrences tr.recurrence-flagged")
+    assert flagged.count() == recurring.flagged
+    assert page.locator("#chart-recurrence-modes g.bar").count() == sum(
+        1 for r in recurring.by_failure_mode if r.recurrences
+    )
     assert page.locator("#definitions dt").count() == len(found.definitions)
     assert page.locator("nav a[aria-current=page]").inner_text() == "Insights"
     page.wait_for_timeout(100)  # let the fonts settle before the picture
@@ -301,3 +327,83 @@ def test_durations_read_the_way_people_say_them() -> None:
     ]
     assert duration(None) == "—"
     assert duration(9600.0) == "2 h 40 min"
+
+
+def _signed_in(browser: Any, site: Site, role: Role) -> Any:
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = context.new_page()
+    page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
+    page.goto(site.url + "/ui/sign-in")
+    page.fill("#api_key", site.keys[role])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/incidents")
+    return page
+
+
+@needs_chromium
+def test_a_reviewer_confirms_a_proposed_recurrence_on_the_postmortem_page(
+    browser: Any, site: Site
+) -> None:
+    """Runs after the tests above: it changes the recurrences they count."""
+    proposal = next(i for i in site.report.recurrences.items if i.state == "proposed")
+    reviewer = _signed_in(browser, site, Role.REVIEWER)
+    reviewer.goto(f"{site.url}/ui/postmortems/{proposal.postmortem_id}")
+    row = reviewer.locator(
+        f"#recurrences tr:has(a[href='/ui/postmortems/{proposal.past_postmortem_id}'])"
+    )
+    assert "may repeat" in row.inner_text() and "proposed" in row.inner_text()
+    assert "same failure mode" in row.inner_text()
+    row.locator("button[value=confirm]").click()
+    reviewer.wait_for_url(f"**/ui/postmortems/{proposal.postmortem_id}#recurrences")
+    row = reviewer.locator(
+        f"#recurrences tr:has(a[href='/ui/postmortems/{proposal.past_postmortem_id}'])"
+    )
+    assert "confirmed" in row.inner_text() and "reviewer user" in row.inner_text()
+    assert row.locator("button[value=confirm]").count() == 0
+    reviewer.screenshot(path=str(SHOTS / "postmortem-recurrences.png"), full_page=True)
+    # The earlier postmortem sees it from its side.
+    reviewer.goto(f"{site.url}/ui/postmortems/{proposal.past_postmortem_id}")
+    back = reviewer.locator(
+        f"#recurrences tr:has(a[href='/ui/postmortems/{proposal.postmortem_id}'])"
+    )
+    assert "repeated by" in back.inner_text() and "confirmed" in back.inner_text()
+    back.locator("button[value=dismiss]").click()
+    reviewer.wait_for_url(f"**/ui/postmortems/{proposal.past_postmortem_id}#recurrences")
+    assert "dismissed" in reviewer.inner_text("#recurrences")
+    reviewer.context.close()
+
+
+@needs_chromium
+def test_an_engineer_cannot_decide_recurrences_and_bad_forms_are_refused(
+    browser: Any, site: Site
+) -> None:
+    proposal = [i for i in site.report.recurrences.items if i.state == "proposed"][1]
+    engineer = _signed_in(browser, site, Role.ENGINEER)
+    engineer.goto(f"{site.url}/ui/postmortems/{proposal.postmortem_id}")
+    assert engineer.locator("#recurrences tr.recurrence").count() >= 1
+    assert engineer.locator("#recurrences button").count() == 0  # nothing to press
+    engineer.goto(f"{site.url}/ui/action-items")  # a page with the session's forms
+    csrf = engineer.locator("input[name=csrf]").first.get_attribute("value")
+    path = f"/ui/postmortems/{proposal.postmortem_id}/recurrences/{proposal.past_postmortem_id}"
+    form = {"csrf": csrf, "decision": "confirm"}
+    assert engineer.request.post(site.url + path, form=form).status == 403
+    engineer.context.close()
+    reviewer = _signed_in(browser, site, Role.REVIEWER)
+    no_csrf = reviewer.request.post(site.url + path, form={"decision": "confirm"})
+    assert no_csrf.status in (403, 422)
+    reviewer.goto(f"{site.url}/ui/postmortems/{proposal.postmortem_id}")
+    token = reviewer.locator("#recurrences input[name=csrf]").first.get_attribute("value")
+    bad = reviewer.request.post(site.url + path, form={"csrf": token, "decision": "approve"})
+    assert bad.status == 422
+    unknown = reviewer.request.post(
+        site.url + f"/ui/postmortems/{proposal.postmortem_id}/recurrences/pm-nope",
+        form={"csrf": token, "decision": "confirm"},
+    )
+    assert unknown.status == 404
+    assert (
+        "proposed"
+        in reviewer.locator(
+            f"#recurrences tr:has(a[href='/ui/postmortems/{proposal.past_postmortem_id}'])"
+        ).inner_text()
+    )
+    reviewer.context.close()

@@ -21,6 +21,7 @@ from api import (
     routes_action_items,
     routes_admin,
     routes_changes,
+    routes_digest,
     routes_drafts,
     routes_evidence,
     routes_hooks,
@@ -33,6 +34,7 @@ from api import (
     web,
 )
 from api.auth import AuthenticateFirst
+from api.digest_schedule import DigestSchedule
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
 from api.metrics import Metrics, MetricsMiddleware
@@ -66,7 +68,9 @@ def create_app(
         workers = InServerWorkers(services, count)
         workers.start()
         app.state.workers = workers
-        senders = WebhookSenders(services.store.engine, settings.outbound)
+        senders = WebhookSenders(
+            services.store.engine, settings.outbound, DigestSchedule(services.store, settings)
+        )
         senders.start()
         # What start-up loaded (models, libraries) lives as long as the process: keep it out
         # of the collector's full passes, which otherwise pause every request for 100+ ms.
@@ -97,6 +101,7 @@ def create_app(
     app.include_router(routes_changes.router)
     app.include_router(routes_hooks.router)
     app.include_router(routes_insights.router)
+    app.include_router(routes_digest.router)
     app.include_router(routes_drafts.router)
     app.include_router(routes_postmortems.router)
     app.include_router(routes_recurrences.router)

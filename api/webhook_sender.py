@@ -10,7 +10,8 @@ for the error shown to admins. Proxy variables of the environment are ignored: a
 reached directly. A sender asked to stop gives back the messages it claimed but had not sent.
 
 Senders run in each server process and in `rca worker` (`RCA_OUTBOUND__SENDERS` each); the
-claims make any number of them safe together.
+claims make any number of them safe together. Given a digest schedule, a sender also queues
+each period's `digest.ready` event when the period ends (`api.digest_schedule`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Engine
 
+from api.digest_schedule import DigestSchedule
 from rca.config import OutboundSettings
 from rca.errors import RcaError
 from rca.integrations.signatures import standard_webhook_headers, webhook_secret_key
@@ -60,8 +62,10 @@ class WebhookSender:
         name: str,
         clock: Callable[[], datetime] = _utc_now,
         batch: int = BATCH,
+        digests: DigestSchedule | None = None,
     ) -> None:
         self.webhooks = webhooks
+        self.digests = digests
         self.settings = settings
         self.name = name
         self.clock = clock
@@ -79,7 +83,13 @@ class WebhookSender:
         )
 
     def run_once(self) -> int:
-        """Send the messages due now (one batch); how many were claimed."""
+        """Queue the digest if a period just ended, then send the messages due now (one
+        batch); how many were claimed."""
+        if self.digests is not None:
+            try:
+                self.digests.tick(self.clock())
+            except Exception:  # a digest that cannot be made must not hold up deliveries
+                log.exception("webhook sender %s: the digest could not be queued", self.name)
         claims = self.webhooks.claim_due(self.clock(), self.batch, self.lease)
         for index, claim in enumerate(claims):
             if self._stop.is_set():
@@ -175,11 +185,15 @@ class WebhookSender:
 class WebhookSenders:
     """The webhook senders of one process (`settings.senders` of them)."""
 
-    def __init__(self, engine: Engine, settings: OutboundSettings) -> None:
+    def __init__(
+        self, engine: Engine, settings: OutboundSettings, digests: DigestSchedule | None = None
+    ) -> None:
         webhooks = Webhooks(engine, RetryPolicy.of(settings))
         prefix = f"{socket.gethostname()}-{os.getpid()}-webhooks"
+        digests = digests if digests is not None and digests.on else None
         self.running = [
-            WebhookSender(webhooks, settings, f"{prefix}-{n + 1}") for n in range(settings.senders)
+            WebhookSender(webhooks, settings, f"{prefix}-{n + 1}", digests=digests)
+            for n in range(settings.senders)
         ]
 
     def start(self) -> None:

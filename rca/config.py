@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -159,6 +159,19 @@ class OutboundSettings(BaseModel):
     """How often an idle sender looks for messages due."""
     senders: int = Field(default=1, ge=0, le=16)
     """Sender threads in each server process and in `rca worker` (0: none there)."""
+    digest_every_s: int = Field(default=7 * 86_400, ge=0, le=31 * 86_400)
+    """Length of a digest period: when one ends, a `digest.ready` event with the digest of the
+    period is queued once for the subscriptions wanting it (0: no digest events). Periods are
+    counted from Monday 1970-01-05 00:00 UTC, so a week runs Monday to Monday."""
+    digest_offset_s: int = Field(default=0, ge=0, le=31 * 86_400)
+    """Shift of the period boundaries from midnight UTC (32_400: weeks from Monday 09:00 UTC)."""
+
+    @field_validator("digest_every_s")
+    @classmethod
+    def _whole_hours(cls, value: int) -> int:
+        if value and (value < 3_600 or value % 3_600):
+            raise ValueError("a digest period is 0 (off) or a whole number of hours")
+        return value
 
 
 class ActionSettings(BaseModel):

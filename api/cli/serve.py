@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from api.digest_schedule import DigestSchedule
 from api.services import Services
 from api.webhook_sender import WebhookSenders
 from api.worker import DraftWorker
@@ -113,7 +114,9 @@ def worker_command(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     for worker in workers:
         worker.start()
-    senders = WebhookSenders(services.store.engine, settings.outbound)
+    senders = WebhookSenders(
+        services.store.engine, settings.outbound, DigestSchedule(services.store, settings)
+    )
     senders.start()
     typer.echo(f"rca worker {base}: {threads} thread(s) waiting for draft jobs", err=True)
     try:

@@ -5,6 +5,7 @@
 | `import`, `export`, `list`, `show` | `rca.cli.records` |
 | `model pull`, `model verify` | `rca.cli.model` |
 | `integrations ...`, `changes list`, `ingest slack` | `rca.cli.integrations` |
+| `digest` | `rca.cli.digest` |
 | `similar`, `index ...` | `retrieval.cli` (entry point `rca.cli: retrieval`) |
 | `draft`, `serve`, `worker`, `keys ...`, `mcp` | `api.cli` (entry point `rca.cli: api`) |
 | `recurrences ...` | `api.cli` |
@@ -27,7 +28,7 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import Abort, Exit, TyperException
 
-from rca.cli import integrations, model, records
+from rca.cli import digest, integrations, model, records
 from rca.cli.common import HOOKS
 from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
@@ -56,6 +57,7 @@ def build() -> typer.Typer:
     records.register(app)
     model.register(app)
     integrations.register(app)
+    digest.register(app)
     for entry in sorted(entry_points(group="rca.cli"), key=lambda e: e.name):
         entry.load()(app, HOOKS)
     return app

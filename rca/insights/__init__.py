@@ -5,6 +5,10 @@
 | `facts` | what a postmortem says that the measures count, kept in step with it |
 | `report` | the insights report: its parts, and the definition of every measure |
 | `measures` | computing the report for a date range, service and severity |
+| `digest` | what a window brought: incidents, postmortems, action items, recurrences |
+| `digest_window` | a digest's window as people write it (`7d`, a date, a time) |
+| `digest_render` | a digest as Markdown and as an HTML page |
 
-May import: `rca.domain`, `rca.store`, `rca.drafting` (its failure-mode library), `rca.errors`.
+May import: `rca.domain`, `rca.store`, `rca.drafting` (its failure-mode library), `rca.redaction`,
+`rca.errors`.
 """

@@ -10,12 +10,15 @@
 - `jobs`: durable draft jobs under leases; `keys` and `sessions`: API keys and web sessions;
   `idempotency`: replayed requests; `audit`: the audit log; `readback`: documents read back
   valid under today's rules, with a note for whatever an older version let in that they refuse.
+- `digest_queries`: what a digest reads over a window; `digest_runs`: the record of the periodic
+  digests queued (one per period).
 
 May import: `rca.domain`, `rca.errors`, `rca.config`. Nothing here calls a model or an index.
 """
 
 from rca.store import (
     action_tables,  # noqa: F401 - declares its tables on the metadata
+    digest_runs,  # noqa: F401 - declares its table on the metadata
     insight_tables,  # noqa: F401 - declares its tables on the metadata
     integration_tables,  # noqa: F401 - declares its tables on the metadata
     recurrence_tables,  # noqa: F401 - declares its tables on the metadata

@@ -25,6 +25,8 @@ class WebhookEvent(StrEnum):
     """A finalized postmortem revision brought a new action item."""
     ACTION_ITEM_UPDATED = "action_item.updated"
     """An action item's follow-up status changed."""
+    DIGEST_READY = "digest.ready"
+    """A digest period ended: what it brought (`RCA_OUTBOUND__DIGEST_EVERY_S`, weekly)."""
 
 
 class DeliveryState(StrEnum):

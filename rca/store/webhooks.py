@@ -116,15 +116,22 @@ def new_message_id() -> str:
     return f"msg_{now().strftime('%Y%m%dT%H%M%S')}_{secrets.token_hex(8)}"
 
 
-def enqueue(conn: Connection, event_type: WebhookEvent, data: dict[str, Any]) -> list[str]:
-    """Queue `event_type` for every active subscription wanting it, inside the caller's write
-    transaction; the ids of the messages queued (none when nobody subscribed). The body is
-    Standard Webhooks' shape: `{"type", "timestamp", "data"}`."""
-    rows = conn.execute(
-        select(webhook_subscriptions.c.id, webhook_subscriptions.c.event_types).where(
-            webhook_subscriptions.c.disabled_at.is_(None)
-        )
-    ).all()
+def enqueue(
+    conn: Connection,
+    event_type: WebhookEvent,
+    data: dict[str, Any],
+    subscribed_before: datetime | None = None,
+) -> list[str]:
+    """Queue `event_type` for every active subscription wanting it (created before
+    `subscribed_before`, if given), inside the caller's write transaction; the ids of the
+    messages queued (none when nobody subscribed). The body is Standard Webhooks' shape:
+    `{"type", "timestamp", "data"}`."""
+    query = select(webhook_subscriptions.c.id, webhook_subscriptions.c.event_types).where(
+        webhook_subscriptions.c.disabled_at.is_(None)
+    )
+    if subscribed_before is not None:
+        query = query.where(webhook_subscriptions.c.created_at < subscribed_before)
+    rows = conn.execute(query).all()
     wanting = [r.id for r in rows if event_type.value in json.loads(r.event_types)]
     if not wanting:
         return []

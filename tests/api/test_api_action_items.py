@@ -4,6 +4,7 @@ history, overdue lists and counts; hostile input refused as problem+json."""
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 from rca.store.action_rules import item_keys
@@ -156,3 +157,68 @@ def test_the_board_shows_due_dates_overdue_items_and_tracker_issues(api: Api) ->
     assert f'action="/ui/action-items/pm-test-1/{KEYS[0]}"' in board
     only = html.unescape(_board(api, overdue="true"))
     assert TEXTS[0] in only and TEXTS[1] not in only
+
+
+def _follow_up(api: Api, key: str, **fields: str) -> Any:
+    board = _board(api)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', board)
+    assert csrf is not None
+    return api.client.post(
+        f"/ui/action-items/pm-test-1/{key}/follow-up",
+        data={"csrf": csrf.group(1), **fields},
+        follow_redirects=False,
+    )
+
+
+def test_a_reviewer_sets_due_date_and_tracker_issue_on_the_board(api: Api) -> None:
+    import_pm(api, pm_body())
+    form = {"due_on": "2031-05-01", "tracker_key": "OPS-7", "tracker_url": "https://t.example/7"}
+    saved = _follow_up(api, KEYS[0], **form)
+    assert saved.status_code == 303 and saved.headers["location"] == "/ui/action-items"
+    row = _item(api, KEYS[0])
+    assert (row["due_on"], row["due_set"], row["tracker_key"], row["tracker_url"]) == (
+        "2031-05-01",
+        True,
+        "OPS-7",
+        "https://t.example/7",
+    )
+    board = _board(api)
+    assert 'value="2031-05-01"' in board and 'value="OPS-7"' in board
+    history = api.get(f"/v1/action-items/pm-test-1/{KEYS[0]}/history").json()["items"]
+    assert {h["actor"] for h in history} == {"test reviewer"}
+    # Empty fields: the default due date again, no tracker issue.
+    assert _follow_up(api, KEYS[0], due_on="", tracker_key="", tracker_url="").status_code == 303
+    cleared = _item(api, KEYS[0])
+    assert cleared["due_set"] is False and cleared["tracker_key"] is None
+
+
+def test_bad_follow_up_forms_are_refused_and_change_nothing(api: Api) -> None:
+    import_pm(api, pm_body())
+    before = _item(api, KEYS[1])
+    for fields in (
+        {"tracker_url": "javascript:alert(1)"},
+        {"due_on": "2020-13-01"},
+        {"due_on": "1900-01-01"},
+        {"tracker_key": "OPS-1\nInjected: header"},
+    ):
+        refused = _follow_up(api, KEYS[1], **fields)
+        assert refused.status_code == 400, (fields, refused.text[:200])
+        assert "That follow-up was not saved" in refused.text
+    assert _follow_up(api, "nosuchkey", due_on="2031-01-01").status_code == 404
+    no_csrf = api.client.post(
+        f"/ui/action-items/pm-test-1/{KEYS[1]}/follow-up", data={"due_on": "2031-01-01"}
+    )
+    assert no_csrf.status_code in (403, 422)
+    engineer = api.client.post(
+        "/ui/sign-in", data={"api_key": api.keys[Role.ENGINEER]}, follow_redirects=False
+    )
+    assert engineer.status_code == 303
+    page = api.client.get("/ui/action-items").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None and "/follow-up" not in page  # no form for an engineer
+    as_engineer = api.client.post(
+        f"/ui/action-items/pm-test-1/{KEYS[1]}/follow-up",
+        data={"csrf": token.group(1), "due_on": "2031-01-01"},
+    )
+    assert as_engineer.status_code == 403
+    assert _item(api, KEYS[1]) == before

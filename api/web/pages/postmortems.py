@@ -11,14 +11,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import ValidationError
 
+from api.schemas_actions import ActionItemUpdate
 from api.web import views
-from api.web.pages.base import Csrf, Viewer, check, render, services_of
+from api.web.pages.base import Csrf, Viewer, check, error_page, render, services_of
 from api.web.pages.recurrences import recurrence_rows
 from rca.domain import ActionStatus, Priority
 from rca.errors import RcaError
 from rca.formats.markdown import to_markdown
 from rca.store.action_items import today_utc
+from rca.store.action_rules import MAX_TRACKER_KEY, MAX_TRACKER_URL
 from rca.store.keys import Role
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -129,5 +132,31 @@ def set_action_status(
     check(session, csrf, Role.REVIEWER)
     services_of(request).store.set_action_status(
         postmortem_id, item, status, session.principal.name
+    )
+    return RedirectResponse("/ui/action-items", status_code=303)
+
+
+@router.post("/action-items/{postmortem_id}/{item}/follow-up")
+def set_follow_up(
+    postmortem_id: str,
+    item: Annotated[str, Path(max_length=24)],
+    request: Request,
+    session: Viewer,
+    csrf: Csrf,
+    due_on: Annotated[str, Form(max_length=10)] = "",
+    tracker_key: Annotated[str, Form(max_length=MAX_TRACKER_KEY)] = "",
+    tracker_url: Annotated[str, Form(max_length=MAX_TRACKER_URL)] = "",
+) -> Response:
+    """Set an item's due date (empty: the default for its priority) and tracker issue (empty:
+    none), as the form shows them; checked as the API checks them."""
+    check(session, csrf, Role.REVIEWER)
+    fields = {"due_on": due_on, "tracker_key": tracker_key, "tracker_url": tracker_url}
+    try:
+        update = ActionItemUpdate(**{k: v.strip() or None for k, v in fields.items()})
+    except ValidationError as err:
+        problems = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in err.errors())
+        return error_page(request, 400, "That follow-up was not saved", problems)
+    services_of(request).store.change_action_item(
+        postmortem_id, item, update.change(), session.principal.name
     )
     return RedirectResponse("/ui/action-items", status_code=303)

@@ -4,7 +4,9 @@ A worker claims a job (a lease), drafts it, reports progress (which renews the l
 stores the draft. If the lease is lost meanwhile (the worker was too slow, or another one took
 over after it was presumed dead), the worker stops writing. An unexpected failure marks the job
 failed and retryable; a redaction failure is not retryable (the same input fails again).
-Between jobs a worker brings the vector index up to date with finalized postmortems.
+Between jobs a worker brings the vector index up to date with finalized postmortems, and finds
+the insights' facts of new or revised postmortems (a batch at a time), so that a report does not
+have to.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import IO
 from api.services import Services
 from rca.domain import Draft
 from rca.errors import RcaError
+from rca.insights import facts
 from rca.redaction import RedactionFailed
 from rca.store.readback import draft_notes
 
@@ -89,6 +92,13 @@ class DraftWorker:
         except RcaError as err:
             log.warning("index sync failed: %s", err)
 
+    def refresh_facts(self) -> None:
+        """Find the facts of up to a batch of stale postmortems (one cheap query when none)."""
+        try:
+            facts.catch_up(self.services.store, limit=facts.BATCH)
+        except RcaError as err:
+            log.warning("insights facts refresh failed: %s", err)
+
     def loop(self) -> None:
         """Claim and run jobs until `stop` is called."""
         while not self._stop.is_set():
@@ -96,6 +106,7 @@ class DraftWorker:
                 ran = self.run_once()
                 if not ran:
                     self.sync_index()
+                    self.refresh_facts()
                     self._stop.wait(self.poll_s)
             except Exception:  # the store was briefly unavailable, say: keep serving
                 log.exception("worker %s: loop error", self.name)

@@ -15,6 +15,7 @@ from rca.errors import ConfigurationError, NotFound, RcaError
 from rca.formats.action_export import to_github_issues, to_jira_csv
 from rca.formats.importer import ImportReport, import_paths
 from rca.formats.markdown import to_markdown
+from rca.insights import facts
 from rca.redaction import Redactor
 from rca.store import Store
 
@@ -55,6 +56,7 @@ def import_command(
     try:
         report = import_paths(store, paths, settings_of(ctx).imports.max_file_bytes)
         _print_import_report(report)
+        facts.refresh(store)  # the insights' postmortem facts: here, not in the next report
         if not no_index:
             for hook in HOOKS.after_import:
                 try:

@@ -4,10 +4,13 @@ and resolve (median and p90) by month, service and severity, and what the postmo
 
 from __future__ import annotations
 
+import logging
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+
+import numpy as np
+from numpy.typing import NDArray
 
 from rca.domain import Severity
 from rca.drafting.remedies import default_library
@@ -23,14 +26,18 @@ from rca.insights.report import (
     Spread,
     Times,
 )
-from rca.store.engine import read_transaction
-from rca.store.incident_facts import IncidentFact, incident_facts_between
-from rca.store.postmortem_facts import fact_counts
+from rca.store.incident_facts import SEVERITY_CODES, IncidentColumns, incident_columns
+from rca.store.postmortem_columns import count_facts, postmortem_columns
 from rca.store.records import Store
 
 MAX_YEARS = 10
 DEFAULT_YEARS = 5
 SEVERITIES = [s.value for s in Severity]
+EPOCH = date(1970, 1, 1)
+Ints = NDArray[np.int64]
+Floats = NDArray[np.float64]
+Bools = NDArray[np.bool_]
+log = logging.getLogger("rca.insights")
 
 
 def default_range(today: date) -> tuple[date, date]:
@@ -47,44 +54,64 @@ def check_range(since: date, until: date) -> None:
         raise InvalidArgument(f"a range may span at most {MAX_YEARS} years")
 
 
-def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
+def percentile(sorted_values: Sequence[int] | Ints, fraction: float) -> float | None:
     """Nearest-rank percentile of sorted values."""
-    if not sorted_values:
+    if not len(sorted_values):
         return None
     rank = max(1, math.ceil(fraction * len(sorted_values)))
     return float(sorted_values[rank - 1])
 
 
-def median(sorted_values: Sequence[int]) -> float | None:
+def median(sorted_values: Sequence[int] | Ints) -> float | None:
     """The middle value, or the mean of the two middle ones."""
     n = len(sorted_values)
     if not n:
         return None
     half = n // 2
-    return (
-        float(sorted_values[half]) if n % 2 else (sorted_values[half - 1] + sorted_values[half]) / 2
-    )
+    if n % 2:
+        return float(sorted_values[half])
+    return (int(sorted_values[half - 1]) + int(sorted_values[half])) / 2
 
 
-def spread(values: list[int | None]) -> Spread:
-    """The spread of some incidents' times (None: the incident lacks it)."""
-    known = sorted(v for v in values if v is not None)
-    return Spread(
-        count=len(known),
-        missing=len(values) - len(known),
-        median_s=median(known),
-        p90_s=percentile(known, 0.9),
-    )
+def _spreads(keys: Ints, groups: int, values: Floats, totals: Ints) -> list[Spread]:
+    """The spread of each group's values (NaN: the incident lacks it); `keys` says each
+    value's group, `totals` how many incidents each group has."""
+    known = ~np.isnan(values)
+    key, value = keys[known], values[known].astype(np.int64)
+    counts = np.bincount(key, minlength=groups)
+    ordered = value
+    if value.size:
+        low = int(value.min())
+        span = int(value.max()) - low + 1
+        if groups * span < 2**62:  # one sort of group and value packed in one integer
+            packed = np.sort(key * span + (value - low))
+            ordered = packed - np.repeat(np.arange(groups), counts) * span + low
+        else:
+            ordered = value[np.lexsort((value, key))]
+    ends = np.cumsum(counts).tolist()
+    out = []
+    for group, (count, end) in enumerate(zip(counts.tolist(), ends, strict=True)):
+        mine = ordered[end - count : end]
+        out.append(
+            Spread(
+                count=count,
+                missing=int(totals[group]) - count,
+                median_s=median(mine),
+                p90_s=percentile(mine, 0.9),
+            )
+        )
+    return out
 
 
-def times(rows: Sequence[IncidentFact]) -> Times:
-    """Times over some incidents."""
-    return Times(
-        incidents=len(rows),
-        detect=spread([r.ttd_s for r in rows]),
-        mitigate=spread([r.ttm_s for r in rows]),
-        resolve=spread([r.ttr_s for r in rows]),
-    )
+def _group_times(keys: Ints, groups: int, times: Floats) -> list[Times]:
+    """The times of each group of incidents: `times` is (detect, mitigate, resolve) by
+    incident, `keys` says each incident's group."""
+    totals = np.bincount(keys, minlength=groups)
+    detect, mitigate, resolve = (_spreads(keys, groups, t, totals) for t in times)
+    return [
+        Times(incidents=int(n), detect=d, mitigate=m, resolve=r)
+        for n, d, m, r in zip(totals.tolist(), detect, mitigate, resolve, strict=True)
+    ]
 
 
 def months_between(since: date, until: date) -> list[str]:
@@ -108,6 +135,33 @@ def _counts(values: dict[str, int], names: dict[str, str] | None = None) -> list
     return [Count(key=k, name=(names or {}).get(k, k), postmortems=v) for k, v in ranked]
 
 
+def _month_number(day: date) -> int:
+    return (day.year - 1970) * 12 + day.month - 1
+
+
+def _incidents_in(
+    c: IncidentColumns,
+    since: date,
+    until: date,
+    services: Sequence[str],
+    severities: Sequence[Severity],
+) -> tuple[Ints, Bools]:
+    """The incidents in the range and filters (their indexes), and which (incident, service)
+    pairs the breakdown by service counts: those of these incidents, of the services asked for
+    when some are."""
+    chosen = (c.day >= (since - EPOCH).days) & (c.day < (until - EPOCH).days)
+    if severities:
+        chosen &= np.isin(c.severity, [SEVERITY_CODES[s.value] for s in severities])
+    pairs = chosen[c.service_incident]
+    if services:
+        wanted = np.isin(c.service_code, [c.service_codes.get(s, -1) for s in services])
+        named = np.zeros(len(c.ids), dtype=np.bool_)
+        named[c.service_incident[wanted]] = True
+        chosen &= named
+        pairs &= wanted
+    return np.flatnonzero(chosen), pairs
+
+
 def report(
     store: Store,
     since: date | None = None,
@@ -123,34 +177,37 @@ def report(
         until or end,
     )
     check_range(since, until)
-    facts.refresh(store)
-    low = datetime(since.year, since.month, since.day, tzinfo=UTC)
-    high = datetime(until.year, until.month, until.day, tzinfo=UTC)
-    with read_transaction(store.engine) as conn:
-        rows = incident_facts_between(conn, low, high, services, severities)
-        per_service = incident_facts_between(conn, low, high, services, severities, by_service=True)
-    by_month: dict[str, list[IncidentFact]] = defaultdict(list)
-    for row in rows:
-        by_month[row.month].append(row)
-    months = []
-    for month in months_between(since, until):
-        found = by_month.get(month, [])
-        counts = dict.fromkeys(SEVERITIES, 0)
-        for row in found:
-            counts[row.severity.value] += 1
-        months.append(MonthRow(month=month, by_severity=counts, times=times(found)))
-    grouped: dict[str, list[IncidentFact]] = defaultdict(list)
-    for row in per_service:
-        grouped[row.service or ""].append(row)
-    by_service = [
-        GroupRow(key=k, times=times(v))
-        for k, v in sorted(grouped.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    pending = facts.catch_up(store)
+    if pending:
+        log.warning("insights: %d postmortems' facts not found yet, left out", pending)
+    c = incident_columns(store.engine)
+    rows, pairs = _incidents_in(c, since, until, services, severities)
+    month_names = months_between(since, until)
+    month = c.month[rows] - _month_number(since)
+    severity = c.severity[rows]
+    times = c.times[:, rows]
+    counts = np.bincount(month * len(SEVERITIES) + severity, minlength=len(month_names) * 5)
+    by_month = counts.reshape(len(month_names), len(SEVERITIES)).tolist()
+    months = [
+        MonthRow(month=name, by_severity=dict(zip(SEVERITIES, n, strict=True)), times=t)
+        for name, n, t in zip(
+            month_names, by_month, _group_times(month, len(month_names), times), strict=True
+        )
     ]
-    severity_rows: dict[str, list[IncidentFact]] = defaultdict(list)
-    for row in rows:
-        severity_rows[row.severity.value].append(row)
+    named, service = np.unique(c.service_code[pairs], return_inverse=True)
+    service_times = _group_times(service, len(named), c.times[:, c.service_incident[pairs]])
+    by_service = sorted(
+        (
+            GroupRow(key=c.services[k], times=t)
+            for k, t in zip(named.tolist(), service_times, strict=True)
+        ),
+        key=lambda row: (-row.times.incidents, row.key),
+    )
+    severity_times = _group_times(severity, len(SEVERITIES), times)
     kinds = ["failure_mode", "factor_category", "chain_service", "service"]
-    counted, total, undated = fact_counts(store.engine, kinds, since, until, services, severities)
+    counted, total, undated = count_facts(
+        postmortem_columns(store.engine), kinds, since, until, services, severities
+    )
     names = {m.id: m.name for m in default_library().modes}
     return InsightsReport(
         range=Range(
@@ -160,14 +217,14 @@ def report(
             severities=[s.value for s in severities],
         ),
         incidents=len(rows),
-        by_severity={s: len(severity_rows.get(s, [])) for s in SEVERITIES},
-        times=times(rows),
+        by_severity={s: t.incidents for s, t in zip(SEVERITIES, severity_times, strict=True)},
+        times=_group_times(np.zeros(len(rows), dtype=np.int64), 1, times)[0],
         months=months,
         by_service=by_service,
         by_severity_times=[
-            GroupRow(key=s, times=times(severity_rows[s]))
-            for s in SEVERITIES
-            if severity_rows.get(s)
+            GroupRow(key=s, times=t)
+            for s, t in zip(SEVERITIES, severity_times, strict=True)
+            if t.incidents
         ],
         postmortems=total,
         undated_postmortems=undated,
@@ -175,5 +232,5 @@ def report(
         factor_categories=_counts(counted["factor_category"]),
         chain_services=_counts(counted["chain_service"]),
         recurrences=recurrences(store, since, until, services, severities, counted, total, names),
-        empty=not rows and not total,
+        empty=not len(rows) and not total,
     )

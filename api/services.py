@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
@@ -18,6 +18,7 @@ from rca.domain.change import as_timeline_event
 from rca.domain.similar import SimilarHit
 from rca.drafting import Drafter
 from rca.errors import InvalidArgument, RcaError
+from rca.insights.measures import report
 from rca.insights.recurrence import propose_recurrences
 from rca.llm import LlmClient, client_from_settings
 from rca.ports import Embedder
@@ -91,12 +92,17 @@ class Services:
 
     def warm_up(self) -> None:
         """Load what the first search would load (embedding model, vector index, lexical
-        corpus), so the first requests do not wait for it and the long-lived objects exist
-        before `create_app` freezes them out of the garbage collector's full passes."""
+        corpus) and the insights' columns, so the first requests do not wait for them and the
+        long-lived objects exist before `create_app` freezes them out of the garbage
+        collector's full passes."""
         try:
             self.retrieval.search.search("warm up the search path", k=1)
         except RcaError as err:  # an empty or unavailable index: /readyz reports it
             log.info("warm-up search skipped: %s", err)
+        try:
+            report(self.store)  # the insights' columns, read once here instead of by a request
+        except RcaError as err:  # pragma: no cover - a store that cannot be read fails later
+            log.info("warm-up insights skipped: %s", err)
 
     def submit_draft(self, incident_id: str, model: str, principal: Principal) -> DraftJob:
         """Queue a draft job, or refuse with Busy (429, Retry-After) when the queue, or the
@@ -190,9 +196,12 @@ class Services:
             return self._clients[model]
 
     def drafter(self, model: str) -> Drafter:
-        """A drafter for `model` with the store's history."""
+        """A drafter for `model` with the store's history. A draft job needs the model: when
+        it answers nothing, the job fails (retryable) rather than store a rules-only draft."""
         llm = self.settings.llm.model_copy(update={"model": model})
-        options = drafting_options(self.settings.model_copy(update={"llm": llm}))
+        options = replace(
+            drafting_options(self.settings.model_copy(update={"llm": llm})), model_required=True
+        )
         return Drafter(
             self.client(model),
             SearchHistory(self.retrieval.search),

@@ -232,5 +232,6 @@ def report(
         factor_categories=_counts(counted["factor_category"]),
         chain_services=_counts(counted["chain_service"]),
         recurrences=recurrences(store, since, until, services, severities, counted, total, names),
+        stale_postmortems=pending,
         empty=not len(rows) and not total,
     )

@@ -30,6 +30,9 @@ DEFINITIONS: dict[str, str] = {
     "chain_services": "How many postmortems in the range name each of their services in the "
     "causal chain.",
     "undated": "Postmortems without a date, left out of every ranged measure.",
+    "stale": "Postmortems just imported or revised whose failure modes, factor categories and "
+    "chain services are not found yet (a request finds at most 100; `rca import` and the "
+    "draft workers find the rest): counted as postmortems, left out of those three measures.",
     "recurrence_rate": "Of the postmortems in the range, the share a reviewer confirmed as a "
     "recurrence of an earlier postmortem (rca proposes the links when a postmortem is "
     "finalized; proposals awaiting review are not counted). Per service and per failure mode: "
@@ -158,6 +161,9 @@ class InsightsReport(BaseModel):
     by_severity_times: list[GroupRow]
     postmortems: int
     undated_postmortems: int
+    stale_postmortems: int = 0
+    """Postmortems whose facts are not found yet (just imported or revised; the workers and
+    `rca import` find them), left out of the failure-mode, factor and chain counts."""
     failure_modes: list[Count]
     factor_categories: list[Count]
     chain_services: list[Count]

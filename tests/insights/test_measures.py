@@ -14,6 +14,7 @@ import pytest
 
 from rca.domain import Incident, Postmortem, Severity
 from rca.errors import InvalidArgument
+from rca.insights import facts
 from rca.insights.measures import median, months_between, percentile, report
 from rca.store import Store
 from tests.api.support import Api, running_api
@@ -163,3 +164,25 @@ def test_the_api_answers_json_and_csv_and_refuses_bad_input(api: Api) -> None:
         assert answer.headers["content-type"] == "application/problem+json"
     assert api.get("/v1/insights", params={"service": "nope"}).json()["empty"] is True
     assert api.get("/v1/insights", role=None).status_code == 401
+
+
+def test_a_report_finds_a_bounded_number_of_stale_facts_and_says_how_many_are_left(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(facts, "REQUEST_LIMIT", 3)
+    cause = "The TLS certificate expired because renewal was manual."
+    store.save(
+        [
+            Postmortem.model_validate(
+                postmortem_data(id=f"pm-{n}", date="2025-03-01", root_causes=[cause])
+            )
+            for n in range(5)
+        ],
+        "test",
+    )
+    first = report(store, date(2025, 1, 1), date(2026, 1, 1))
+    assert (first.postmortems, first.stale_postmortems) == (5, 2)
+    assert first.failure_modes[0].postmortems == 3  # the two left out are not counted yet
+    assert "stale" in first.definitions
+    second = report(store, date(2025, 1, 1), date(2026, 1, 1))
+    assert (second.stale_postmortems, second.failure_modes[0].postmortems) == (0, 5)

@@ -46,6 +46,11 @@ def default_range(today: date) -> tuple[date, date]:
     return date(until.year - DEFAULT_YEARS, until.month, 1), until
 
 
+def _years_before(until: date, years: int) -> date:
+    """The first of `until`'s month, `years` earlier (no earlier than year 1)."""
+    return date(max(1, until.year - years), until.month, 1)
+
+
 def check_range(since: date, until: date) -> None:
     """InvalidArgument for a range that is empty, reversed or over ten years."""
     if until <= since:
@@ -173,7 +178,7 @@ def report(
     """The insights over incidents that started, and postmortems dated, in [since, until)."""
     start, end = default_range(today or datetime.now(UTC).date())
     since, until = (
-        since or (start if until is None else date(until.year - DEFAULT_YEARS, until.month, 1)),
+        since or (start if until is None else _years_before(until, DEFAULT_YEARS)),
         until or end,
     )
     check_range(since, until)

@@ -186,3 +186,12 @@ def test_a_report_finds_a_bounded_number_of_stale_facts_and_says_how_many_are_le
     assert "stale" in first.definitions
     second = report(store, date(2025, 1, 1), date(2026, 1, 1))
     assert (second.stale_postmortems, second.failure_modes[0].postmortems) == (0, 5)
+
+
+def test_extreme_dates_give_a_report_or_a_clear_error_never_a_crash(store: Store) -> None:
+    early = report(store, until=date(3, 1, 1))  # the default five years back stop at year 1
+    assert early.range.since == date(1, 1, 1) and early.empty
+    late = report(store, since=date(9998, 1, 1), until=date(9999, 12, 31))
+    assert late.empty and len(late.months) == 24
+    with pytest.raises(InvalidArgument):
+        report(store, since=date(9999, 1, 1))  # until defaults to this month: before since

@@ -2,7 +2,8 @@
 `GET /v1/digest`, the `digest.ready` event).
 
 Over [since, until): incidents that started or were first recorded in it; postmortems
-finalized from a draft or first imported in it; action items that first appeared in it; the
+finalized from a draft or first imported in it (an import of old ones only counted); action
+items that first appeared in it (an imported item appeared on its postmortem's date); the
 action items overdue on the day the digest is made; recurrences proposed (and not dismissed
 since) or confirmed in it. Each section is bounded (`limit` entries, the most pressing first)
 and carries its total, so a rendering can say "and N more". What `rca.store.digest_queries`
@@ -119,7 +120,9 @@ class DigestActionItem(_Model):
     status: ActionStatus
     due_on: date | None
     appeared_at: datetime | None
-    """When it first appeared (its postmortem's finalization or import)."""
+    """When it first appeared: the finalization of the revision that brought it, or for an
+    imported one the postmortem's date (midnight UTC) when that is earlier than the import (see
+    `rca.store.action_rules`)."""
     days_late: int | None
     """Days past its due date on `overdue_on` (None: not overdue)."""
     link: str
@@ -155,6 +158,10 @@ class Counts(_Model):
     postmortems: int
     postmortems_finalized: int
     postmortems_imported: int
+    """Imported in the window and dated at most 30 days before it (listed)."""
+    postmortems_backfilled: int
+    """Postmortems first imported in the window dated over 30 days before it: history brought
+    in, counted but not listed (nor in `postmortems`)."""
     new_action_items: int
     new_action_items_open: int
     """Of the new ones, those still open or in progress."""
@@ -319,6 +326,7 @@ def build(
         postmortems=postmortems.total,
         postmortems_finalized=postmortems.finalized,
         postmortems_imported=postmortems.total - postmortems.finalized,
+        postmortems_backfilled=postmortems.backfilled,
         new_action_items=new_items.total,
         new_action_items_open=new_items.still_open,
         overdue_action_items=late_total,

@@ -86,6 +86,11 @@ def glance(d: Digest) -> list[str]:
             f" ({c.postmortems_finalized} finalized, {c.postmortems_imported} imported)"
             if c.postmortems
             else ""
+        )
+        + (
+            f", and {_count(c.postmortems_backfilled, 'older postmortem')} imported"
+            if c.postmortems_backfilled
+            else ""
         ),
         _count(c.new_action_items, "new action item")
         + (f" ({c.new_action_items_open} still open)" if c.new_action_items else ""),

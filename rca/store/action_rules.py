@@ -11,10 +11,13 @@ the document's status); the old one is kept, out of the lists, and comes back wi
 it had if a later revision restores its text. The kind is left out of the key on purpose:
 moving an item from `detect` to `prevent` is a correction, not a new piece of work.
 
-**The due date.** What a reviewer set, else the day the item first appeared (the postmortem's
-finalization or import, or the later revision that added it; UTC) plus the days for its
-priority (`ActionSettings`: must 14, should 30, could 90); a won't-have has none. The default is
-worked out when read, so a changed setting applies to every item without a date of its own.
+**The due date.** What a reviewer set, else the day the item first appeared (UTC) plus the days
+for its priority (`ActionSettings`: must 14, should 30, could 90); a won't-have has none. An
+item first appears with the revision that first holds it: when a reviewed draft is finalized
+(source `draft:...`), that moment; when it comes in otherwise (an import, the API), the
+postmortem's date (midnight UTC) if that is earlier, else that moment, so three years of
+imported history are not all new and due in two weeks. The default is worked out when read, so
+a changed setting applies to every item without a date of its own.
 **Overdue**: open or in progress, due before today.
 """
 
@@ -36,6 +39,8 @@ OPEN = (ActionStatus.OPEN, ActionStatus.IN_PROGRESS)
 """Statuses of an item still to do."""
 CLOSED = (ActionStatus.DONE, ActionStatus.WONT_DO)
 """Statuses of an item finished with."""
+FINALIZED_PREFIX = "draft:"
+"""How the source of a revision finalized from a reviewed draft starts (`draft:<draft id>`)."""
 KEY_PATTERN = r"^[0-9a-f]{12}(-[1-9][0-9]{0,2})?$"
 """What an item key looks like."""
 EARLIEST_DUE = date(1970, 1, 1)

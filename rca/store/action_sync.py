@@ -5,18 +5,19 @@ Each item of the new revision is matched to a stored row by its key (`rca.store.
 a known item takes its new position, text, kind, priority and owner and keeps its status (unless
 nobody set one in rca: then a changed status in the document is followed, and recorded in the
 history as the revision's source), due date and tracker reference; a new item starts with the
-document's status. Rows of items the revision no longer has lose their position and stay.
+document's status, and first appeared when `first_appeared` says. Rows of items the revision no
+longer has lose their position and stay.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
 from rca.domain import ActionItem, ActionStatus, Postmortem
-from rca.store.action_rules import CLOSED, item_keys
+from rca.store.action_rules import CLOSED, FINALIZED_PREFIX, item_keys
 from rca.store.action_tables import action_item_history, action_items
 
 
@@ -40,6 +41,16 @@ def closed_at(status: ActionStatus, stamp: datetime) -> datetime | None:
     return stamp if status in CLOSED else None
 
 
+def first_appeared(pm: Postmortem, stamp: datetime, source: str) -> datetime:
+    """When an item first seen in a revision saved at `stamp` from `source` first appeared: at
+    `stamp` for a reviewed draft's revision; for any other (an import, the API) on the
+    postmortem's date (midnight UTC) when it has one earlier than `stamp`, else at `stamp`
+    (so imported history does not look new)."""
+    if source.startswith(FINALIZED_PREFIX) or pm.date is None:
+        return stamp
+    return min(datetime.combine(pm.date, time(), UTC), stamp)
+
+
 def sync_action_items(conn: Connection, pm: Postmortem, stamp: datetime, source: str) -> None:
     """Make the postmortem's `action_items` rows say what its new latest revision says."""
     stored = {
@@ -49,6 +60,7 @@ def sync_action_items(conn: Connection, pm: Postmortem, stamp: datetime, source:
         ).all()
     }
     keys = item_keys(a.text for a in pm.action_items)
+    appeared = first_appeared(pm, stamp, source)
     for position, (key, action) in enumerate(zip(keys, pm.action_items, strict=True)):
         row = stored.pop(key, None)
         values = {"position": position, **_described(action)}
@@ -58,9 +70,9 @@ def sync_action_items(conn: Connection, pm: Postmortem, stamp: datetime, source:
                     postmortem_id=pm.id,
                     item_key=key,
                     status=action.status.value,
-                    created_at=stamp,
+                    created_at=appeared,
                     updated_at=stamp,
-                    closed_at=closed_at(action.status, stamp),
+                    closed_at=closed_at(action.status, appeared),
                     **values,
                 )
             )

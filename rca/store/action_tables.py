@@ -48,7 +48,11 @@ action_items = Table(
 - `due_on`: the due date a reviewer set (null: the default for the priority, counted from the
   day the item first appeared, `created_at`);
 - `tracker_key`/`tracker_url`: the issue it became in a team's tracker;
-- `updated_at`: the row's last change; `closed_at`: when it became done or won't do.
+- `created_at`: when the item first appeared, not when the row was written: the save of a
+  finalized draft's revision, but for an imported one (files or the API) the postmortem's date
+  (midnight UTC) when that is earlier (`rca.store.action_sync.first_appeared`);
+- `updated_at`: the row's last change; `closed_at`: when it became done or won't do (for an
+  item that was already closed when it first appeared, `created_at`).
 """
 Index("ix_action_items_position", action_items.c.postmortem_id, action_items.c.position)
 Index("ix_action_items_status", action_items.c.status, action_items.c.priority)

@@ -7,9 +7,11 @@ incident or postmortem document is parsed): each section a bounded page and its 
   (an import of old incidents), only counted;
 - postmortems with a revision in the window that was finalized from a draft (source
   `draft:...`), or whose first revision is in it (imported, or created through the API); each
-  once, at its newest revision in the window;
+  once, at its newest revision in the window; those first imported in it whose date is more
+  than `LATE_DAYS` before it are history brought in, only counted;
 - action items of the postmortems' latest revisions that first appeared in the window, those
-  still to do first, must first;
+  still to do first, must first (an imported item first appeared on its postmortem's date, see
+  `rca.store.action_rules`, so imported history is not new);
 - recurrences proposed in the window (and not dismissed since), or confirmed in it; flagged
   ones first.
 """
@@ -22,12 +24,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy import Engine, and_, case, func, not_, or_, select
 
 from rca.config import ActionSettings
 from rca.domain import Priority, Severity
 from rca.store.action_items import ActionItemRow, current_items, row_of
-from rca.store.action_rules import OPEN
+from rca.store.action_rules import FINALIZED_PREFIX, OPEN
 from rca.store.action_tables import action_items
 from rca.store.engine import incidents, postmortem_revisions, postmortems, read_transaction
 from rca.store.insight_tables import incident_facts, incident_services
@@ -36,8 +38,9 @@ from rca.store.recurrences import RecurrenceState
 
 LATE_DAYS = 30
 """An incident recorded in the window that started up to this many days before it was opened
-late and counts as new; one that started earlier is history brought in."""
-FINALIZED_SOURCE = "draft:%"
+late and counts as new; one that started earlier is history brought in. Likewise a postmortem
+first imported in the window and dated up to this many days before it."""
+FINALIZED_SOURCE = f"{FINALIZED_PREFIX}%"
 """The source of a revision made by finalizing a draft (`draft:<draft id>`)."""
 
 
@@ -94,6 +97,9 @@ class PostmortemPage:
     items: list[PostmortemRow]
     total: int
     finalized: int
+    backfilled: int
+    """Postmortems first imported in the window dated more than `LATE_DAYS` before it (not in
+    `items` or `total`)."""
 
 
 @dataclass(frozen=True)
@@ -188,8 +194,10 @@ def incidents_between(engine: Engine, since: datetime, until: datetime, limit: i
 def postmortems_between(
     engine: Engine, since: datetime, until: datetime, limit: int
 ) -> PostmortemPage:
-    """The postmortems finalized, or first imported, in [since, until), newest first."""
+    """The postmortems finalized, or first imported, in [since, until), newest first; those
+    imported dated more than `LATE_DAYS` before `since` only counted."""
     r, p = postmortem_revisions.c, postmortems.c
+    late = (since - timedelta(days=LATE_DAYS)).date()
     finalized = func.max(case((r.source.like(FINALIZED_SOURCE), 1), else_=0))
     touched = select(p.id).where(p.updated_at >= since)  # the latest revision's time
     window = (
@@ -205,16 +213,21 @@ def postmortems_between(
         .subquery()
     )
     w = window.c
+    history = and_(w.finalized == 0, p.date.is_not(None), p.date < late)  # never null
     query = (
         select(w.id, w.revision, w.at, w.finalized, p.title, p.severity, p.date, p.incident_id)
         .add_columns(p.latest_revision)
         .join(postmortems, p.id == w.id)
+        .where(not_(history))
         .order_by(w.at.desc(), w.id)
         .limit(limit)
     )
+    counts = select(
+        func.count(case((not_(history), 1))), func.sum(w.finalized), func.count(case((history, 1)))
+    ).select_from(window.join(postmortems, p.id == w.id))
     with read_transaction(engine) as conn:
         rows = conn.execute(query).all()
-        total, done = conn.execute(select(func.count(), func.sum(w.finalized))).one()
+        total, done, backfilled = conn.execute(counts).one()
     items = [
         PostmortemRow(
             row.id,
@@ -229,7 +242,7 @@ def postmortems_between(
         )
         for row in rows
     ]
-    return PostmortemPage(items, int(total), int(done or 0))
+    return PostmortemPage(items, int(total), int(done or 0), int(backfilled))
 
 
 PRIORITY_ORDER = {p.value: n for n, p in enumerate(Priority)}

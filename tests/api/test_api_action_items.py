@@ -1,10 +1,12 @@
-"""Action-item follow-up through the API and the board: keys, due dates, tracker references,
-history, overdue lists and counts; hostile input refused as problem+json."""
+"""Action-item follow-up through the API and the board: keys, due dates (counted from an
+imported postmortem's date), tracker references, history, overdue lists and counts; hostile
+input refused as problem+json."""
 
 from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from rca.store.action_rules import item_keys
@@ -16,13 +18,18 @@ TEXTS = ["Load test pool changes", "Alert on pool saturation", "Document the rol
 KEYS = item_keys(TEXTS)
 
 
+def recent(ident: str = "pm-test-1") -> dict[str, Any]:
+    """`pm_body` dated today: its items' default due dates are still ahead."""
+    return pm_body(ident, date=datetime.now(UTC).date().isoformat())
+
+
 def _item(api: Api, key: str, ident: str = "pm-test-1") -> dict[str, Any]:
     items = api.get("/v1/action-items", params={"postmortem_id": ident}).json()["items"]
     return next(i for i in items if i["key"] == key)
 
 
 def test_an_item_is_updated_by_key_and_its_history_says_who_and_when(api: Api) -> None:
-    import_pm(api, pm_body())
+    import_pm(api, recent())
     body = {
         "status": "in_progress",
         "due_on": "2031-03-01",
@@ -56,9 +63,9 @@ def test_an_item_is_updated_by_key_and_its_history_says_who_and_when(api: Api) -
 
 
 def test_a_reordered_revision_keeps_the_follow_up(api: Api) -> None:
-    import_pm(api, pm_body())
+    import_pm(api, recent())
     patch(api, f"/v1/action-items/pm-test-1/{KEYS[0]}", json={"status": "done"})
-    reordered = pm_body()
+    reordered = recent()
     reordered["action_items"] = list(reversed(reordered["action_items"]))
     import_pm(api, reordered)
     moved = _item(api, KEYS[0])
@@ -72,8 +79,8 @@ def test_a_reordered_revision_keeps_the_follow_up(api: Api) -> None:
 
 
 def test_overdue_items_are_listed_and_counted(api: Api) -> None:
-    import_pm(api, pm_body())
-    import_pm(api, pm_body("pm-test-2"))
+    import_pm(api, recent())
+    import_pm(api, recent("pm-test-2"))
     assert api.get("/v1/action-items/overdue-count").json()["overdue"] == 0
     patch(api, f"/v1/action-items/pm-test-2/{KEYS[1]}", json={"due_on": "2020-01-31"})
     patch(api, f"/v1/action-items/pm-test-2/{KEYS[0]}", json={"due_on": "2020-02-01"})
@@ -92,8 +99,26 @@ def test_overdue_items_are_listed_and_counted(api: Api) -> None:
     ]
 
 
+def test_an_imported_postmortems_items_are_due_from_its_date(api: Api) -> None:
+    import_pm(api, pm_body())  # dated 2025-04-02: history, not new work
+    items = api.get("/v1/action-items", params={"postmortem_id": "pm-test-1"}).json()["items"]
+    assert [(i["key"], i["due_on"], i["due_set"], i["overdue"]) for i in items] == [
+        (KEYS[0], "2025-05-02", False, True),  # should: 30 days
+        (KEYS[1], "2025-04-16", False, True),  # must: 14 days
+        (KEYS[2], "2025-05-02", False, False),  # done
+    ]
+    assert api.get("/v1/action-items/overdue-count").json()["overdue"] == 2
+    late = api.get("/v1/action-items", params={"overdue": "true"}).json()["items"]
+    assert [i["key"] for i in late] == [KEYS[0], KEYS[1]]
+    # A reviewer's date wins over the default; a later import keeps it.
+    patch(api, f"/v1/action-items/pm-test-1/{KEYS[1]}", json={"due_on": "2031-01-01"})
+    import_pm(api, pm_body(summary="Edited after the fact."))
+    assert _item(api, KEYS[1])["overdue"] is False
+    assert api.get("/v1/action-items/overdue-count").json()["overdue"] == 1
+
+
 def test_hostile_updates_are_refused_as_problems(api: Api) -> None:
-    import_pm(api, pm_body())
+    import_pm(api, recent())
     path = f"/v1/action-items/pm-test-1/{KEYS[0]}"
     for body in (
         {"due_on": "2026-02-30"},
@@ -139,7 +164,7 @@ def _board(api: Api, **params: Any) -> str:
 
 
 def test_the_board_shows_due_dates_overdue_items_and_tracker_issues(api: Api) -> None:
-    import_pm(api, pm_body())
+    import_pm(api, recent())
     patch(api, f"/v1/action-items/pm-test-1/{KEYS[0]}", json={"due_on": "2020-01-31"})
     patch(
         api,
@@ -171,7 +196,7 @@ def _follow_up(api: Api, key: str, **fields: str) -> Any:
 
 
 def test_a_reviewer_sets_due_date_and_tracker_issue_on_the_board(api: Api) -> None:
-    import_pm(api, pm_body())
+    import_pm(api, recent())
     form = {"due_on": "2031-05-01", "tracker_key": "OPS-7", "tracker_url": "https://t.example/7"}
     saved = _follow_up(api, KEYS[0], **form)
     assert saved.status_code == 303 and saved.headers["location"] == "/ui/action-items"
@@ -193,7 +218,7 @@ def test_a_reviewer_sets_due_date_and_tracker_issue_on_the_board(api: Api) -> No
 
 
 def test_bad_follow_up_forms_are_refused_and_change_nothing(api: Api) -> None:
-    import_pm(api, pm_body())
+    import_pm(api, recent())
     before = _item(api, KEYS[1])
     for fields in (
         {"tracker_url": "javascript:alert(1)"},

@@ -29,6 +29,7 @@ def data_dir(
     where = tmp_path / "data"
     hostile = postmortem_data(
         id="pm-hostile",
+        date=datetime.now(UTC).date().isoformat(),  # its items are due from today
         action_items=[
             {
                 "text": HOSTILE_TEXT,
@@ -62,7 +63,7 @@ def test_csv_for_jira_has_a_row_per_item_and_defuses_formulas(
     hostile = [r for r in body if r[external].startswith("pm-hostile#")]
     keys = item_keys([HOSTILE_TEXT, "-1+1 alert on lag"])
     assert [r[external] for r in hostile] == [f"pm-hostile#{k}" for k in keys]
-    # Due on the import day (today) plus the days for the priority: must 14, could 90.
+    # Dated today: due today plus the days for the priority, must 14, could 90.
     today = datetime.now(UTC).date()
     assert [r[due] for r in hostile] == [(today + timedelta(days=n)).isoformat() for n in (14, 90)]
     assert hostile[0][0].startswith("'=HYPERLINK") and hostile[1][0].startswith("'-1+1")
@@ -105,9 +106,15 @@ def test_only_overdue_items_with_overdue(
 ) -> None:
     code, out, err = run(data_dir, "export", "actions", "--overdue", capsys=capsys)
     assert code == 0, err
-    assert list(csv.reader(io.StringIO(out)))[1:] == []  # all imported today: none due yet
+    today = datetime.now(UTC).date()
+    before = list(csv.reader(io.StringIO(out)))[1:]
+    # The examples' open items are due from their postmortems' dates (2022 to 2025): overdue.
+    # pm-hostile's are due from today: not yet.
+    assert len(before) > 30 and all(r[-1] < today.isoformat() for r in before)
+    assert all(r[-2].startswith("pm-20") for r in before)
     store = Store.open(Settings(data_dir=data_dir))
     try:
+        assert store.overdue_count(today) == len(before)
         lag = store.action_item_page(10, postmortem_id="pm-hostile")[1]
         store.change_action_item(
             "pm-hostile", lag.key, ActionChange(due_on=date(2020, 1, 31)), "reviewer"
@@ -115,9 +122,11 @@ def test_only_overdue_items_with_overdue(
     finally:
         store.close()
     code, out, err = run(data_dir, "export", "actions", "--overdue", capsys=capsys)
-    rows = list(csv.reader(io.StringIO(out)))
-    assert [(r[-2], r[-1]) for r in rows[1:]] == [(f"pm-hostile#{lag.key}", "2020-01-31")]
-    assert "Due: 2020-01-31 (overdue)." in rows[1][1]
+    rows = list(csv.reader(io.StringIO(out)))[1:]
+    added = [r for r in rows if r not in before]
+    assert len(rows) == len(before) + 1
+    assert [(r[-2], r[-1]) for r in added] == [(f"pm-hostile#{lag.key}", "2020-01-31")]
+    assert "Due: 2020-01-31 (overdue)." in added[0][1]
 
 
 def test_wrong_combinations_are_one_line_errors(

@@ -6,7 +6,7 @@ hostile text through Markdown, HTML and redaction."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -76,10 +76,10 @@ def week(store: Store, clock: Clock) -> Iterator[Store]:
             postmortem(
                 "pm-old",
                 [item("Fix the old thing", owner="db-team"), item("Tidy up", "should")],
-                date="2025-05-20",
+                date="2025-05-23",  # imported the day it happened: its items appear then
                 title="Old outage",
             ),
-            postmortem("pm-past", [item("Add the pool alert")], date="2025-05-01", title="Past"),
+            postmortem("pm-past", [item("Add the pool alert")], date="2025-05-23", title="Past"),
             postmortem("pm-done", [item("Done", status="done")], title="Done and dusted"),
         ],
         "import:old.md",
@@ -98,15 +98,18 @@ def week(store: Store, clock: Clock) -> Iterator[Store]:
     clock.at = START + 2 * DAY
     store.save([incident("inc-late", START - 3 * DAY, severity="SEV2")], "pagerduty")
     store.save([incident("inc-2023", datetime(2023, 1, 5, tzinfo=UTC))], "import:history")
-    store.save([postmortem("pm-new", [item("Cache templates", "could")], title="New")], "import:x")
+    history = postmortem("pm-2023", [item("Old work", status="done")], date="2023-01-05")
+    store.save([history], "import:history")  # history brought in: counted, not listed
+    new = postmortem("pm-new", [item("Cache templates", "could")], date="2025-06-03", title="New")
+    store.save([new], "import:x")  # a recent incident's postmortem, imported: new
     store.save([postmortem("pm-fin", [item("Alert on lag", owner="sre")], title="Fin")], "draft:d1")
-    old = postmortem_data(id="pm-old", incident_id=None, date="2025-05-20", title="Old outage")
+    old = postmortem_data(id="pm-old", incident_id=None, date="2025-05-23", title="Old outage")
     old["action_items"] = [item("Fix the old thing", owner="db-team"), item("Tidy up", "should")]
     store.save([Postmortem.model_validate({**old, "summary": "Edited."})], "import:old.md")
     past = postmortem(
         "pm-past",
         [item("Add the pool alert"), item("Write the runbook", "should")],
-        date="2025-05-01",
+        date="2025-05-23",
         title="Past",
     )
     store.save([past], "draft:d2")  # revision 2 of an old postmortem, finalized this week
@@ -171,6 +174,7 @@ def test_each_section_holds_what_is_new_in_the_window_and_nothing_else(week: Sto
         "postmortems": 3,
         "postmortems_finalized": 2,
         "postmortems_imported": 1,
+        "postmortems_backfilled": 1,
         "new_action_items": 3,
         "new_action_items_open": 3,
         "overdue_action_items": 2,
@@ -180,6 +184,49 @@ def test_each_section_holds_what_is_new_in_the_window_and_nothing_else(week: Sto
         "recurrences_flagged": 1,
     }
     assert not found.empty
+
+
+def test_imported_history_is_counted_not_listed_and_its_items_are_not_new(
+    week: Store, clock: Clock
+) -> None:
+    clock.at = START + 4 * DAY
+    store = week
+    for ident, day in (("pm-2023-open", "2023-03-01"), ("pm-edge", "2025-05-03")):
+        store.save([postmortem(ident, [item(f"Fix {ident}")], date=day)], "import:history")
+    store.save([postmortem("pm-day-before", [], date="2025-05-02")], "api:k-1")
+    store.save([postmortem("pm-fin-old", [item("Finish it")], date="2023-03-01")], "draft:d4")
+    found = build(store, START, END, now=END)
+    # Dated more than 30 days before the window (2025-05-03): history; finalized ones and
+    # recent imports are listed.
+    listed = {p.id: p.how for p in found.postmortems.items}
+    assert listed == {
+        "pm-fin": "finalized",
+        "pm-new": "imported",
+        "pm-past": "finalized",
+        "pm-edge": "imported",
+        "pm-fin-old": "finalized",
+    }
+    c = found.counts
+    assert (c.postmortems, c.postmortems_finalized, c.postmortems_imported) == (5, 3, 2)
+    assert c.postmortems_backfilled == 3  # pm-2023, pm-2023-open, pm-day-before
+    # An imported item first appeared on its postmortem's date: old work, overdue, not new.
+    new_items = {a.postmortem_id for a in found.new_action_items.items}
+    assert new_items == {"pm-fin", "pm-past", "pm-new", "pm-fin-old"}
+    late = {a.postmortem_id: (a.due_on, a.appeared_at) for a in found.overdue_action_items.items}
+    assert late["pm-2023-open"] == (date(2023, 3, 15), datetime(2023, 3, 1, tzinfo=UTC))
+    assert late["pm-edge"] == (date(2025, 5, 17), datetime(2025, 5, 3, tzinfo=UTC))
+    assert "pm-fin-old" not in late  # finalized in the window: due two weeks on
+    text = markdown(found)
+    assert "5 postmortems (3 finalized, 2 imported), and 3 older postmortems imported" in text
+    section = text.split("## Postmortems (5)")[1].split("## New action items")[0]
+    assert "`pm-edge`" in section and "pm-2023" not in section and "pm-day-before" not in section
+    assert "and 3 older postmortems imported" in page(found)
+    # A window that brought only history says so, and is otherwise empty.
+    clock.at = END + 2 * DAY
+    store.save([postmortem("pm-2024", [item("Old")], date="2024-01-01")], "import:history")
+    quiet = build(store, END + DAY, END + 8 * DAY, now=END + 8 * DAY)
+    assert quiet.postmortems.total == quiet.new_action_items.total == 0
+    assert "0 postmortems, and 1 older postmortem imported" in markdown(quiet)
 
 
 def test_overdue_items_are_counted_on_the_day_the_digest_is_made(week: Store) -> None:
@@ -263,7 +310,10 @@ def hostile(store: Store, clock: Clock) -> Store:
     items = [item(f"Rotate it: {SECRET} {HOSTILE}", owner=EMAIL)]
     store.save([postmortem("pm-hostile", items, title=f"# Heading {HOSTILE}")], "draft:d9")
     clock.at = START - 20 * DAY
-    store.save([postmortem("pm-late", [item(f"Mail {EMAIL} [x](javascript:alert(1))")])], "t")
+    late = postmortem(
+        "pm-late", [item(f"Mail {EMAIL} [x](javascript:alert(1))")], date="2025-05-13"
+    )
+    store.save([late], "t")
     return store
 
 

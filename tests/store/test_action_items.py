@@ -1,5 +1,7 @@
 """Action items by stable key: reordered revisions keep their follow-up, due dates by priority
-or set by a reviewer, overdue lists and counts around a fixed day, history, measures."""
+or set by a reviewer, counted from when an item first appeared (a finalized draft: then; an
+import: its postmortem's date), overdue lists and counts around a fixed day, history,
+measures."""
 
 from __future__ import annotations
 
@@ -30,7 +32,9 @@ ITEMS = [
 
 
 def _pm(items: list[dict[str, Any]] = ITEMS, **changes: Any) -> Postmortem:
-    return Postmortem.model_validate(postmortem_data(action_items=items, **changes))
+    """A postmortem dated today unless told: its imported items first appear today."""
+    data = postmortem_data(action_items=items, date=TODAY.isoformat())
+    return Postmortem.model_validate({**data, **changes})
 
 
 def _rows(store: Store, ident: str = "pm-test-queue-2025", **kw: Any) -> dict[str, Any]:
@@ -239,9 +243,11 @@ def test_action_measures_over_a_date_range_and_services(store: Store) -> None:
     assert got.by_status == {"open": 5, "in_progress": 1, "done": 1, "wont_do": 1}
     assert got.completion_rate == pytest.approx(1 / 7)
     assert got.open_items == 6
-    # Ages on that day: 1, 1 (appeared today) and 11, 11, 11, 11 (ten days ago).
-    assert (got.open_age_median_days, got.open_age_p90_days) == (11.0, 11.0)
-    assert got.overdue == 0
+    # Ages on that day: pm-b's four open ones 11 (ten days ago); the two open ones of the
+    # imported pm-test-queue-2025 first appeared on its date.
+    old = (day - date(2025, 4, 9)).days
+    assert old > 11 and (got.open_age_median_days, got.open_age_p90_days) == (11.0, float(old))
+    assert got.overdue == 2  # those two: should and could, due 2025-05-09 and 2025-07-08
     assert store.action_measures(date(2025, 1, 1), date(2026, 1, 1), today=day) == got
     billing = action_measures(
         store.engine,

@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: setup browser alertmanager run test lint typecheck unit audit clean
+.PHONY: setup browser alertmanager postgres run test lint typecheck unit audit clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,14 @@ alertmanager:
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus-alertmanager >/dev/null; }
 	@prometheus-alertmanager --version 2>&1 | head -1
 
+# The store and API tests run on SQLite and on Debian's PostgreSQL: the tests start a throwaway
+# cluster of it in a temporary directory (as the postgres user when run as root) and remove it
+# at the end (tests/postgres.py). RCA_TEST_POSTGRES=1 makes a missing PostgreSQL a failure.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@ls -d /usr/lib/postgresql/*/bin | tail -n 1
+
 run: setup
 	$(BIN)/rca model pull
 	$(BIN)/rca import examples/postmortems examples/incidents examples/history
@@ -49,8 +57,8 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup browser alertmanager
-	$(BIN)/pytest
+unit: setup browser alertmanager postgres
+	RCA_TEST_POSTGRES=1 $(BIN)/pytest
 
 test: lint typecheck unit
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 
 from api import (
     mcp_server,
+    metrics,
     problems,
     routes_action_items,
     routes_admin,
@@ -37,7 +39,6 @@ from api.auth import AuthenticateFirst
 from api.digest_schedule import DigestSchedule
 from api.headers import SecurityHeaders
 from api.limits import BodyLimit
-from api.metrics import Metrics, MetricsMiddleware
 from api.services import Services
 from api.webhook_sender import WebhookSenders
 from api.worker import InServerWorkers
@@ -83,6 +84,7 @@ def create_app(
             senders.stop()
             services.close()
             gc.unfreeze()
+            metrics.process_ended(os.getpid())
 
     app = FastAPI(
         title="rca",
@@ -94,7 +96,6 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.metrics = Metrics()
     problems.install(app)
     app.include_router(routes_incidents.router)
     app.include_router(routes_evidence.router)
@@ -114,7 +115,7 @@ def create_app(
     api = settings.api
     app.add_middleware(BodyLimit, max_bytes=api.max_body_bytes, timeout_s=api.body_timeout_s)
     app.add_middleware(AuthenticateFirst)  # before any body is read
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)  # refusals counted too
+    app.add_middleware(metrics.MetricsMiddleware)  # refusals counted too
     app.add_middleware(SecurityHeaders)
     return app
 

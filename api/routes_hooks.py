@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from api import metrics
 from api.auth import integration_of
 from api.routes_incidents import services_of
 from rca.errors import ConfigurationError
@@ -43,7 +44,8 @@ class IntakePublic(BaseModel):
     """The change recorded in the feed (GitHub)."""
 
 
-def _public(done: Intake) -> IntakePublic:
+def _public(request: Request, done: Intake) -> IntakePublic:
+    metrics.note_intake(request, done.outcome)
     return IntakePublic(
         outcome=done.outcome,
         incident_id=done.incident_id,
@@ -122,7 +124,8 @@ async def alertmanager_hook(request: Request, integration: AlertmanagerIntegrati
     except ValidationError as err:
         raise _invalid(err) from None
     engine = services_of(request).store.engine
-    return _public(await run_in_threadpool(receive_alert_group, engine, integration, group))
+    done = await run_in_threadpool(receive_alert_group, engine, integration, group)
+    return _public(request, done)
 
 
 @router.post("/pagerduty", status_code=202, response_model=IntakePublic)
@@ -136,7 +139,8 @@ async def pagerduty_hook(request: Request, integration: PagerDutyIntegration) ->
     except ValidationError as err:
         raise _invalid(err) from None
     engine = services_of(request).store.engine
-    return _public(await run_in_threadpool(receive_pagerduty, engine, integration, event))
+    done = await run_in_threadpool(receive_pagerduty, engine, integration, event)
+    return _public(request, done)
 
 
 @router.post("/github", status_code=202, response_model=IntakePublic)
@@ -151,7 +155,8 @@ async def github_hook(request: Request, integration: GitHubIntegration) -> Intak
         raise _invalid(err) from None
     engine = services_of(request).store.engine
     return _public(
+        request,
         await run_in_threadpool(
             receive_github, engine, integration, change, delivery[:200] if delivery else None
-        )
+        ),
     )

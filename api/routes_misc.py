@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from api import metrics as prometheus
 from api.auth import PUBLIC_ROUTES, require
 from api.routes_incidents import services_of
 from api.services import Services
@@ -74,13 +75,11 @@ def _model_check(model: str, services: Services) -> str:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(
-    request: Request, _p: Annotated[Principal, Depends(require(Role.ADMIN))]
-) -> PlainTextResponse:
-    """Prometheus metrics (text format)."""
-    services = services_of(request)
-    text = request.app.state.metrics.render(services.jobs.counts())
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+def metrics(request: Request, _p: Annotated[Principal, Depends(require(Role.ADMIN))]) -> Response:
+    """Prometheus metrics (text format): every server process's and the draft worker's, and
+    the queue depth and index lag read from the database (`api.metrics`)."""
+    body = prometheus.exposition(services_of(request))
+    return Response(body, media_type=prometheus.CONTENT_TYPE)
 
 
 @router.get("/v1/models")

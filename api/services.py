@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
 
@@ -196,9 +196,12 @@ class Services:
             return self._clients[model]
 
     def drafter(self, model: str) -> Drafter:
-        """A drafter for `model` with the store's history."""
+        """A drafter for `model` with the store's history. A draft job needs the model: when
+        it answers nothing, the job fails (retryable) rather than store a rules-only draft."""
         llm = self.settings.llm.model_copy(update={"model": model})
-        options = drafting_options(self.settings.model_copy(update={"llm": llm}))
+        options = replace(
+            drafting_options(self.settings.model_copy(update={"llm": llm})), model_required=True
+        )
         return Drafter(
             self.client(model),
             SearchHistory(self.retrieval.search),

@@ -27,11 +27,12 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Engine
 
+from api import metrics
 from api.digest_schedule import DigestSchedule
 from rca.config import OutboundSettings
 from rca.errors import RcaError
 from rca.integrations.signatures import standard_webhook_headers, webhook_secret_key
-from rca.store.webhooks import Claim, RetryPolicy, Webhooks
+from rca.store.webhooks import Claim, DeliveryState, RetryPolicy, Webhooks
 
 log = logging.getLogger("rca.webhooks")
 
@@ -121,12 +122,15 @@ class WebhookSender:
         else:
             if 200 <= status < 300:
                 self.webhooks.mark_delivered(claim, status, self.clock())
+                metrics.webhook_delivery("delivered")
                 log.info("webhook %s delivered (HTTP %d)", delivery.id, status)
                 return True
             error = f"HTTP {status}" + (f": {answer}" if answer else "")
             if 300 <= status < 400:
                 error += " (redirects are not followed)"
         failed = self.webhooks.mark_failed(claim, error, status, self.clock())
+        dead = failed is not None and failed.state == DeliveryState.DEAD
+        metrics.webhook_delivery("dead" if dead else "failed")
         if failed is not None:
             log.warning(
                 "webhook %s to subscription %s failed (attempt %d, %s): %s",

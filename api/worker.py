@@ -19,6 +19,7 @@ import threading
 import time
 from typing import IO
 
+from api import metrics
 from api.services import Services
 from rca.domain import Draft
 from rca.errors import RcaError
@@ -59,6 +60,8 @@ class DraftWorker:
             if not jobs.report_partial(job.id, self.name, so_far):
                 raise LeaseLost(job.id)
 
+        started = time.monotonic()
+        outcome: metrics.DraftOutcome = "failed"
         try:
             self.services.attach_changes(job.incident_id)
             stored = self.services.store.read_incident(job.incident_id)
@@ -68,12 +71,15 @@ class DraftWorker:
             draft = drafter.draft(
                 stored.incident, progress=progress, draft_id=job.id, partial=partial
             )
+            metrics.model_usage(draft.usage, self.services.allowed_models())
             if stored.set_aside:  # stored values today's rules refuse: say what was left out
                 notes = [*draft_notes(list(stored.set_aside)), *draft.notes]
                 draft = draft.model_copy(update={"notes": notes})
-            if not jobs.succeed(job.id, self.name, draft):
+            outcome = "succeeded" if jobs.succeed(job.id, self.name, draft) else "lease_lost"
+            if outcome == "lease_lost":
                 log.warning("draft %s finished after its lease was lost; not stored", job.id)
         except LeaseLost:
+            outcome = "lease_lost"
             log.warning("draft %s: lease lost, stopping", job.id)
         except RedactionFailed as err:
             jobs.fail(job.id, self.name, f"redaction failed, nothing was sent: {err}", False)
@@ -82,6 +88,8 @@ class DraftWorker:
         except Exception as err:
             log.exception("draft %s failed", job.id)
             jobs.fail(job.id, self.name, f"unexpected error: {type(err).__name__}", True)
+        finally:
+            metrics.draft_finished(outcome, time.monotonic() - started)
         return True
 
     def sync_index(self) -> None:

@@ -58,9 +58,17 @@ class LlmSettings(BaseModel):
     api_base: str | None = None
     """Base URL of an OpenAI-compatible server, for `openai/...` models served elsewhere."""
     timeout_s: float = Field(default=120.0, gt=0)
-    """Longest wait for one model call."""
+    """Longest wait for one model call (for a provider that stops answering, the longest
+    silence: the wait for the connection, and for each part of the answer)."""
     max_retries: int = Field(default=1, ge=0, le=5)
-    """Extra attempts per model on timeouts, rate limits and server errors."""
+    """Extra attempts per model on timeouts, rate limits, server errors and unusable answers
+    (not JSON, cut off, no choices); then the next fallback is tried."""
+    backoff_s: float = Field(default=2.0, ge=0, le=60)
+    """Wait before retrying a model that gave no Retry-After; it doubles with each retry, up
+    to `max_wait_s`."""
+    max_wait_s: float = Field(default=30.0, ge=0, le=600)
+    """Longest wait before a retry. A provider's Retry-After is honoured up to this; one asking
+    for longer is not retried (the next fallback is tried at once)."""
     max_tokens: int = Field(default=1024, ge=1, le=32_768)
     """Default cap on the tokens one call may generate."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -204,6 +212,11 @@ class Settings(BaseSettings):
     """How long a SQLite writer waits for a lock before failing."""
     sqlite_pool_size: int = Field(default=48, ge=1, le=512)
     """SQLite connections kept open (at least the server's request and worker threads)."""
+    postgres_pool_size: int = Field(default=10, ge=1, le=512)
+    """PostgreSQL connections kept open per process (up to 8 more are opened under load)."""
+    postgres_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    """Longest a PostgreSQL statement may run, lock waits included, before it is cancelled and
+    its transaction undone (0: no limit)."""
     imports: ImportSettings = Field(default_factory=ImportSettings)
     """Limits on imported files."""
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

@@ -103,3 +103,11 @@ class IndexLocked(RcaError):
 
 class InvalidQuery(RcaError):
     """A search query with nothing to search for."""
+
+
+# --- a service rca depends on failed: trying again later may work ------------------------------
+
+
+class ModelUnavailable(RcaError):
+    """No model answered any question of a draft: every attempt at the model and its fallbacks
+    failed (rate limits, server errors, timeouts, unusable answers). Nothing was drafted."""

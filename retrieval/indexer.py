@@ -154,7 +154,7 @@ class Indexer:
         except IndexUnavailable:
             moved = self._move_aside()
         outbox = self.store.index_state
-        snapshot = outbox.last_outbox_id()
+        seen = outbox.pending_ids()  # covered by the revisions read below
         name = self.vectors.next_name()
         if self.vectors.exists(name):
             self.vectors.drop(name)  # leftovers of an interrupted rebuild
@@ -182,8 +182,8 @@ class Indexer:
                 f"rebuild wrote {counted} chunks but expected {total_chunks}; kept the old index"
             )
         self.vectors.switch_to(name)
-        if snapshot:
-            outbox.acknowledge(snapshot)
+        if seen:
+            outbox.acknowledge_ids(seen)
         return RebuildReport(name, total_pm, total_chunks, moved)
 
     def _move_aside(self) -> str:

@@ -1,5 +1,13 @@
-"""Shared fixtures: a temporary data directory, an open store, no network, and no process
-left running after the test run."""
+"""Shared fixtures: a temporary data directory, an open store, no network, no process left
+running after the test run, and the database back ends.
+
+Tests that ask for `backend` (the store and API suites, through their conftest) run twice: on
+SQLite and on PostgreSQL, each PostgreSQL run in a fresh database of a throwaway cluster
+(`tests/postgres.py`), chosen by `RCA_DATABASE_URL` so every `Settings` of the test, and every
+process it starts, uses it. `RCA_TEST_POSTGRES`: `auto` (the default) runs them where PostgreSQL
+is installed and skips them, saying why, where not; `1` (as `make test` sets) makes a missing
+PostgreSQL a failure; `0` skips them.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +24,7 @@ import pytest
 
 from rca.config import Settings
 from rca.store import Store
-from tests import processes
+from tests import postgres, processes
 
 _real_connect = socket.socket.connect
 
@@ -72,6 +80,71 @@ def _no_process_left_behind() -> Iterator[None]:
     if left:
         shown = "\n".join(f"  {p.pid}: {p.command[:200]}" for p in left)
         pytest.fail(f"the tests left {len(left)} process(es) running (now killed):\n{shown}")
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "sqlite_only: a test of SQLite's own machinery, not run on PostgreSQL"
+    )
+    config.addinivalue_line(
+        "markers", "empty_database: on PostgreSQL, the test's database starts without a schema"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        chosen = BACKENDS[:1] if only_sqlite else BACKENDS
+        metafunc.parametrize("backend", chosen, indirect=True, scope="function")
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[postgres.Cluster]:
+    """A throwaway PostgreSQL cluster for the run, with the migrated template database."""
+    wanted = os.environ.get("RCA_TEST_POSTGRES", "auto")
+    if wanted == "0":
+        pytest.skip("PostgreSQL runs turned off (RCA_TEST_POSTGRES=0)")
+    pg_bin = postgres.binaries()
+    if pg_bin is None:
+        message = (
+            "PostgreSQL is not installed, so the PostgreSQL runs of the store and API tests"
+            " are skipped; `make postgres` installs Debian's (`apt-get install postgresql`)"
+        )
+        if wanted == "1":
+            pytest.fail(message.replace("are skipped", "cannot run"))
+        pytest.skip(message)
+    cluster = postgres.Cluster.start(pg_bin)
+    postgres.track_connections()
+    try:
+        cluster.execute(f'CREATE DATABASE "{postgres.TEMPLATE}"')
+        data_dir = tmp_path_factory.mktemp("postgres-template")
+        Store.open(Settings(data_dir=data_dir, database_url=cluster.url(postgres.TEMPLATE))).close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The database back end of this run of the test: "sqlite" (the default file in the data
+    directory) or "postgresql" (a fresh migrated database, named by RCA_DATABASE_URL)."""
+    chosen: str = request.param
+    if chosen == "sqlite":
+        monkeypatch.delenv("RCA_DATABASE_URL", raising=False)
+        yield chosen
+        return
+    cluster: postgres.Cluster = request.getfixturevalue("postgres_cluster")
+    empty = request.node.get_closest_marker("empty_database") is not None
+    name = cluster.create(template="template1" if empty else postgres.TEMPLATE)
+    monkeypatch.setenv("RCA_DATABASE_URL", cluster.url(name))
+    try:
+        yield chosen
+    finally:
+        postgres.close_connections()  # those of engines the test left open, before the drop
+        cluster.drop(name)
 
 
 @pytest.fixture

@@ -14,11 +14,13 @@ from typing import Annotated
 
 import typer
 
+from api import metrics
 from api.digest_schedule import DigestSchedule
 from api.services import Services
 from api.webhook_sender import WebhookSenders
 from api.worker import DraftWorker
 from rca.cli.common import settings_of
+from rca.config import Settings
 from rca.store import Store
 from rca.store.keys import ApiKeys, Role
 
@@ -45,7 +47,7 @@ def serve_command(
     import uvicorn
 
     from api.app import create_app
-    from api.serving import end_with_parent, uvicorn_options
+    from api.serving import uvicorn_options
 
     settings = settings_of(ctx)
     host = host or settings.api.host
@@ -60,11 +62,31 @@ def serve_command(
         typer.echo(f"admin API key (shown once, id {info.id}): {key}")
     typer.echo(f"rca serving on http://{host}:{port}  (web UI: http://{host}:{port}/ui/)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    options = uvicorn_options(settings)
     if processes == 1:
+        if metrics.multiprocess_dir() is not None:  # given: clear it of an earlier run's samples
+            metrics.start_multiprocess()
         app = create_app(settings, workers=draft_workers)
-        uvicorn.run(app, host=host, port=port, **options)
+        uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
         return 0
+    # Every process started from here writes its metrics to one fresh directory, and
+    # `/metrics` sums them all, whichever process answers the scrape.
+    shared, ours = metrics.start_multiprocess()
+    try:
+        _serve_processes(settings, host, port, processes, draft_workers)
+    finally:
+        metrics.end_multiprocess(shared, ours)
+    return 0
+
+
+def _serve_processes(
+    settings: Settings, host: str, port: int, processes: int, draft_workers: int | None
+) -> None:
+    """N server processes and, unless no draft workers are wanted, one `rca worker`."""
+    import uvicorn
+
+    from api.serving import end_with_parent, uvicorn_options
+
+    options = uvicorn_options(settings)
     # Each process builds its own app from the environment: hand the command line's choices
     # down that way. Drafting moves to one `rca worker` child at a lower CPU priority: inside
     # a server process it shares that process's GIL with request handling (measured: draft
@@ -91,7 +113,7 @@ def serve_command(
         if drafter is not None:
             drafter.terminate()
             drafter.wait(30)
-    return 0
+            metrics.process_ended(drafter.pid)
 
 
 def worker_command(
@@ -129,4 +151,5 @@ def worker_command(
             worker.stop()
         senders.stop()
         services.close()
+        metrics.process_ended(os.getpid())
     return 0

@@ -21,6 +21,7 @@ from rca.drafting.assembly import Claim
 from rca.drafting.checks import check_answer, reask
 from rca.drafting.context import Answered, DraftContext, dependencies, with_proposals
 from rca.drafting.questions import QUESTIONS, STAGES, Question, QuestionName, json_schema
+from rca.errors import ModelUnavailable
 from rca.llm import LlmClient, ModelCallFailed
 
 Progress = Callable[[str, float], None]
@@ -63,9 +64,12 @@ def ask_all(
     own_words: bool,
     report: Progress,
     on_answers: OnAnswers | None = None,
+    model_required: bool = False,
 ) -> dict[QuestionName, Answered]:
     """Every question of `prompt`, stage by stage; the checked claims of each answer.
-    `on_answers` sees the answers so far after each question (asked one at a time) or stage."""
+    `on_answers` sees the answers so far after each question (asked one at a time) or stage.
+    `model_required`: raise `ModelUnavailable` after a stage if no model call has succeeded
+    yet, so a provider that is down costs one stage's attempts, not every question's."""
     answers: dict[QuestionName, Answered] = {}
     total = len(QUESTIONS)
     workers = 1 if llm.is_local else concurrency
@@ -89,6 +93,8 @@ def ask_all(
                 if on_answers is not None and name != stage[-1]:
                     on_answers(dict(answers))
         answers.update(zip(stage, results, strict=True))
+        if model_required and ctx.calls and not any(call.ok for call in ctx.calls):
+            raise ModelUnavailable(_unavailable(ctx.calls))
         if on_answers is not None:
             on_answers(dict(answers))
         report(f"answered {len(answers)} of {total} questions", _fraction(answers, total))
@@ -148,6 +154,17 @@ def ask(
             "after a re-ask the answer still had problems: " + "; ".join(problems[:5]),
         )
     return Answered(claims, failed=bool(problems) and not claims)
+
+
+def _unavailable(calls: Sequence[ModelCall]) -> str:
+    """Why nothing was drafted, in words for the job's error: the models, the attempts, the
+    last provider error."""
+    models = ", ".join(dict.fromkeys(call.model for call in calls))
+    last = (calls[-1].error or "unknown").rstrip(". ")
+    return (
+        f"the model provider failed: no answer from {models} in {len(calls)} attempts; "
+        f"last error: {last}. Nothing was drafted; try again later"
+    )
 
 
 def _record(ctx: DraftContext, label: str, records: Sequence[Any]) -> None:

@@ -63,6 +63,11 @@ class DraftingOptions:
     own_words: bool = True
     """The model words the root causes and chain steps it chooses; False: it only chooses and
     the chosen evidence lines are quoted (faster, and all a small model does well)."""
+    model_required: bool = False
+    """When no model answers the first questions (every attempt at the model and its fallbacks
+    failed), stop asking and raise `ModelUnavailable` rather than finish the draft from the
+    rules alone: a draft job then fails, retryable, instead of storing a draft the model had
+    no part in. False (the CLI, evals): the rules-only draft, degraded, failures noted."""
 
 
 @dataclass

@@ -101,10 +101,11 @@ class Drafter:
         draft_id: str | None = None,
         partial: Callable[[Draft], None] | None = None,
     ) -> Draft:
-        """A draft for `incident`. Raises `RedactionFailed` (nothing sent) and nothing else for
-        model trouble: failed sections are noted in the draft. `partial`, if given, receives
-        the draft so far: first what code found (before any model call), then again after
-        each answer (see `partial_draft`)."""
+        """A draft for `incident`. Raises `RedactionFailed` (nothing sent); for model trouble
+        only `ModelUnavailable`, when `options.model_required` and no model answered the first
+        questions (otherwise failed sections are noted in the draft). `partial`, if given,
+        receives the draft so far: first what code found (before any model call), then again
+        after each answer (see `partial_draft`)."""
         report = progress or (lambda _message, _fraction: None)
         stages: dict[str, float] = {}
         draft_id = draft_id or new_id("draft")
@@ -154,6 +155,7 @@ class Drafter:
             own_words=self.options.own_words,
             report=report,
             on_answers=on_answers,
+            model_required=self.options.model_required,
         )
         asked = time.perf_counter() - started
         with _timed(stages, "assembly"):

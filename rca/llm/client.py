@@ -6,8 +6,12 @@ provider registered with litellm by `rca.llm.providers`, such as the scripted `f
 - nothing unredacted leaves: every message is redacted (with the caller's placeholder table,
   so placeholders stay consistent within an incident) immediately before *each* attempt;
 - one bounded loop of attempts -- the model, then each fallback, each tried at most
-  `1 + max_retries` times on errors worth retrying; litellm's own retries are off, so retries
-  never nest;
+  `1 + max_retries` times on errors worth retrying (timeouts, 429, 5xx, answers that are not
+  JSON, cut off or without a choice); litellm's and the OpenAI SDK's own retries are off, so
+  retries never nest: at most `(1 + max_retries) * (1 + len(fallbacks))` requests per call;
+- between retries of one model, the wait the provider asked for (Retry-After, Retry-After-ms)
+  or else a doubling backoff, never more than `max_wait_s`: a provider asking for longer is
+  not retried, the next model is tried at once;
 - a timeout and `max_tokens` on every call;
 - a `CallRecord` per call: model used, attempts, tokens, cost, latency, outcome.
 
@@ -21,8 +25,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import litellm  # rca/__init__.py has made it offline-safe before this import
@@ -39,6 +45,8 @@ log = logging.getLogger("rca.llm")
 
 _PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}")
 """A file path (`/srv/rca/models/x.gguf`): the server's layout, not for a reviewer."""
+_SDK_NOISE = re.compile(r",? Received response - <.*$")
+"""What litellm appends to a body it could not parse: the SDK's repr of the response."""
 ERROR_CHARS = 200
 """Longest error line kept on a call record."""
 
@@ -49,6 +57,11 @@ class ModelCallFailed(RcaError):
     def __init__(self, message: str, records: list[CallRecord]) -> None:
         self.records = records
         super().__init__(message)
+
+
+class UnusableAnswer(Exception):
+    """A provider answered 200 with nothing to use (no choice, no text): retried like a
+    server error."""
 
 
 class CallRecord(BaseModel):
@@ -100,6 +113,10 @@ class LlmConfig:
     api_base: str | None = None
     timeout_s: float = 120.0
     max_retries: int = 1
+    backoff_s: float = 2.0
+    """Wait before the first retry of a model without Retry-After; doubles with each retry."""
+    max_wait_s: float = 30.0
+    """Longest wait before a retry; a longer Retry-After moves on to the next model."""
     max_tokens: int = 1024
     temperature: float = 0.0
     writer: str | None = None
@@ -116,7 +133,8 @@ _RETRYABLE = (
     litellm.exceptions.APIConnectionError,
     litellm.exceptions.RateLimitError,
     litellm.exceptions.ServiceUnavailableError,
-    litellm.exceptions.InternalServerError,
+    litellm.exceptions.InternalServerError,  # litellm's mapping of bodies not JSON or cut off
+    UnusableAnswer,
 )
 
 
@@ -185,14 +203,23 @@ class LlmClient:
                         max_tokens=limit,
                         temperature=self.config.temperature,
                         timeout=self.config.timeout_s,
-                        num_retries=0,
+                        num_retries=0,  # litellm's retries
+                        max_retries=0,  # the OpenAI SDK's (some litellm versions give it 2)
                         api_base=self.config.api_base,
                         **_response_format(json_schema),
                     )
+                    record, text = _succeeded(model, attempt, started, response)
                 except _RETRYABLE as err:
-                    records.append(_failed(model, attempt, started, err))
-                    if attempt <= self.config.max_retries:
-                        self._sleep(min(2.0**attempt, 10.0))
+                    asked = retry_after_s(err)
+                    too_long = ""
+                    if asked is not None and asked > self.config.max_wait_s:
+                        too_long = (
+                            f" (Retry-After {asked:g} s; rca waits {self.config.max_wait_s:g})"
+                        )
+                    records.append(_failed(model, attempt, started, err, too_long))
+                    if too_long or attempt > self.config.max_retries:
+                        break  # the next model, at once
+                    self._sleep(self._wait_s(attempt, asked))
                     continue
                 except litellm.exceptions.BadRequestError as err:
                     records.append(_failed(model, attempt, started, err))
@@ -200,12 +227,17 @@ class LlmClient:
                 except Exception as err:  # auth, not found, provider bugs: next model
                     records.append(_failed(model, attempt, started, err))
                     break
-                record, text = _succeeded(model, attempt, started, response)
                 records.append(record)
                 return Completion(text=text, model=model, records=records)
         tried = ", ".join(dict.fromkeys(r.model for r in records))
         last = records[-1].error if records else "no model configured"
         raise ModelCallFailed(f"every model failed ({tried}); last error: {last}", records)
+
+    def _wait_s(self, attempt: int, asked: float | None) -> float:
+        """The pause before retry `attempt + 1`: what the provider asked for, else the
+        doubling backoff; at most `max_wait_s`."""
+        backoff = self.config.backoff_s * 2.0 ** (attempt - 1)
+        return min(asked if asked is not None else backoff, self.config.max_wait_s)
 
     def _redacted(self, messages: Sequence[Message], table: PlaceholderTable) -> list[Message]:
         try:
@@ -230,9 +262,36 @@ def _response_format(json_schema: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _failed(model: str, attempt: int, started: float, err: Exception) -> CallRecord:
+def retry_after_s(err: BaseException) -> float | None:
+    """The wait a provider's error answer asked for, in seconds: `Retry-After-Ms`, else
+    `Retry-After` (seconds or an HTTP date); None when it asked for none."""
+    headers: dict[str, str] = {}
+    response = getattr(err, "response", None)
+    for found in (
+        getattr(response, "headers", None),
+        getattr(err, "litellm_response_headers", None),
+    ):
+        if isinstance(found, Mapping):
+            headers.update({str(k).lower(): str(v) for k, v in found.items()})
+    try:
+        if "retry-after-ms" in headers:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        if "retry-after" not in headers:
+            return None
+        value = headers["retry-after"].strip()
+        if re.fullmatch(r"\d+(?:\.\d+)?", value):
+            return float(value)
+        when = parsedate_to_datetime(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _failed(model: str, attempt: int, started: float, err: Exception, why: str = "") -> CallRecord:
     """The record of a failed attempt, its error in one line; the whole error is logged."""
-    error = _error_line(err)
+    error = _error_line(err, why)
     log.warning("%s, attempt %d, failed: %s", model, attempt, error, exc_info=err)
     return CallRecord(
         model=model,
@@ -243,9 +302,9 @@ def _failed(model: str, attempt: int, started: float, err: Exception) -> CallRec
     )
 
 
-def _error_line(err: BaseException) -> str:
+def _error_line(err: BaseException, why: str = "") -> str:
     """`err` as one line a reviewer reads: its type and the first line of its message, without
-    the traceback or file paths a provider may have folded into the message."""
+    the traceback or file paths a provider may have folded into the message; then `why`."""
     name = type(err).__name__
     first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
     if first.startswith("Traceback (most recent call last)"):
@@ -253,18 +312,45 @@ def _error_line(err: BaseException) -> str:
     repeated = re.compile(rf"(?:litellm\.)?{re.escape(name)}\s*:\s*")
     while (prefix := repeated.match(first)) is not None:  # litellm repeats the type
         first = first[prefix.end() :]
-    first = _PATH.sub(lambda path: "…/" + re.split(r"[\\/]", path[0])[-1], first)
+    first = _no_paths(first)
+    first = _SDK_NOISE.sub("", first)
+    if first.endswith("Connection error.") and (inner := _innermost(err)):
+        first += f" ({inner})"  # what the HTTP library saw: refused, reset, cut off
+    first += why
     line = f"{name}: {first}" if first else name
     return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1].rstrip() + "…"
 
 
+def _innermost(err: BaseException) -> str:
+    """The first line of the innermost exception `err` was raised from ("" if none)."""
+    seen: set[int] = set()
+    inner: BaseException | None = None
+    link = err.__cause__ or err.__context__
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        inner, link = link, link.__cause__ or link.__context__
+    lines = str(inner).strip().splitlines() if inner is not None else []
+    return _no_paths(lines[0]) if lines else ""
+
+
+def _no_paths(text: str) -> str:
+    """`text` with each file path cut to its last part."""
+    return _PATH.sub(lambda path: "…/" + re.split(r"[\\/]", path[0])[-1], text)
+
+
 def _succeeded(model: str, attempt: int, started: float, response: Any) -> tuple[CallRecord, str]:
+    """The record and text of an answer; `UnusableAnswer` when it has no choice or no text."""
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise UnusableAnswer("the provider answered without a choice")
+    text = getattr(getattr(choices[0], "message", None), "content", None)
+    if not isinstance(text, str) or not text.strip():
+        raise UnusableAnswer("the provider answered without text")
     usage = getattr(response, "usage", None)
     try:
         cost = float(litellm.completion_cost(completion_response=response))
     except Exception:  # local and unknown models have no price
         cost = 0.0
-    text = response.choices[0].message.content or ""
     record = CallRecord(
         model=model,
         attempt=attempt,
@@ -289,6 +375,8 @@ def client_from_settings(settings: Settings) -> LlmClient:
         api_base=llm.api_base,
         timeout_s=llm.timeout_s,
         max_retries=llm.max_retries,
+        backoff_s=llm.backoff_s,
+        max_wait_s=llm.max_wait_s,
         max_tokens=llm.max_tokens,
         temperature=llm.temperature,
     )

@@ -1,7 +1,7 @@
 """The system of record: everything rca stores, and nothing else.
 
-- `engine`: the schema (tables), the engine, migrations (Alembic, in `migrations/`) and
-  transactions (SQLite's writer lock);
+- `engine`: the schema (tables), the engine (SQLite or PostgreSQL), migrations (Alembic, in
+  `migrations/`) and transactions; `sqlite_lock`: SQLite's writer lock;
 - `records`: the `Store` facade (re-exported here) over `postmortem_records` (postmortems and
   their immutable revisions), `incident_records` (incidents), `action_items`,
   `action_updates` and `action_measures` (action items by stable key, their follow-up and

@@ -2,16 +2,17 @@
 
 SQLite is set up for durability: WAL journal, `synchronous=FULL`, foreign keys on, a busy
 timeout, and explicit transactions (`BEGIN IMMEDIATE` for writers, so two writers queue on the
-lock instead of failing half-way).
+lock instead of failing half-way, behind our own writer lock). PostgreSQL (psycopg 3) takes no
+such lock: writers run side by side at READ COMMITTED, and what SQLite's single writer gave for
+free comes from row locks (`FOR UPDATE`, `SKIP LOCKED` for claiming work), unique constraints
+(a collision is a `Conflict`, never a duplicate) and `insert_or_wait`; its pool size and
+statement timeout are settings.
 """
 
 from __future__ import annotations
 
-import fcntl
-import threading
-import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from sqlalchemy.types import TypeDecorator
 
 from rca.config import Settings
 from rca.errors import StoreUnavailable
+from rca.store.sqlite_lock import writer_lock
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -184,8 +186,44 @@ def make_engine(settings: Settings) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        # Every session in UTC; a statement (lock waits included) longer than the timeout is
+        # cancelled, so a stuck writer cannot hold a request thread forever.
+        options = f"-c timezone=UTC -c statement_timeout={settings.postgres_statement_timeout_ms}"
+        engine = create_engine(
+            url,
+            pool_size=settings.postgres_pool_size,
+            max_overflow=8,
+            pool_pre_ping=True,
+            connect_args={"options": options},
+        )
+        event.listen(engine, "before_cursor_execute", _without_nul, retval=True)
     return engine
+
+
+NUL_SHOWN_AS = "\u2400"
+"""What a NUL character in a text value becomes on PostgreSQL, whose text cannot hold one:
+the symbol pages show for it anyway. Documents are JSON, where a NUL is escaped and kept."""
+
+
+def _without_nul(
+    _conn: Connection,
+    _cursor: Any,
+    statement: str,
+    parameters: Any,
+    _context: Any,
+    _executemany: bool,
+) -> tuple[str, Any]:
+    def clean(value: Any) -> Any:
+        return value.replace("\x00", NUL_SHOWN_AS) if isinstance(value, str) else value
+
+    if isinstance(parameters, dict):
+        return statement, {k: clean(v) for k, v in parameters.items()}
+    if isinstance(parameters, list | tuple):
+        return statement, type(parameters)(
+            {k: clean(v) for k, v in p.items()} if isinstance(p, dict) else clean(p)
+            for p in parameters
+        )
+    return statement, parameters
 
 
 def migrate(engine: Engine) -> None:
@@ -199,58 +237,6 @@ def migrate(engine: Engine) -> None:
             conn.commit()
     except SQLAlchemyError as err:
         raise StoreUnavailable(f"cannot migrate the database: {type(err).__name__}: {err}") from err
-
-
-class _WriterLock:
-    """One SQLite writer at a time, queued here rather than in SQLite.
-
-    A writer that finds the database locked sleeps in growing steps (up to 100 ms) before it
-    tries again, so under load some writers starve for seconds while others keep winning.
-    Threads of one process queue on a lock; processes on the same database queue on an
-    exclusive `flock` of `<database>.writer-lock` beside it. Both wait without polling.
-    """
-
-    def __init__(self, database: str | None) -> None:
-        self.threads = threading.RLock()
-        self.depth = 0  # re-entry by the holding thread takes the file lock once
-        self.path = Path(database + ".writer-lock") if database and database != ":memory:" else None
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        with self.threads:
-            self.depth += 1
-            try:
-                if self.path is None or self.depth > 1:
-                    yield
-                else:
-                    with self._file_locked():
-                        yield
-            finally:
-                self.depth -= 1
-
-    @contextmanager
-    def _file_locked(self) -> Iterator[None]:
-        assert self.path is not None
-        with self.path.open("ab") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-_WRITERS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
-_WRITERS_LOCK = threading.Lock()
-
-
-def _writer_lock(engine: Engine) -> AbstractContextManager[None]:
-    if engine.dialect.name != "sqlite":
-        return nullcontext()
-    with _WRITERS_LOCK:
-        lock = _WRITERS.get(engine)
-        if lock is None:
-            lock = _WRITERS[engine] = _WriterLock(engine.url.database)
-    return lock.held()
 
 
 _OPEN_WRITES: ContextVar[dict[Engine, Connection] | None] = ContextVar("writes", default=None)
@@ -269,7 +255,7 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield outer
         return
     with (
-        _writer_lock(engine),
+        writer_lock(engine),
         engine.connect().execution_options(rca_writer=True) as conn,
         conn.begin(),
     ):

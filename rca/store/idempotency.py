@@ -14,14 +14,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import ColumnElement, Connection, Engine, Row, select, update
 
 from rca.errors import Conflict, InvalidArgument, RcaError
 from rca.store.engine import idempotency_keys
-from rca.store.writes import writing
+from rca.store.writes import insert_new, writing
 
 MAX_KEY_LENGTH = 200
 T = TypeVar("T")
@@ -69,30 +68,30 @@ class IdempotencyKeys:
             )
         mine = (idempotency_keys.c.principal == principal, idempotency_keys.c.key == key)
         with writing(self.engine) as conn:
-            row = conn.execute(
-                select(idempotency_keys).where(*mine).with_for_update()
-            ).one_or_none()
+            row = self._locked(conn, mine)
+            if row is None and not insert_new(
+                conn,
+                idempotency_keys,
+                {
+                    "principal": principal,
+                    "key": key,
+                    "request_hash": request_hash,
+                    "state": "in_flight",
+                    "created_at": datetime.now(UTC),
+                },
+            ):
+                # On PostgreSQL a concurrent request with the key reserved it first: the insert
+                # waited for its transaction, whose row (its answer) is read now.
+                row = self._locked(conn, mine)
+                if row is None:
+                    raise Conflict(
+                        "a request with this Idempotency-Key was answered at the same moment;"
+                        " send it again to get the stored answer"
+                    )
             if row is not None and row.request_hash != request_hash:
                 raise KeyReused("this Idempotency-Key was used with a different request")
             if row is not None and row.state == "done":
                 return Replay(int(row.status_code), str(row.body))
-            if row is None:
-                # Reserved first: on PostgreSQL a concurrent request with the key waits here.
-                try:
-                    conn.execute(
-                        insert(idempotency_keys).values(
-                            principal=principal,
-                            key=key,
-                            request_hash=request_hash,
-                            state="in_flight",
-                            created_at=datetime.now(UTC),
-                        )
-                    )
-                except IntegrityError:
-                    raise Conflict(
-                        "a request with this Idempotency-Key was answered at the same moment;"
-                        " send it again to get the stored answer"
-                    ) from None
             result = work()
             stored = answer(result)
             conn.execute(
@@ -101,3 +100,8 @@ class IdempotencyKeys:
                 .values(state="done", status_code=stored.status_code, body=stored.body)
             )
         return result
+
+    @staticmethod
+    def _locked(conn: Connection, mine: tuple[ColumnElement[bool], ...]) -> Row[Any] | None:
+        """The key's row, locked until the transaction ends (a concurrent request waits)."""
+        return conn.execute(select(idempotency_keys).where(*mine).with_for_update()).one_or_none()

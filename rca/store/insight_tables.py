@@ -9,7 +9,7 @@ Incident facts are written with every incident save; postmortem facts by `rca.in
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, String, Table
 
 from rca.store.engine import ID, UTCDateTime, metadata
 
@@ -20,12 +20,13 @@ incident_facts = Table(
     Column("started_at", UTCDateTime, nullable=False),
     Column("month", String(7), nullable=False),
     Column("severity", String(8), nullable=False),
-    Column("ttd_s", Integer, nullable=True),
-    Column("ttm_s", Integer, nullable=True),
-    Column("ttr_s", Integer, nullable=True),
+    Column("ttd_s", BigInteger, nullable=True),
+    Column("ttm_s", BigInteger, nullable=True),
+    Column("ttr_s", BigInteger, nullable=True),
 )
 """One row per incident: the UTC month it started, its severity and its times to detect,
-mitigate and resolve in seconds (null when the incident does not say)."""
+mitigate and resolve in seconds (null when the incident does not say; 64-bit, as an incident
+may say it was resolved centuries after it started)."""
 Index("ix_incident_facts_started_at", incident_facts.c.started_at)
 
 incident_services = Table(

@@ -79,6 +79,17 @@ incident_links = Table(
 the tool's own key); `open` until it resolves, when the next notification opens a new one."""
 Index("ix_incident_links_key", incident_links.c.source, incident_links.c.external_key)
 Index("ix_incident_links_incident", incident_links.c.incident_id)
+Index(
+    "ux_incident_links_open",
+    incident_links.c.source,
+    incident_links.c.external_key,
+    unique=True,
+    sqlite_where=incident_links.c.open,
+    postgresql_where=incident_links.c.open,
+)
+"""At most one open link per outside key: of two first notifications of one alert group at once
+(on PostgreSQL, where writers do not queue), one opens the incident, the other collides (409)
+and, sent again, appends to it."""
 
 changes = Table(
     "changes",

@@ -47,10 +47,25 @@ class IndexStateStore:
         with write_transaction(self.engine) as conn:
             return conn.execute(statement).rowcount
 
-    def last_outbox_id(self) -> int:
-        """The newest outbox id, 0 when empty."""
+    def pending_ids(self) -> list[int]:
+        """The ids of every entry waiting now. A rebuild acknowledges these, not all up to the
+        newest id: on PostgreSQL an entry with a smaller id may commit later than a bigger one,
+        after the rebuild read the revisions, and must stay queued."""
         with read_transaction(self.engine) as conn:
-            return int(conn.execute(select(func.max(index_outbox.c.id))).scalar_one() or 0)
+            return list(
+                conn.execute(select(index_outbox.c.id).order_by(index_outbox.c.id)).scalars()
+            )
+
+    def acknowledge_ids(self, ids: Sequence[int]) -> int:
+        """Delete the entries with these ids."""
+        done = 0
+        with write_transaction(self.engine) as conn:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                done += conn.execute(
+                    delete(index_outbox).where(index_outbox.c.id.in_(chunk))
+                ).rowcount
+        return done
 
     def get(self, name: str) -> str | None:
         """A stored index-state value."""

@@ -34,7 +34,7 @@ from rca.store.action_sync import sync_action_items
 from rca.store.engine import index_outbox, postmortem_revisions, postmortems, read_transaction
 from rca.store.readback import SetAside, postmortem_from_stored
 from rca.store.services_seen import note_services
-from rca.store.writes import Outcome, SaveResult, now, writing
+from rca.store.writes import Outcome, SaveResult, insert_new, now, writing
 
 
 @dataclass(frozen=True)
@@ -84,20 +84,43 @@ def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveRes
     queued for indexing through the outbox, its action items' rows brought in step)."""
     digest = content_hash(pm)
     stamp = now()
-    head = conn.execute(
-        select(postmortems.c.latest_revision).where(postmortems.c.id == pm.id).with_for_update()
+    head = _locked_head(conn, pm.id)
+    if head is None:
+        row = {**_head_values(pm, stamp, 1), "id": pm.id, "created_at": stamp}
+        if insert_new(conn, postmortems, row):
+            note_services(conn, pm.services)
+            return _add_revision(conn, pm, digest, source, stamp, 1)
+        # A concurrent writer saved it first (on PostgreSQL): this save revises what it saved.
+        head = _locked_head(conn, pm.id)
+        assert head is not None
+    latest_hash = conn.execute(
+        select(postmortem_revisions.c.content_hash).where(
+            postmortem_revisions.c.postmortem_id == pm.id,
+            postmortem_revisions.c.revision == head,
+        )
+    ).scalar_one()
+    if latest_hash == digest:
+        return SaveResult("postmortem", pm.id, Outcome.UNCHANGED, head)
+    note_services(conn, pm.services)
+    conn.execute(
+        update(postmortems)
+        .where(postmortems.c.id == pm.id)
+        .values(**_head_values(pm, stamp, head + 1))
+    )
+    return _add_revision(conn, pm, digest, source, stamp, head + 1)
+
+
+def _locked_head(conn: Connection, ident: str) -> int | None:
+    """The postmortem's latest revision, its row locked until the transaction ends."""
+    head: int | None = conn.execute(
+        select(postmortems.c.latest_revision).where(postmortems.c.id == ident).with_for_update()
     ).scalar_one_or_none()
-    if head is not None:
-        latest_hash = conn.execute(
-            select(postmortem_revisions.c.content_hash).where(
-                postmortem_revisions.c.postmortem_id == pm.id,
-                postmortem_revisions.c.revision == head,
-            )
-        ).scalar_one()
-        if latest_hash == digest:
-            return SaveResult("postmortem", pm.id, Outcome.UNCHANGED, head)
-    revision = 1 if head is None else head + 1
-    summary = {
+    return head
+
+
+def _head_values(pm: Postmortem, stamp: datetime, revision: int) -> dict[str, Any]:
+    """The postmortems row of `pm` at `revision`."""
+    return {
         "title": pm.title,
         "date": pm.date,
         "severity": pm.severity.value if pm.severity else None,
@@ -105,11 +128,13 @@ def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveRes
         "updated_at": stamp,
         "latest_revision": revision,
     }
-    note_services(conn, pm.services)
-    if head is None:
-        conn.execute(insert(postmortems).values(id=pm.id, created_at=stamp, **summary))
-    else:
-        conn.execute(update(postmortems).where(postmortems.c.id == pm.id).values(**summary))
+
+
+def _add_revision(
+    conn: Connection, pm: Postmortem, digest: str, source: str, stamp: datetime, revision: int
+) -> SaveResult:
+    """Store revision `revision` (its summary row already says so), queue it for indexing and
+    bring its action items' rows in step."""
     conn.execute(
         insert(postmortem_revisions).values(
             postmortem_id=pm.id,
@@ -124,7 +149,7 @@ def save_postmortem_in(conn: Connection, pm: Postmortem, source: str) -> SaveRes
         insert(index_outbox).values(postmortem_id=pm.id, revision=revision, created_at=stamp)
     )
     sync_action_items(conn, pm, stamp, source)
-    outcome = Outcome.CREATED if head is None else Outcome.REVISED
+    outcome = Outcome.CREATED if revision == 1 else Outcome.REVISED
     return SaveResult("postmortem", pm.id, outcome, revision)
 
 

@@ -1,4 +1,5 @@
-"""Fixtures of the API tests: a running app on a fresh data directory, with a key per role."""
+"""Fixtures of the API tests: a running app on a fresh data directory, with a key per role.
+Every test here (and in web/) runs on SQLite and on PostgreSQL (`backend` in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.api.support import Api, running_api
+
+
+@pytest.fixture(autouse=True)
+def _on_each_backend(backend: str) -> None:
+    """Every test here runs once per database back end."""
 
 
 @pytest.fixture

@@ -327,6 +327,8 @@ def test_rca_mcp_serves_the_tools_over_stdio(tmp_path: Path) -> None:
         "RCA_LLM__MODEL": "unused/never-called",
         "RCA_API__WARM_UP": "false",
         processes.MARK: os.environ[processes.MARK],
+        # The database the test's store wrote to (set on the PostgreSQL run).
+        **{k: v for k, v in os.environ.items() if k == "RCA_DATABASE_URL"},
     }
     server = StdioServerParameters(
         command=str(rca), args=["--data-dir", str(data), "mcp"], env=environment

@@ -26,6 +26,7 @@ from rca.domain import (
 )
 from rca.drafting import Drafter, DraftingOptions
 from rca.drafting.findings import find
+from rca.errors import ModelUnavailable
 from rca.llm import LlmClient, LlmConfig, Message, ScriptedModel, register_provider
 from rca.ports import Retrieved
 from rca.redaction import RedactionFailed, Redactor
@@ -247,6 +248,42 @@ def test_a_failing_model_still_gives_a_draft_from_the_rules(fake: ScriptedModel)
     # without a model here: no failure mode matched the fallback causes).
     assert len(failed) == len(draft.usage.calls) >= 7
     assert all(not c.ok for c in draft.usage.calls)
+
+
+def _needing_the_model() -> Drafter:
+    client = LlmClient(LlmConfig(model="fake/analyst"), Redactor(), sleep=lambda _s: None)
+    options = DraftingOptions(concurrency=2, model_required=True)
+    return Drafter(client, None, Redactor(), options=options, clock=lambda: NOW)
+
+
+def test_a_draft_that_needs_the_model_stops_after_the_first_stage_if_nothing_answered(
+    fake: ScriptedModel,
+) -> None:
+    fake.reply = lambda _m: (_ for _ in ()).throw(RuntimeError("provider down"))
+    with pytest.raises(ModelUnavailable) as caught:
+        _needing_the_model().draft(example())
+    assert str(caught.value) == (
+        "the model provider failed: no answer from fake/analyst in 4 attempts; last error: "
+        "APIConnectionError: provider down. Nothing was drafted; try again later"
+    )
+    asked = sorted(question_of(m) for m in fake.received)
+    assert asked == ["lessons", "lessons", "trigger", "trigger"]  # 1 + max_retries each
+
+
+def test_a_draft_that_needs_the_model_goes_on_once_the_model_has_answered(
+    fake: ScriptedModel,
+) -> None:
+    def all_but_the_trigger(messages: list[Message]) -> str:
+        if question_of(messages) == "trigger":
+            raise RuntimeError("provider down")
+        return fake_analyst(messages)
+
+    fake.reply = all_but_the_trigger
+    draft = _needing_the_model().draft(example())
+    assert draft.degraded
+    [failed] = [n for n in draft.notes if n.kind is NoteKind.SECTION_FAILED]
+    assert failed.section is SuggestionSection.TRIGGER
+    assert SuggestionOrigin.MODEL in {s.origin for s in draft.suggestions}
 
 
 # --- prompt injection: the fake model obeys what was planted in the evidence ---------------

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, text
@@ -62,6 +63,7 @@ def _rows(store: Store, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(text(sql))]
 
 
+@pytest.mark.empty_database
 def test_the_migration_keeps_every_tracked_status_by_key(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True)
     engine = create_engine(settings.effective_database_url())

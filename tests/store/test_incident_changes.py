@@ -26,6 +26,7 @@ def _chat(n: int) -> IncidentChange:
     return IncidentChange(evidence=EvidenceAdditions(chat=[message]))
 
 
+@pytest.mark.empty_database
 def test_the_migration_makes_stored_incidents_revision_1_and_notes_their_services(
     settings: Settings,
 ) -> None:

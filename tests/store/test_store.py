@@ -30,6 +30,7 @@ def test_the_migrated_schema_matches_the_tables_in_code(store: Store) -> None:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
+@pytest.mark.sqlite_only
 def test_sqlite_is_configured_for_durability(store: Store) -> None:
     with store.engine.connect() as conn:
         pragma = {
@@ -44,6 +45,7 @@ def test_sqlite_is_configured_for_durability(store: Store) -> None:
     }
 
 
+@pytest.mark.sqlite_only
 def test_the_database_lives_in_the_data_directory(settings: Settings, store: Store) -> None:
     assert (settings.data_dir / "rca.db").is_file()
 
@@ -181,5 +183,5 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     second = Store.open(settings)
     assert second.counts()["postmortems"] == 1
     with second.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0011"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0012"
     second.close()

@@ -25,6 +25,11 @@ from tests.api.support import INCIDENT_FILE, Api, running_api
 from tests.factories import postmortem_data
 from tests.support import CANARIES
 
+# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
+# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
+# are still to do; the API's other suites cover PostgreSQL).
+pytestmark = pytest.mark.sqlite_only
+
 LINES = [" ".join(line.split()) for _name, line, _secret in CANARIES]
 """Each canary on one line (titles, services and tags are single lines)."""
 EDITED = "R0tate-Me-42x"

@@ -38,6 +38,11 @@ from rca.store.keys import Role
 from rca.store.recurrences import recurrences_of
 from tests.api.support import api_settings, served
 
+# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
+# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
+# are still to do; the API's other suites cover PostgreSQL).
+pytestmark = pytest.mark.sqlite_only
+
 ROOT = Path(__file__).parents[3]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

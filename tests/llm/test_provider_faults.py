@@ -25,7 +25,7 @@ from api.worker import DraftWorker
 from rca.config import Settings
 from rca.domain import SuggestionOrigin
 from rca.llm import LlmClient, ModelCallFailed, ScriptedModel, client_from_settings
-from rca.llm.client import retry_after_s
+from rca.llm.provider_errors import retry_after_s
 from rca.store.keys import Role
 from rca.testing import fake_analyst
 from tests.api.support import INCIDENT_FILE, Api

@@ -189,20 +189,19 @@ def charts(found: InsightsReport) -> dict[str, str]:
             empty=NO_POSTMORTEMS,
             colours=CATEGORY_FILL,
         ),
-        "recurrence_modes": hbars_svg(
-            "Recurrences by failure mode",
-            [Bar(r.key, r.name, r.recurrences) for r in recurring.by_failure_mode if r.recurrences],
-            unit="recurrences",
-            empty=NO_RECURRENCES,
-            colour="#b42318",
-        ),
-        "recurrence_services": hbars_svg(
-            "Recurrences by service",
-            [Bar(r.key, r.name, r.recurrences) for r in recurring.by_service if r.recurrences],
-            unit="recurrences",
-            empty=NO_RECURRENCES,
-            colour="#026aa2",
-        ),
+        **{
+            name: hbars_svg(
+                f"Recurrences by {what}",
+                [Bar(r.key, r.name, r.recurrences) for r in rates if r.recurrences],
+                unit="recurrences",
+                empty=NO_RECURRENCES,
+                colour=colour,
+            )
+            for name, what, rates, colour in (
+                ("recurrence_modes", "failure mode", recurring.by_failure_mode, "#b42318"),
+                ("recurrence_services", "service", recurring.by_service, "#026aa2"),
+            )
+        },
     }
 
 

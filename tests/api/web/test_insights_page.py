@@ -117,15 +117,9 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any, site: Site) -> Iterator[Any]:
     """An engineer's page (the least role that reads insights), 1360 px wide."""
-    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
-    page.goto(site.url + "/ui/sign-in")
-    page.fill("#api_key", site.keys[Role.ENGINEER])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/ui/incidents")
+    page = _signed_in(browser, site, Role.ENGINEER)
     yield page
-    context.close()
+    page.context.close()
 
 
 @needs_chromium
@@ -338,7 +332,7 @@ def test_durations_read_the_way_people_say_them() -> None:
 
 
 def _signed_in(browser: Any, site: Site, role: Role) -> Any:
-    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.on("dialog", lambda d: pytest.fail(f"a script ran: dialog {d.message!r}"))
     page.goto(site.url + "/ui/sign-in")

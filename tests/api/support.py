@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.services import Services
+from api.worker import DraftWorker
 from rca.config import Settings
 from rca.llm import ScriptedModel, register_provider
 from rca.store.keys import Role
@@ -90,3 +91,28 @@ def served(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def draft_and_finalize(
+    api: Api, job_id: str, sections: tuple[str, ...] | None = ("summary", "action_item")
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the queued draft job `job_id`, accept its suggestions in `sections` (every one when
+    None) and finalize it; the draft as the API showed it, and the finalize result."""
+    assert DraftWorker(api.services, "test").run_once()
+    draft: dict[str, Any] = api.get(f"/v1/drafts/{job_id}").json()
+    version = 1
+    for s in draft["draft"]["suggestions"]:
+        if sections is None or s["section"] in sections:
+            ok = api.post(
+                f"/v1/drafts/{job_id}/suggestions/{s['id']}/review",
+                Role.REVIEWER,
+                json={"decision": "accept"},
+                headers={"If-Match": f'"{version}"'},
+            )
+            assert ok.status_code == 200, ok.text
+            version += 1
+    final = api.post(
+        f"/v1/drafts/{job_id}/finalize", Role.REVIEWER, headers={"If-Match": f'"{version}"'}
+    )
+    assert final.status_code == 201, final.text
+    return draft, dict(final.json())

@@ -21,7 +21,6 @@ from api.app import create_app
 from api.digest_schedule import DigestSchedule, period_before
 from api.services import Services
 from api.webhook_sender import WebhookSender, WebhookSenders
-from api.worker import DraftWorker
 from rca.config import OutboundSettings, Settings
 from rca.integrations.signatures import webhook_secret_key
 from rca.llm import ScriptedModel, register_provider
@@ -31,7 +30,7 @@ from rca.store.keys import Role
 from rca.store.webhooks import RetryPolicy, WebhookEvent, Webhooks
 from rca.testing import fake_analyst
 from tests.api.receiver import Receiver
-from tests.api.support import INCIDENT_FILE, Api, api_settings, free_port
+from tests.api.support import INCIDENT_FILE, Api, api_settings, draft_and_finalize, free_port
 
 PROBLEM = "application/problem+json"
 WEEK = 7 * 86_400
@@ -65,24 +64,8 @@ def _finalize_one(api: Api) -> str:
     incident["title"] = "Checkout *down* for mail me at carol@example.com"
     made = api.post("/v1/incidents", json=incident)
     job = api.post(f"/v1/incidents/{made.json()['id']}/drafts", json={}).json()
-    assert DraftWorker(api.services, "test").run_once()
-    draft = api.get(f"/v1/drafts/{job['id']}").json()
-    version = 1
-    for s in draft["draft"]["suggestions"]:
-        if s["section"] in ("summary", "action_item"):
-            ok = api.post(
-                f"/v1/drafts/{job['id']}/suggestions/{s['id']}/review",
-                Role.REVIEWER,
-                json={"decision": "accept"},
-                headers={"If-Match": f'"{version}"'},
-            )
-            assert ok.status_code == 200, ok.text
-            version += 1
-    final = api.post(
-        f"/v1/drafts/{job['id']}/finalize", Role.REVIEWER, headers={"If-Match": f'"{version}"'}
-    )
-    assert final.status_code == 201, final.text
-    return str(final.json()["postmortem_id"])
+    _, final = draft_and_finalize(api, job["id"])
+    return str(final["postmortem_id"])
 
 
 def test_the_digest_in_json_markdown_and_html(api: Api) -> None:

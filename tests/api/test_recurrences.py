@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from api.worker import DraftWorker
 from rca.errors import IndexUnavailable
 from rca.store import audit
 from rca.store.keys import Role
-from tests.api.support import Api
+from tests.api.support import Api, draft_and_finalize
 from tests.api.test_api import _finalize_a_draft_of, create
 from tests.api.test_api_postmortems import assert_problem, import_pm, pm_body
 
@@ -117,19 +116,7 @@ def test_finalizing_a_draft_proposes_recurrences(api: Api) -> None:
     )
     import_pm(api, history)
     job = api.post(f"/v1/incidents/{incident['id']}/drafts", json={}).json()
-    assert DraftWorker(api.services, "test").run_once()
-    draft = api.get(f"/v1/drafts/{job['id']}").json()["draft"]
-    version = 1
-    for suggestion in draft["suggestions"]:
-        review = f"/v1/drafts/{job['id']}/suggestions/{suggestion['id']}/review"
-        accepted = api.post(
-            review, Role.REVIEWER, json={"decision": "accept"}, headers={"If-Match": f'"{version}"'}
-        )
-        assert accepted.status_code == 200, accepted.text
-        version += 1
-    final = api.post(
-        f"/v1/drafts/{job['id']}/finalize", Role.REVIEWER, headers={"If-Match": f'"{version}"'}
-    ).json()
+    _, final = draft_and_finalize(api, job["id"], sections=None)
     assert api.services.store.get_postmortem(final["postmortem_id"]).postmortem.root_causes
     links = _links(api, final["postmortem_id"])
     assert PAST in [link["past_postmortem_id"] for link in links]

@@ -22,7 +22,6 @@ from api.app import create_app
 from api.schemas import encode_cursor
 from api.services import Services
 from api.webhook_sender import WebhookSender
-from api.worker import DraftWorker
 from rca.config import OutboundSettings
 from rca.domain import Postmortem
 from rca.integrations.signatures import webhook_secret_key
@@ -32,7 +31,7 @@ from rca.store.webhooks import DeliveryState, RetryPolicy, WebhookEvent, Webhook
 from rca.store.writes import writing
 from rca.testing import fake_analyst
 from tests.api.receiver import Hang, Receiver
-from tests.api.support import INCIDENT_FILE, Api, api_settings, free_port
+from tests.api.support import INCIDENT_FILE, Api, api_settings, draft_and_finalize, free_port
 from tests.factories import postmortem_data
 
 PROBLEM = "application/problem+json"
@@ -138,26 +137,8 @@ def test_drafting_finalizing_and_follow_up_are_delivered_signed(tmp_path: Path) 
             subscribe(api, receiver)
             incident = api.post("/v1/incidents", json={**_incident(), "title": "Secret title"})
             job = api.post(f"/v1/incidents/{incident.json()['id']}/drafts", json={}).json()
-            assert DraftWorker(api.services, "test").run_once()
-            draft = api.get(f"/v1/drafts/{job['id']}").json()
-            version = 1
-            for s in draft["draft"]["suggestions"]:
-                if s["section"] in ("summary", "action_item"):
-                    ok = api.post(
-                        f"/v1/drafts/{job['id']}/suggestions/{s['id']}/review",
-                        Role.REVIEWER,
-                        json={"decision": "accept"},
-                        headers={"If-Match": f'"{version}"'},
-                    )
-                    assert ok.status_code == 200, ok.text
-                    version += 1
-            final = api.post(
-                f"/v1/drafts/{job['id']}/finalize",
-                Role.REVIEWER,
-                headers={"If-Match": f'"{version}"'},
-            )
-            assert final.status_code == 201, final.text
-            pm = final.json()["postmortem_id"]
+            draft, final = draft_and_finalize(api, job["id"])
+            pm = final["postmortem_id"]
             moved = api.client.patch(
                 f"/v1/action-items/{pm}/0",
                 json={"status": "in_progress"},

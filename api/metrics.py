@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -302,23 +301,43 @@ def exposition(services: Services) -> bytes:
 # --- the multi-process directory ------------------------------------------------------------
 
 
-def start_multiprocess() -> tuple[Path, bool]:
+def start_multiprocess(data_dir: Path) -> tuple[Path, bool]:
     """Put the processes started from here (after this call) in multi-process mode: the
     directory named by `PROMETHEUS_MULTIPROC_DIR` with its sample files of earlier runs
-    removed, else a new temporary one. The directory, and whether it is ours to remove."""
+    removed, else a new one, `metrics/<pid>` under the data directory. Directories left there
+    by supervisors that no longer run (SIGKILLed, say) are removed first. The directory, and
+    whether it is ours to remove."""
     given = multiprocess_dir()
     if given is not None:
         given.mkdir(parents=True, exist_ok=True)
         for stale in given.glob("*.db"):
             stale.unlink(missing_ok=True)
         return given, False
-    made = Path(tempfile.mkdtemp(prefix="rca-metrics-"))
+    parent = data_dir / "metrics"
+    parent.mkdir(parents=True, exist_ok=True)
+    for left in parent.iterdir():
+        if left.is_dir() and left.name.isdigit() and not _running(int(left.name)):
+            shutil.rmtree(left, ignore_errors=True)
+    made = parent / str(os.getpid())
+    shutil.rmtree(made, ignore_errors=True)  # a pid reused since an earlier run
+    made.mkdir()
     os.environ[MULTIPROC_ENV] = str(made)
     return made, True
 
 
+def _running(pid: int) -> bool:
+    """Whether a process with this pid exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def end_multiprocess(directory: Path, ours: bool) -> None:
-    """Remove the temporary directory of `start_multiprocess`."""
+    """Remove the directory `start_multiprocess` made."""
     if ours:
         shutil.rmtree(directory, ignore_errors=True)
 

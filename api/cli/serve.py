@@ -64,13 +64,13 @@ def serve_command(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if processes == 1:
         if metrics.multiprocess_dir() is not None:  # given: clear it of an earlier run's samples
-            metrics.start_multiprocess()
+            metrics.start_multiprocess(settings.data_dir)
         app = create_app(settings, workers=draft_workers)
         uvicorn.run(app, host=host, port=port, **uvicorn_options(settings))
         return 0
     # Every process started from here writes its metrics to one fresh directory, and
     # `/metrics` sums them all, whichever process answers the scrape.
-    shared, ours = metrics.start_multiprocess()
+    shared, ours = metrics.start_multiprocess(settings.data_dir)
     try:
         _serve_processes(settings, host, port, processes, draft_workers)
     finally:

@@ -256,12 +256,25 @@ def no_multiprocess_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monk
     yield monkeypatch
 
 
+def _ended_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
 @pytest.mark.sqlite_only
 def test_start_clears_a_given_directory_or_makes_a_fresh_one(
     tmp_path: Path, no_multiprocess_env: pytest.MonkeyPatch
 ) -> None:
-    made, ours = metrics.start_multiprocess()
-    assert ours and made.is_dir() and list(made.iterdir()) == []
+    data_dir = tmp_path / "data"
+    gone = data_dir / "metrics" / str(_ended_pid())
+    gone.mkdir(parents=True)
+    (gone / "counter_1.db").write_bytes(b"left by a SIGKILLed supervisor")
+    made, ours = metrics.start_multiprocess(data_dir)
+    assert ours and made == data_dir / "metrics" / str(os.getpid())
+    assert made.is_dir() and list(made.iterdir()) == []
+    assert not gone.exists()
     assert os.environ[metrics.MULTIPROC_ENV] == str(made)
     metrics.end_multiprocess(made, ours)
     assert not made.exists()
@@ -271,7 +284,7 @@ def test_start_clears_a_given_directory_or_makes_a_fresh_one(
     (given / "counter_12345.db").write_bytes(b"stale")
     (given / "README").write_text("not ours to remove")
     no_multiprocess_env.setenv(metrics.MULTIPROC_ENV, str(given))
-    assert metrics.start_multiprocess() == (given, False)
+    assert metrics.start_multiprocess(tmp_path / "data") == (given, False)
     assert [p.name for p in given.iterdir()] == ["README"]
     metrics.end_multiprocess(given, False)
     assert given.is_dir()

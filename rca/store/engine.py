@@ -37,6 +37,8 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
@@ -226,12 +228,19 @@ def _without_nul(
     return statement, parameters
 
 
+_MIGRATION_LOCK = 0x7263612D6D696772  # "rca-migr": the PostgreSQL advisory lock's key
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema up to the newest migration."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
         with engine.connect().execution_options(rca_writer=True) as conn:
+            if engine.dialect.name == "postgresql":
+                # Processes starting together on a new database would each create the schema
+                # and all but one fail: one migrates at a time, the others then find it done.
+                conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             conn.commit()

@@ -1,0 +1,51 @@
+"""Several processes opening one new database at once (an organisation's API servers and
+workers starting together): the schema is created once and every process starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from rca.config import Settings
+
+pytestmark = pytest.mark.empty_database
+
+_OPEN = (
+    "import sys\n"
+    "from rca.config import Settings\n"
+    "from rca.store import Store\n"
+    "Store.open(Settings(data_dir=sys.argv[1])).close()\n"
+    "print('opened')\n"
+)
+
+
+def test_four_processes_opening_a_new_database_together_all_start(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings.data_dir.mkdir(parents=True)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, str(settings.data_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(120), *p.communicate()) for p in starts]
+    assert [code for code, _, _ in results] == [0] * 4, [err[-600:] for _, _, err in results]
+    engine = create_engine(settings.effective_database_url())
+    try:
+        with engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    finally:
+        engine.dispose()
+    assert len(versions) == 1

@@ -3,7 +3,9 @@
 A worker claims a job (a lease), drafts it, reports progress (which renews the lease) and
 stores the draft. If the lease is lost meanwhile (the worker was too slow, or another one took
 over after it was presumed dead), the worker stops writing. An unexpected failure marks the job
-failed and retryable; a redaction failure is not retryable (the same input fails again).
+failed and retryable; a redaction failure is not retryable (the same input fails again). A
+database connection cut mid-draft is not the draft's failure: the job goes back to the queue
+(failing as retryable only after its last attempt).
 Between jobs a worker brings the vector index up to date with finalized postmortems, and finds
 the insights' facts of new or revised postmortems (a batch at a time), so that a report does not
 have to.
@@ -25,6 +27,7 @@ from rca.domain import Draft
 from rca.errors import RcaError
 from rca.insights import facts
 from rca.redaction import RedactionFailed
+from rca.store.jobs import connection_lost
 from rca.store.readback import draft_notes
 
 log = logging.getLogger("rca.worker")
@@ -81,16 +84,28 @@ class DraftWorker:
         except LeaseLost:
             outcome = "lease_lost"
             log.warning("draft %s: lease lost, stopping", job.id)
-        except RedactionFailed as err:
-            jobs.fail(job.id, self.name, f"redaction failed, nothing was sent: {err}", False)
-        except RcaError as err:
-            jobs.fail(job.id, self.name, str(err), True)
         except Exception as err:
-            log.exception("draft %s failed", job.id)
-            jobs.fail(job.id, self.name, f"unexpected error: {type(err).__name__}", True)
+            self._after_failure(job.id, err)
         finally:
             metrics.draft_finished(outcome, time.monotonic() - started)
         return True
+
+    def _after_failure(self, ident: str, err: Exception) -> None:
+        """End an attempt that raised `err`: a cut database connection (the attempt did not
+        fail of its own) gives the job back to the queue, or fails it as retryable after its
+        last attempt; a redaction failure is final (the same input fails again); anything
+        else fails the job as retryable."""
+        jobs = self.services.jobs
+        if connection_lost(err):
+            log.warning("draft %s: the database connection was cut; requeueing it", ident)
+            jobs.requeue(ident, self.name, "the database connection was cut while drafting")
+        elif isinstance(err, RedactionFailed):
+            jobs.fail(ident, self.name, f"redaction failed, nothing was sent: {err}", False)
+        elif isinstance(err, RcaError):
+            jobs.fail(ident, self.name, str(err), True)
+        else:
+            log.error("draft %s failed", ident, exc_info=err)
+            jobs.fail(ident, self.name, f"unexpected error: {type(err).__name__}", True)
 
     def sync_index(self) -> None:
         """Index finalized postmortems waiting in the outbox (skipped when there are none)."""
@@ -116,8 +131,13 @@ class DraftWorker:
                     self.sync_index()
                     self.refresh_facts()
                     self._stop.wait(self.poll_s)
-            except Exception:  # the store was briefly unavailable, say: keep serving
-                log.exception("worker %s: loop error", self.name)
+            except Exception as err:  # the store was briefly unavailable, say: keep serving
+                if connection_lost(err):
+                    log.warning(
+                        "worker %s: the database connection was cut; trying again", self.name
+                    )
+                else:
+                    log.exception("worker %s: loop error", self.name)
                 time.sleep(self.poll_s)
 
     def start(self) -> None:

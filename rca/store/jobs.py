@@ -11,86 +11,24 @@ count and the insert are one step (`_make_room`), so concurrent submissions neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
 
 from rca.domain import Draft, new_id
-from rca.domain.values import AS_STORED
 from rca.errors import Busy, NotFound
 from rca.store import audit, webhook_events
 from rca.store.engine import drafts, incidents, read_transaction, write_transaction
+from rca.store.job_rows import DraftJob as DraftJob
+from rca.store.job_rows import JobStatus as JobStatus
+from rca.store.job_rows import job_of
+from rca.store.reconnect import again_if_cut
+from rca.store.reconnect import connection_lost as connection_lost
 
 RETRY_AFTER_S = 30
 """What a refused submission is told to wait (Retry-After), in seconds."""
 _SUBMISSIONS_LOCK = 0x7263612D6A6F6273  # "rca-jobs": the PostgreSQL advisory lock's key
-
-
-class JobStatus(StrEnum):
-    """Where a draft job stands."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class DraftJob:
-    """A draft job and, once it succeeded, its draft (with the review state)."""
-
-    id: str
-    incident_id: str
-    status: JobStatus
-    progress: float
-    message: str
-    model: str
-    requested_by: str
-    attempts: int
-    lease_owner: str | None
-    lease_expires_at: datetime | None
-    deadline_at: datetime
-    error: str | None
-    retryable: bool
-    draft: Draft | None
-    partial: Draft | None
-    """While the job has not succeeded: the draft so far (the sections done), if any."""
-    version: int
-    finalized_postmortem_id: str | None
-    created_at: datetime
-    updated_at: datetime
-    incident_revision: int | None = None
-    """The incident revision the draft was written from (None until a worker read it)."""
-
-
-def _job(row: Any) -> DraftJob:
-    # The document is the finished draft once the job succeeded, the draft so far before.
-    stored = Draft.model_validate_json(row.document, context=AS_STORED) if row.document else None
-    return DraftJob(
-        id=row.id,
-        incident_id=row.incident_id,
-        status=JobStatus(row.status),
-        progress=row.progress,
-        message=row.message,
-        model=row.model,
-        requested_by=row.requested_by,
-        attempts=row.attempts,
-        lease_owner=row.lease_owner,
-        lease_expires_at=row.lease_expires_at,
-        deadline_at=row.deadline_at,
-        error=row.error,
-        retryable=row.retryable,
-        draft=stored if row.status == JobStatus.SUCCEEDED.value else None,
-        partial=stored if row.status != JobStatus.SUCCEEDED.value else None,
-        version=row.version,
-        finalized_postmortem_id=row.finalized_postmortem_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        incident_revision=row.incident_revision,
-    )
 
 
 class DraftJobs:
@@ -148,7 +86,7 @@ class DraftJobs:
                 )
             )
             audit.record(conn, requested_by, "draft.requested", "draft", ident, model=model)
-            return _job(conn.execute(select(drafts).where(drafts.c.id == ident)).one())
+            return job_of(conn.execute(select(drafts).where(drafts.c.id == ident)).one())
 
     def _make_room(self, conn: Connection, requested_key: str | None) -> None:
         """Refuse (Busy) unless the queue and the key's share of it have room, counted inside
@@ -183,7 +121,7 @@ class DraftJobs:
             row = conn.execute(select(drafts).where(drafts.c.id == ident)).one_or_none()
         if row is None:
             raise NotFound("draft", ident)
-        return _job(row)
+        return job_of(row)
 
     def for_incident(self, incident_id: str) -> list[DraftJob]:
         """The incident's drafts, newest first."""
@@ -193,7 +131,7 @@ class DraftJobs:
                 .where(drafts.c.incident_id == incident_id)
                 .order_by(drafts.c.created_at.desc(), drafts.c.id.desc())
             ).all()
-        return [_job(r) for r in rows]
+        return [job_of(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Jobs per status."""
@@ -231,7 +169,7 @@ class DraftJobs:
                     updated_at=now,
                 )
             )
-            return _job(conn.execute(select(drafts).where(drafts.c.id == row.id)).one())
+            return job_of(conn.execute(select(drafts).where(drafts.c.id == row.id)).one())
 
     def reap(self) -> int:
         """Requeue or fail jobs whose lease or deadline has passed; how many changed."""
@@ -298,68 +236,110 @@ class DraftJobs:
 
     def _renew(self, ident: str, worker: str, **values: Any) -> bool:
         """Write `values` and renew the lease, if `worker` still holds it."""
-        now = datetime.now(UTC)
-        with write_transaction(self.engine) as conn:
-            changed = conn.execute(
-                update(drafts)
-                .where(*self._held(ident, worker))
-                .values(**values, lease_expires_at=now + self.lease, updated_at=now)
-            ).rowcount
-        return bool(changed)
+
+        def write(_try: int) -> bool:
+            now = datetime.now(UTC)
+            with write_transaction(self.engine) as conn:
+                changed = conn.execute(
+                    update(drafts)
+                    .where(*self._held(ident, worker))
+                    .values(**values, lease_expires_at=now + self.lease, updated_at=now)
+                ).rowcount
+            return bool(changed)
+
+        return again_if_cut(write)
 
     def succeed(self, ident: str, worker: str, draft: Draft) -> bool:
         """Store the finished draft (version 1); False if the lease was lost meanwhile."""
-        now = datetime.now(UTC)
-        with write_transaction(self.engine) as conn:
-            changed = conn.execute(
-                update(drafts)
-                .where(*self._held(ident, worker))
-                .values(
-                    status=JobStatus.SUCCEEDED.value,
-                    progress=1.0,
-                    message="done",
-                    document=draft.model_dump_json(),
-                    version=draft.version,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
-            ).rowcount
-            if changed:
-                audit.record(
-                    conn,
-                    "worker:" + worker,
-                    "draft.created",
-                    "draft",
-                    ident,
-                    model=draft.model,
-                    prompt_version=draft.prompt_version,
-                    similar=draft.similar_postmortem_ids,
-                    prompt_tokens=draft.usage.prompt_tokens,
-                    completion_tokens=draft.usage.completion_tokens,
-                    cost_usd=draft.usage.cost_usd,
-                    latency_s=round(draft.usage.latency_s, 3),
-                )
-                webhook_events.draft_succeeded(conn, ident, draft)
-        return bool(changed)
+        document = draft.model_dump_json()
+
+        def write(attempt: int) -> bool:
+            now = datetime.now(UTC)
+            with write_transaction(self.engine) as conn:
+                if attempt and self._stored(conn, ident, document):
+                    return True  # the cut came after the commit: the draft is in
+                changed = conn.execute(
+                    update(drafts)
+                    .where(*self._held(ident, worker))
+                    .values(
+                        status=JobStatus.SUCCEEDED.value,
+                        progress=1.0,
+                        message="done",
+                        document=document,
+                        version=draft.version,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                ).rowcount
+                if changed:
+                    audit.record(
+                        conn,
+                        "worker:" + worker,
+                        "draft.created",
+                        "draft",
+                        ident,
+                        model=draft.model,
+                        prompt_version=draft.prompt_version,
+                        similar=draft.similar_postmortem_ids,
+                        prompt_tokens=draft.usage.prompt_tokens,
+                        completion_tokens=draft.usage.completion_tokens,
+                        cost_usd=draft.usage.cost_usd,
+                        latency_s=round(draft.usage.latency_s, 3),
+                    )
+                    webhook_events.draft_succeeded(conn, ident, draft)
+            return bool(changed)
+
+        return again_if_cut(write)
+
+    @staticmethod
+    def _stored(conn: Connection, ident: str, document: str) -> bool:
+        row = conn.execute(
+            select(drafts.c.status, drafts.c.document).where(drafts.c.id == ident)
+        ).one_or_none()
+        return (
+            row is not None and row.status == JobStatus.SUCCEEDED.value and row.document == document
+        )
 
     def fail(self, ident: str, worker: str, error: str, retryable: bool) -> bool:
         """Mark the job failed; False if the lease was lost meanwhile."""
-        now = datetime.now(UTC)
-        with write_transaction(self.engine) as conn:
-            changed = conn.execute(
-                update(drafts)
-                .where(*self._held(ident, worker))
-                .values(
-                    status=JobStatus.FAILED.value,
-                    error=error[:2_000],
-                    retryable=retryable,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
-            ).rowcount
-        return bool(changed)
+        return self._end(ident, worker, JobStatus.FAILED, error=error[:2_000], retryable=retryable)
+
+    def requeue(self, ident: str, worker: str, reason: str) -> bool:
+        """Give the job back to the queue, for an attempt that did not fail of its own (the
+        database connection was cut, say); after `max_attempts`, fail it as retryable with
+        `reason` instead. False if `worker` no longer holds the lease."""
+        with read_transaction(self.engine) as conn:
+            attempts = conn.execute(
+                select(drafts.c.attempts).where(*self._held(ident, worker))
+            ).scalar_one_or_none()
+        if attempts is None:
+            return False
+        if attempts < self.max_attempts:
+            return self._end(ident, worker, JobStatus.QUEUED, message=f"requeued: {reason}"[:500])
+        error = f"{reason} ({attempts} attempts)"[:2_000]
+        return self._end(ident, worker, JobStatus.FAILED, error=error, retryable=True)
+
+    def _end(self, ident: str, worker: str, status: JobStatus, **values: Any) -> bool:
+        """Move a held job to `status`, giving its lease up; False if `worker` lost it."""
+
+        def write(_try: int) -> bool:
+            now = datetime.now(UTC)
+            with write_transaction(self.engine) as conn:
+                changed = conn.execute(
+                    update(drafts)
+                    .where(*self._held(ident, worker))
+                    .values(
+                        **values,
+                        status=status.value,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                ).rowcount
+            return bool(changed)
+
+        return again_if_cut(write)
 
     @staticmethod
     def _held(ident: str, worker: str) -> tuple[Any, ...]:

@@ -36,6 +36,7 @@ from rca.errors import (
     StoreUnavailable,
 )
 from rca.store.idempotency import KeyReused
+from rca.store.reconnect import connection_lost
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("rca.api")
@@ -113,7 +114,19 @@ def _answer(
 
 
 async def unexpected(request: Request, err: Exception) -> Response:
-    """A 500 that says only that something failed, with an id to find it in the server log."""
+    """A 500 that says only that something failed, with an id to find it in the server log;
+    a database connection cut under the request (the database restarted, an operator ended
+    the session) is a 503 to send again: the pool has let go of it, the next request gets a
+    new one."""
+    if connection_lost(err):
+        log.warning("database connection cut during %s %s", request.method, request.url.path)
+        return _answer(
+            request,
+            503,
+            "the database connection was cut while handling the request; send it again",
+            "store-unavailable",
+            {"Retry-After": "1"},
+        )
     incident = secrets.token_hex(6)
     log.error("unhandled error %s: %s", incident, type(err).__name__, exc_info=err)
     return _answer(request, 500, f"the server failed to handle the request (error id {incident})")

@@ -134,7 +134,7 @@ def rca_serve(data_dir: Path, port: int, *args: str, **env: str) -> Iterator[Ser
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180  # four processes starting at once on 2 busy cores
         key = ""
         while True:
             assert server.poll() is None, f"rca serve ended:\n{log.read_text()}"

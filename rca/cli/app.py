@@ -6,6 +6,7 @@
 | `model pull`, `model verify` | `rca.cli.model` |
 | `integrations ...`, `changes list`, `ingest slack` | `rca.cli.integrations` |
 | `digest` | `rca.cli.digest` |
+| `check` | `rca.cli.check` |
 | `similar`, `index ...` | `retrieval.cli` (entry point `rca.cli: retrieval`) |
 | `draft`, `serve`, `worker`, `keys ...`, `mcp` | `api.cli` (entry point `rca.cli: api`) |
 | `recurrences ...` | `api.cli` |
@@ -28,7 +29,7 @@ import typer
 from pydantic import ValidationError
 from typer.exceptions import Abort, Exit, TyperException
 
-from rca.cli import digest, integrations, model, records
+from rca.cli import check, digest, integrations, model, records
 from rca.cli.common import HOOKS
 from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
@@ -58,6 +59,7 @@ def build() -> typer.Typer:
     model.register(app)
     integrations.register(app)
     digest.register(app)
+    check.register(app)
     for entry in sorted(entry_points(group="rca.cli"), key=lambda e: e.name):
         entry.load()(app, HOOKS)
     return app

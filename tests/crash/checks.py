@@ -1,9 +1,7 @@
 """What must hold after the crashes.
 
-- `integrity`: rca has no integrity-check command (no `rca doctor`/`check`; nothing in
-  rca/cli, api/cli or rca/store checks the store as a whole), so the checks are here: SQLite's
-  own `PRAGMA integrity_check` and `foreign_key_check`, then the store's invariants on either
-  back end, in SQL (see `INVARIANTS`).
+- `integrity`: `rca check`'s checks (`rca.store.integrity`): SQLite's own
+  `integrity_check` and `foreign_key_check`, then the store's rules on either back end.
 - `duplicates`: no write of the run stored twice (one incident per title, one draft per
   incident, one review row per suggestion, one postmortem of one revision per incident).
 - `acknowledged`: every acknowledged write read back through the API, exactly as confirmed.
@@ -16,42 +14,9 @@ import time
 
 from sqlalchemy import Engine, text
 
+from rca.store.integrity import check
 from tests.crash.client import Ledger
 from tests.crash.workload import Actors, Stories
-
-INVARIANTS = {
-    "an idempotency key left in flight, or done without its answer": """
-        SELECT principal || '/' || key FROM idempotency_keys
-        WHERE state != 'done' OR status_code IS NULL OR body IS NULL""",
-    "a running draft job without a lease": """
-        SELECT id FROM drafts WHERE status = 'running'
-        AND (lease_owner IS NULL OR lease_expires_at IS NULL)""",
-    "a draft job of an unknown status, or succeeded without its draft, or failed without why": """
-        SELECT id FROM drafts WHERE status NOT IN ('queued', 'running', 'succeeded', 'failed')
-        OR (status = 'succeeded' AND document IS NULL)
-        OR (status = 'failed' AND error IS NULL)""",
-    "a draft finalized into a postmortem that does not exist": """
-        SELECT d.id FROM drafts d LEFT JOIN postmortems p ON p.id = d.finalized_postmortem_id
-        WHERE d.finalized_postmortem_id IS NOT NULL AND p.id IS NULL""",
-    "a draft of an unknown incident": """
-        SELECT d.id FROM drafts d LEFT JOIN incidents i ON i.id = d.incident_id
-        WHERE i.id IS NULL""",
-    "a review newer than its draft, or of an unknown draft": """
-        SELECT CAST(r.id AS TEXT) FROM reviews r LEFT JOIN drafts d ON d.id = r.draft_id
-        WHERE d.id IS NULL OR r.draft_version > d.version""",
-    "a postmortem whose latest revision is not its newest stored one": """
-        SELECT p.id FROM postmortems p
-        LEFT JOIN (SELECT postmortem_id, MAX(revision) AS top, COUNT(*) AS n
-                   FROM postmortem_revisions GROUP BY postmortem_id) r
-          ON r.postmortem_id = p.id
-        WHERE r.top IS NULL OR r.top != p.latest_revision OR r.n != p.latest_revision""",
-    "a postmortem revision without its postmortem": """
-        SELECT r.postmortem_id FROM postmortem_revisions r
-        LEFT JOIN postmortems p ON p.id = r.postmortem_id WHERE p.id IS NULL""",
-    "an incident without a document or revision": """
-        SELECT id FROM incidents WHERE document IS NULL OR document = '' OR revision < 1""",
-}
-"""Each query lists what violates the rule that names it (nothing, when it holds)."""
 
 DUPLICATES = {
     "incidents with one title": """
@@ -71,20 +36,9 @@ DUPLICATES = {
 
 
 def integrity(engine: Engine, ledger: Ledger) -> list[str]:
-    """The integrity problems found (each also a finding in `ledger`); empty when sound."""
-    problems: list[str] = []
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            result = [r[0] for r in conn.execute(text("PRAGMA integrity_check"))]
-            if result != ["ok"]:
-                problems.append(f"PRAGMA integrity_check: {result[:5]}")
-            broken = conn.execute(text("PRAGMA foreign_key_check")).all()
-            if broken:
-                problems.append(f"PRAGMA foreign_key_check: {[tuple(r) for r in broken[:5]]}")
-        for rule, query in INVARIANTS.items():
-            found = [str(r[0]) for r in conn.execute(text(query))]
-            if found:
-                problems.append(f"{rule}: {found[:5]} ({len(found)} in all)")
+    """The integrity problems `rca check` finds (each also a finding in `ledger`); empty when
+    sound."""
+    problems = [str(p) for p in check(engine)]
     for problem in problems:
         ledger.find("integrity", problem)
     ledger.count("integrity_checks")

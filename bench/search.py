@@ -1,6 +1,7 @@
 """Similar-incident search latency and memory on a 10,000-postmortem synthetic corpus.
 
-    .venv/bin/python bench/search.py [--postmortems 10000] [--queries 400]
+    .venv/bin/python bench/search.py [--postmortems 10000] [--queries 400] [--repeats 3]
+        [--data-dir DIR] [--lexical-only]
 
 The corpus is generated from the project's own example postmortems (ids, services, numbers and
 sentences recombined), stored in a temporary SQLite store and indexed into embedded chroma.
@@ -19,6 +20,14 @@ Building and searching run in separate processes so that each reports its own pe
 query is timed once per row after a warm-up; latencies are percentiles over queries. The
 baseline is the cold query embedding alone -- the part of a cold search no index can avoid --
 timed in the same run.
+
+The lexical rows (bench/_search_lexical.py, on a copy of the store) compare the old per-process
+bm25s rebuild -- the baseline of those rows, measured in the same run -- with tantivy built in
+memory in each process and tantivy persisted under data_dir/lexical and caught up
+incrementally: full build, update after one changed postmortem, open, query latency, and the
+peak RSS of a process that answers lexical searches each way. "Import searchable" is the time
+from a new postmortem's commit to the first search of another, already running, process that
+finds it. Times of builds and updates are medians over `--repeats` runs.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import peak_rss_mib, percentile, scratch_settings
+from bench._search_lexical import copy_store, lexical_phase, rss_phase, searchable_phase
 from rca.domain import Incident, Postmortem
 from rca.domain.similar import SearchMode, incident_query
 from rca.formats.importer import load_file
@@ -212,23 +222,61 @@ def search(data_dir: Path, count: int) -> dict[str, float]:
     return results
 
 
+PHASES = ("build", "search", "lexical", "rss-old", "rss-new-build", "rss-new-open", "searchable")
+
+
+def _phase(args: argparse.Namespace) -> dict[str, float]:
+    texts = query_texts(args.queries)
+    if args.phase == "build":
+        return build(args.data_dir, args.postmortems)
+    if args.phase == "search":
+        return search(args.data_dir, args.queries)
+    if args.phase == "lexical":
+        return lexical_phase(args.data_dir, texts, args.repeats)
+    if args.phase == "searchable":
+        return searchable_phase(args.data_dir, max(5, args.repeats))
+    return rss_phase(args.data_dir, "old" if args.phase == "rss-old" else "new", texts)
+
+
+def _run(phase: str, data_dir: str, args: argparse.Namespace) -> dict[str, float]:
+    """One phase in its own process; its result is echoed to stderr at once, so that a later
+    phase's failure does not lose it."""
+    done = subprocess.run(
+        [
+            *(sys.executable, __file__, "--phase", phase, "--data-dir", data_dir),
+            *("--postmortems", str(args.postmortems), "--queries", str(args.queries)),
+            *("--repeats", str(args.repeats)),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"phase {phase} failed:\n{done.stderr[-3000:]}")
+    line = done.stdout.strip().splitlines()[-1]
+    print(f"{phase}: {line}", file=sys.stderr, flush=True)
+    result: dict[str, float] = json.loads(line)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postmortems", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--phase", choices=("build", "search"), help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each build and update")
+    parser.add_argument("--phase", choices=PHASES, help=argparse.SUPPRESS)
     parser.add_argument(
         "--data-dir",
         type=Path,
         help="build the corpus here and keep it; a later run with the same directory only "
         "searches (default: a temporary directory)",
     )
+    parser.add_argument(
+        "--lexical-only", action="store_true", help="skip the dense and hybrid search rows"
+    )
     args = parser.parse_args()
-    if args.phase == "build":
-        print(json.dumps(build(args.data_dir, args.postmortems)))
-        return
-    if args.phase == "search":
-        print(json.dumps(search(args.data_dir, args.queries)))
+    if args.phase:
+        print(json.dumps(_phase(args)))
         return
     with tempfile.TemporaryDirectory(prefix="rca-bench-search-") as scratch:
         tmp = str(args.data_dir or scratch)
@@ -236,35 +284,64 @@ def main() -> None:
         phases = {}
         if built_file.exists():
             phases["build"] = json.loads(built_file.read_text())
-        for phase in ("build", "search"):
-            if phase in phases:
-                continue
-            done = subprocess.run(
-                [
-                    *(sys.executable, __file__, "--phase", phase, "--data-dir", tmp),
-                    *("--postmortems", str(args.postmortems), "--queries", str(args.queries)),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            phases[phase] = json.loads(done.stdout.strip().splitlines()[-1])
-            if phase == "build":
-                built_file.write_text(json.dumps(phases[phase]))
-    built, searched = phases["build"], phases["search"]
+        else:
+            phases["build"] = _run("build", tmp, args)
+            built_file.write_text(json.dumps(phases["build"]))
+        if not args.lexical_only:
+            phases["search"] = _run("search", tmp, args)
+        for phase in ("lexical", "searchable"):
+            phases[phase] = _run(phase, tmp, args)
+        with tempfile.TemporaryDirectory(prefix="rca-bench-rss-") as rss_scratch:
+            copy = str(copy_store(Path(tmp), Path(rss_scratch)))
+            for phase in ("rss-old", "rss-new-build", "rss-new-open"):
+                phases[phase] = _run(phase, copy, args)
+    _report(args, phases)
+
+
+def _report(args: argparse.Namespace, phases: dict[str, dict[str, float]]) -> None:
+    built = phases["build"]
     print(
         f"corpus: {built['postmortems']:.0f} synthetic postmortems, {built['chunks']:.0f} chunks; "
         f"store {built['store_seconds']:.1f} s, index {built['index_seconds']:.1f} s "
         f"(fake document vectors), peak RSS {built['peak_rss_mib']:.0f} MiB"
     )
-    print(f"first search (builds BM25 over the corpus): {searched['first_search_seconds']:.2f} s")
-    print(f"{args.queries} queries, each timed once, k=5, milliseconds:")
-    print(f"{'':22s} {'p50':>7s} {'p99':>7s} {'p50 / cold embedding':>21s}")
-    base = searched["embedding only, cold p50"]
-    for name in ROWS:
-        p50, p99 = searched[f"{name} p50"], searched[f"{name} p99"]
-        print(f"{name:22s} {p50:7.1f} {p99:7.1f} {p50 / base:20.2f}x")
-    print(f"peak RSS of the search process: {searched['peak_rss_mib']:.0f} MiB")
+    if "search" in phases:
+        searched = phases["search"]
+        print(f"first search (opens the indexes): {searched['first_search_seconds']:.2f} s")
+        print(f"{args.queries} queries, each timed once, k=5, milliseconds:")
+        print(f"{'':22s} {'p50':>7s} {'p99':>7s} {'p50 / cold embedding':>21s}")
+        base = searched["embedding only, cold p50"]
+        for name in ROWS:
+            p50, p99 = searched[f"{name} p50"], searched[f"{name} p99"]
+            print(f"{name:22s} {p50:7.1f} {p99:7.1f} {p50 / base:20.2f}x")
+        print(f"peak RSS of the search process: {searched['peak_rss_mib']:.0f} MiB")
+    lexical = phases["lexical"]
+    old = lexical["old bm25s rebuild s"]
+    print(f"lexical index, medians of {args.repeats} runs, seconds (ratio to the old rebuild):")
+    for name in (
+        "old bm25s rebuild s",
+        "tantivy in-memory build s",
+        "tantivy persisted build s",
+        "tantivy in-memory update s",
+        "tantivy persisted update s",
+        "tantivy persisted open s",
+    ):
+        print(f"  {name[:-2]:34s} {lexical[name]:8.3f} {lexical[name] / old:8.3f}x")
+    print(f"  index on disk: {lexical['index on disk MiB']:.0f} MiB")
+    print(f"lexical queries ({args.queries}, top 50, terms only), milliseconds:")
+    for name in ("old bm25s", "tantivy in-memory", "tantivy persisted"):
+        p50, p99 = lexical[f"{name} query p50 ms"], lexical[f"{name} query p99 ms"]
+        print(f"  {name:34s} p50 {p50:6.2f}  p99 {p99:6.2f}")
+    for key, value in phases["searchable"].items():
+        print(f"{key[:-2]}: {value:.2f} s")
+    print(f"peak RSS of a process answering {args.queries} lexical searches (hits explained):")
+    for phase, label in (
+        ("rss-old", "old: every postmortem and bm25s in memory"),
+        ("rss-new-build", "new: first process on the machine, builds the index"),
+        ("rss-new-open", "new: the index exists (every later process)"),
+    ):
+        row = phases[phase]
+        print(f"  {label:52s} {row['peak_rss_mib']:6.0f} MiB  ({row['seconds']:.1f} s)")
 
 
 if __name__ == "__main__":

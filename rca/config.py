@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,8 +20,15 @@ class ImportSettings(BaseModel):
 class RetrievalSettings(BaseModel):
     """Embeddings, the vector index and similar-incident search."""
 
-    embedder: Literal["sentence-transformers", "fake"] = "sentence-transformers"
-    """`fake`: a deterministic bag-of-words embedder for tests and demos (no model loaded)."""
+    embedder: Literal["sentence-transformers", "fake", "remote"] = "sentence-transformers"
+    """`fake`: a deterministic bag-of-words embedder for tests and demos (no model loaded);
+    `remote`: ask the embedding service at `embedder_url` (`rca embedder serve`)."""
+    embedder_url: str | None = None
+    """Where the embedding service listens when `embedder` is `remote`: `http(s)://host:port`
+    or the path of its Unix socket. `rca serve --workers N` (N >= 2) sets it for its
+    processes."""
+    embedder_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    """Longest wait for the embedding service's answer to one request."""
     model_dir: Path | None = None
     """A local sentence-transformers model directory; default: the bundled all-MiniLM-L6-v2."""
     int8: Literal["none", "queries", "all"] = "queries"
@@ -29,6 +37,14 @@ class RetrievalSettings(BaseModel):
     but moves P@5 more (and indexes into its own collection). See the README's benchmark."""
     chroma_url: str | None = None
     """URL of a Chroma server (`http://host:8000`); default: embedded, under the data directory."""
+    chroma_database: str | None = Field(
+        default=None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$"
+    )
+    """The database on the Chroma server (created if missing), so teams can share a server;
+    default: the server's `default_database`. Needs `chroma_url`."""
+    index_lease_s: float = Field(default=120.0, ge=1.0, le=3600.0)
+    """How long the vector index writer's lease in the database lasts unless renewed (it is
+    renewed as the writer works): after a writer dies, another takes over this much later."""
     batch_size: int = Field(default=16, ge=1, le=1024)
     """Texts per embedding batch."""
     chunk_words: int = Field(default=180, ge=20, le=2000)
@@ -41,6 +57,26 @@ class RetrievalSettings(BaseModel):
     """Weight of BM25 in the fusion."""
     dense_weight: float = Field(default=1.0, ge=0.0)
     """Weight of dense search in the fusion."""
+
+    @field_validator("embedder_url")
+    @classmethod
+    def _embedder_url(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("unix:/", "/")):
+            return value
+        if value.startswith(("http://", "https://")) and urlsplit(value).hostname:
+            return value
+        raise ValueError(
+            "the embedding service's URL is http(s)://host:port or a Unix socket's absolute path"
+        )
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> RetrievalSettings:
+        if self.embedder == "remote" and not self.embedder_url:
+            raise ValueError(
+                "RCA_RETRIEVAL__EMBEDDER=remote needs RCA_RETRIEVAL__EMBEDDER_URL "
+                "(where `rca embedder serve` listens)"
+            )
+        return self
 
 
 class LlmSettings(BaseModel):

@@ -20,10 +20,12 @@ from rca.domain.similar import SearchFilters, SearchMode, SearchResult
 from rca.errors import InvalidArgument, InvalidInput, InvalidQuery
 from rca.store import Store
 from retrieval.indexer import Progress
+from retrieval.lexical_shared import LexicalSync
 from retrieval.service import Retrieval, open_retrieval
 
 index_app = typer.Typer(
-    help="Maintain the vector index. It is derived from the store: rebuilding loses nothing.",
+    help="Maintain the vector and lexical indexes. Both are derived from the store: rebuilding "
+    "loses nothing.",
     no_args_is_help=True,
 )
 
@@ -58,6 +60,8 @@ def _progress(label: str) -> Iterator[Progress | None]:
 def _sync_after_import(settings: Settings, store: Store) -> None:
     retrieval = open_retrieval(settings, store)
     try:
+        # Lexical first: a second or so, after which every process's search finds the import.
+        retrieval.search.lexical.sync()
         with _progress("indexing") as progress:
             report = retrieval.indexer.sync(progress)
     finally:
@@ -68,24 +72,40 @@ def _sync_after_import(settings: Settings, store: Store) -> None:
 
 @index_app.command("sync")
 def sync_command(ctx: typer.Context) -> int:
-    """Index the postmortem revisions waiting in the outbox."""
-    with _retrieval(ctx) as retrieval, _progress("indexing") as progress:
-        report = retrieval.indexer.sync(progress)
+    """Index the postmortem revisions waiting in the outbox; bring the lexical index up to
+    date."""
+    with _retrieval(ctx) as retrieval:
+        lexical = retrieval.search.lexical.sync()
+        with _progress("indexing") as progress:
+            report = retrieval.indexer.sync(progress)
     rebuilt = " (the collection was missing: rebuilt it)" if report.rebuilt else ""
     typer.echo(f"indexed {report.postmortems} postmortems, {report.chunks} chunks{rebuilt}")
+    _echo_lexical(lexical)
     return 0
+
+
+def _echo_lexical(report: LexicalSync) -> None:
+    if report.moved_aside:
+        typer.echo(f"the old lexical index was unreadable; moved it to {report.moved_aside}")
+    typer.echo(
+        f"lexical index: {report.documents} postmortems ({report.written} written, "
+        f"{report.removed} removed)"
+    )
 
 
 @index_app.command("rebuild")
 def rebuild_command(ctx: typer.Context) -> int:
-    """Build a new collection from the store, verify its count, then switch to it."""
-    with _retrieval(ctx) as retrieval, _progress("rebuilding") as progress:
-        report = retrieval.indexer.rebuild(progress)
+    """Build a new collection (and a new lexical index) from the store, verify, then switch."""
+    with _retrieval(ctx) as retrieval:
+        with _progress("rebuilding") as progress:
+            report = retrieval.indexer.rebuild(progress)
+        lexical = retrieval.search.lexical.rebuild()
     if report.moved_aside:
         typer.echo(f"the old index was unreadable; moved it to {report.moved_aside}")
     typer.echo(
         f"rebuilt {report.collection}: {report.postmortems} postmortems, {report.chunks} chunks"
     )
+    _echo_lexical(lexical)
     return 0
 
 
@@ -94,28 +114,45 @@ def check_command(
     ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair/--no-repair", help="Fix drift found.")] = True,
 ) -> int:
-    """Compare the store with the index; repair drift (exit 1 if drift remains)."""
+    """Compare the store with both indexes; repair drift (exit 1 if drift remains)."""
     with _retrieval(ctx) as retrieval:
         report = retrieval.indexer.check(repair=repair)
+        lexical_in_sync = _check_lexical(retrieval, repair)
     typer.echo(
         f"{report.collection}: {report.expected_chunks} chunks expected, "
         f"{report.indexed_chunks} indexed"
     )
-    for label, ids in (
-        ("missing", report.missing),
-        ("stale", report.stale),
-        ("orphaned", report.orphans),
-    ):
+    _echo_ids(("missing", report.missing), ("stale", report.stale), ("orphaned", report.orphans))
+    if report.in_sync:
+        typer.echo("in sync")
+    elif report.repaired:
+        typer.echo("repaired" + (" by a rebuild" if report.rebuilt else ""))
+    return 0 if (report.in_sync or report.repaired) and lexical_in_sync else 1
+
+
+def _check_lexical(retrieval: Retrieval, repair: bool) -> bool:
+    """Report the lexical index's drift (repairing it by a catch-up); whether it is in sync
+    now."""
+    lexical = retrieval.search.lexical
+    drift = lexical.drift()
+    typer.echo(f"lexical index: {drift.indexed} postmortems")
+    _echo_ids(("missing", drift.missing), ("stale", drift.stale), ("orphaned", drift.orphans))
+    if drift.in_sync:
+        typer.echo("lexical index in sync")
+        return True
+    if not repair:
+        return False
+    lexical.sync()
+    repaired = lexical.drift().in_sync
+    typer.echo("lexical index repaired" if repaired else "lexical drift remains")
+    return repaired
+
+
+def _echo_ids(*groups: tuple[str, list[str]]) -> None:
+    for label, ids in groups:
         if ids:
             shown = ", ".join(ids[:10]) + (" …" if len(ids) > 10 else "")
             typer.echo(f"{label}: {len(ids)} postmortems ({shown})")
-    if report.in_sync:
-        typer.echo("in sync")
-        return 0
-    if report.repaired:
-        typer.echo("repaired" + (" by a rebuild" if report.rebuilt else ""))
-        return 0
-    return 1
 
 
 @index_app.command("status")

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rca import offline
+from rca.config import Settings
 from rca.errors import ConfigurationError
-from rca.ports import InputType
+from rca.ports import Embedder, InputType
+from rca.testing import FakeEmbedder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -219,3 +221,19 @@ class SentenceTransformerEmbedder:
         )
         result: list[list[float]] = vectors.tolist()
         return result
+
+
+def local_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings name that runs in this process: the fake, or the model
+    (loaded on first use); ConfigurationError for `remote`, which runs elsewhere."""
+    retrieval = settings.retrieval
+    if retrieval.embedder == "fake":
+        return FakeEmbedder()
+    if retrieval.embedder == "remote":
+        raise ConfigurationError(
+            "this process needs a model of its own: set RCA_RETRIEVAL__EMBEDDER to "
+            "sentence-transformers or fake for it (not remote)"
+        )
+    return SentenceTransformerEmbedder(
+        retrieval.model_dir, batch_size=retrieval.batch_size, int8=retrieval.int8
+    )

@@ -31,10 +31,11 @@ class SearchHistory:
             result = self.search.search(incident, k=k + 5)
         except InvalidQuery:
             return Retrieved([], notes=["the incident has no searchable words"])
-        corpus = self.search.corpus()
         hits = [h for h in result.hits if h.postmortem_id not in self.exclude][:k]
+        loaded = self.search.postmortems([h.postmortem_id for h in hits])
+        hits = [h for h in hits if h.postmortem_id in loaded]
         return Retrieved(
-            postmortems=[corpus.postmortems[h.postmortem_id][0] for h in hits],
+            postmortems=[loaded[h.postmortem_id] for h in hits],
             scores=[h.score for h in hits],
             degraded=result.degraded,
             notes=list(result.notes),

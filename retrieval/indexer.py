@@ -4,6 +4,11 @@ The store writes an outbox row with every new postmortem revision; `sync` drains
 writes a new collection from the store and switches to it only when its count is right; `check`
 compares store and index and repairs drift. The index holds nothing the store does not: deleting
 it loses nothing.
+
+All three run under the index writer's lease (`ChromaVectorIndex.writing`), renewed between
+embedding slices and batches. Outbox rows are acknowledged only after their chunks are written,
+and only while the lease is still held: a sync stopped by a Chroma server going away, or by a
+lost lease, leaves the rest queued for the next one.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ from rca.errors import IndexUnavailable
 from rca.ports import Embedder
 from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
 from rca.store import Store
+from rca.store.index_lease import IndexLease
 from retrieval.chunking import Chunk, chunk_postmortem, embedding_text
 from retrieval.vector_index import ChromaVectorIndex
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) postmortems."""
+
+EMBED_SLICE = 256
+"""Texts embedded between two renewals of the writer's lease."""
 
 
 @dataclass
@@ -94,9 +103,14 @@ class Indexer:
         return redact_postmortem(pm, self.redactor, PlaceholderTable())
 
     def _write(
-        self, docs: Iterable[tuple[Postmortem, int]], name: str, fresh: bool = False
+        self,
+        docs: Iterable[tuple[Postmortem, int]],
+        name: str,
+        lease: IndexLease,
+        fresh: bool = False,
     ) -> tuple[int, int]:
         """Chunk, embed and upsert; old chunks of these postmortems that no longer exist go.
+        The lease is renewed while embedding and before writing (IndexLocked if it was lost).
 
         `fresh` says the collection is being built from nothing, so there is nothing stale.
         """
@@ -108,7 +122,10 @@ class Indexer:
             for chunk in chunk_postmortem(clean, revision, self.settings.retrieval.chunk_words):
                 chunks.append(chunk)
                 texts.append(embedding_text(clean.title, chunk))
-        vectors = self.embedder.embed(texts, "document")
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), EMBED_SLICE):
+            vectors += self.embedder.embed(texts[start : start + EMBED_SLICE], "document")
+            lease.renew()
         self.vectors.upsert(chunks, vectors, name)
         if not fresh:
             keep = {c.id for c in chunks}
@@ -119,17 +136,17 @@ class Indexer:
 
     def sync(self, progress: Progress | None = None) -> SyncReport:
         """Index every revision waiting in the outbox; rebuild if the collection is gone."""
-        with self.vectors.writing():
+        with self.vectors.writing() as lease:
             if not self._active_exists():
-                built = self._rebuild_locked(progress)
+                built = self._rebuild_locked(progress, lease)
                 return SyncReport(built.postmortems, built.chunks, rebuilt=True)
             report = SyncReport()
             outbox = self.store.index_state
             while entries := outbox.pending(limit=self.batch_postmortems):
                 ids = sorted({e.postmortem_id for e in entries})
                 docs = list(self.store.latest_postmortems(ids))
-                done, chunks = self._write(docs, self.vectors.active_name())
-                outbox.acknowledge(max(e.id for e in entries), ids)
+                done, chunks = self._write(docs, self.vectors.active_name(), lease)
+                outbox.acknowledge(max(e.id for e in entries), ids, lease)
                 report.postmortems += done
                 report.chunks += chunks
                 if progress:
@@ -137,17 +154,21 @@ class Indexer:
             return report
 
     def _active_exists(self) -> bool:
+        """Whether the active collection exists; an unreadable embedded index counts as
+        missing (a rebuild moves it aside), an unreachable Chroma server is IndexUnavailable."""
         try:
             return self.vectors.exists()
         except IndexUnavailable:
+            if self.vectors.is_remote:
+                raise
             return False
 
     def rebuild(self, progress: Progress | None = None) -> RebuildReport:
         """Build a new collection from the store, verify it, then switch to it."""
-        with self.vectors.writing():
-            return self._rebuild_locked(progress)
+        with self.vectors.writing() as lease:
+            return self._rebuild_locked(progress, lease)
 
-    def _rebuild_locked(self, progress: Progress | None) -> RebuildReport:
+    def _rebuild_locked(self, progress: Progress | None, lease: IndexLease) -> RebuildReport:
         moved = None
         try:
             self.vectors.exists()
@@ -165,13 +186,13 @@ class Indexer:
         for doc in self.store.latest_postmortems(list(revisions)):
             batch.append(doc)
             if len(batch) >= self.batch_postmortems:
-                done, chunks = self._write(batch, name, fresh=True)
+                done, chunks = self._write(batch, name, lease, fresh=True)
                 total_pm, total_chunks = total_pm + done, total_chunks + chunks
                 batch = []
                 if progress:
                     progress(total_pm, len(revisions))
         if batch or not total_pm:
-            done, chunks = self._write(batch, name, fresh=True)
+            done, chunks = self._write(batch, name, lease, fresh=True)
             total_pm, total_chunks = total_pm + done, total_chunks + chunks
             if progress:
                 progress(total_pm, len(revisions))
@@ -181,9 +202,9 @@ class Indexer:
             raise IndexUnavailable(
                 f"rebuild wrote {counted} chunks but expected {total_chunks}; kept the old index"
             )
-        self.vectors.switch_to(name)
+        self.vectors.switch_to(name, lease)
         if seen:
-            outbox.acknowledge_ids(seen)
+            outbox.acknowledge_ids(seen, lease)
         return RebuildReport(name, total_pm, total_chunks, moved)
 
     def _move_aside(self) -> str:
@@ -198,20 +219,20 @@ class Indexer:
 
     def check(self, repair: bool = True) -> CheckReport:
         """Compare the store's latest revisions with the index; repair drift when asked."""
-        with self.vectors.writing():
+        with self.vectors.writing() as lease:
             name = self.vectors.active_name()
             if not self._active_exists():
                 expected = self.store.latest_revisions()
                 report = CheckReport(name, 0, 0, missing=sorted(expected))
                 if repair:
-                    built = self._rebuild_locked(None)
+                    built = self._rebuild_locked(None, lease)
                     report.rebuilt = report.repaired = True
                     report.expected_chunks = report.indexed_chunks = built.chunks
                 return report
             report = self._compare(name)
             if repair and not report.in_sync:
                 to_index = sorted(set(report.missing) | set(report.stale))
-                self._write(self.store.latest_postmortems(to_index), name)
+                self._write(self.store.latest_postmortems(to_index), name, lease)
                 indexed = self.vectors.chunk_revisions(name)
                 orphan_chunks = [cid for cid, (pm, _) in indexed.items() if pm in report.orphans]
                 self.vectors.delete_chunks(orphan_chunks, name)

@@ -1,8 +1,10 @@
 """Hybrid similar-incident search: BM25 and dense retrieval, fused by reciprocal rank.
 
-Lexical search runs over the store's latest revisions (rebuilt in memory when the store
-changes), so it is always current and works without the vector index; dense search reads the
-vector index. When the vector index is unusable, search answers lexically and says so.
+Lexical search reads the machine's tantivy index (`retrieval.lexical_shared`), caught up with
+the store's latest revisions before each search that finds the store changed; dense search reads
+the vector index. When the vector index is unusable, search answers lexically and says so.
+Nothing holds every postmortem: a search loads its hits from the store by id, and keeps the
+last few hundred redacted forms it showed.
 
 What a result shows is redacted, like the index: the query it echoes, and each hit's title,
 services, snippets and reasons, taken from the postmortem with its secrets and personal data
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rca.config import Settings
@@ -30,13 +33,19 @@ from rca.errors import IndexUnavailable, InvalidQuery
 from rca.ports import Embedder
 from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
 from rca.store import Store
-from retrieval.chunking import full_text, section_texts
-from retrieval.lexical import LexicalIndex, first_match, terms
+from retrieval.chunking import section_texts
+from retrieval.lexical import first_match, terms
+from retrieval.lexical_index import SCHEMA_VERSION, LexicalIndex
+from retrieval.lexical_shared import SharedLexical
+from retrieval.remote_embedder import EmbedderUnavailable
 from retrieval.vector_index import ChromaVectorIndex, VectorHit
 
 SNIPPET_CHARS = 220
 SNIPPET_SCAN_WORDS = 300
 """A snippet centres on a query term found among a section's first this many words."""
+SHOWN_CACHE = 256
+"""How many redacted postmortems (the form hits show) a process keeps, least recently used
+dropped first."""
 CHUNKS_PER_POSTMORTEM = 3
 """Dense search fetches this many chunks per postmortem it should propose."""
 _PLACEHOLDER_TERM = re.compile(r"(?:secret|email|phone|card|ip)_\d+")
@@ -48,36 +57,16 @@ class _Shown:
     """A postmortem as hits show it: redacted, its sections' text and their stemmed terms."""
 
     postmortem: Postmortem
+    revision: int
     sections: dict[str, str]
     terms: dict[str, set[str]]
 
 
 @dataclass
-class _Corpus:
-    """The store's latest revisions as search needs them, built once per store fingerprint."""
-
-    fingerprint: str
-    postmortems: dict[str, tuple[Postmortem, int]]
-    sections: dict[str, dict[str, str]]
-    lexical: LexicalIndex
-    shown: dict[str, _Shown] = field(default_factory=dict)
-    """Each postmortem as hits show it, made the first time it is a hit."""
-
-    def shown_of(self, pm_id: str, redactor: Redactor) -> _Shown:
-        """The redacted postmortem with its sections and their terms (cached: explaining hits
-        would otherwise redact and stem them again on every search)."""
-        found = self.shown.get(pm_id)
-        if found is None:
-            pm = redact_postmortem(self.postmortems[pm_id][0], redactor, PlaceholderTable())
-            sections = section_texts(pm)
-            found = _Shown(pm, sections, {name: set(terms(b)) for name, b in sections.items()})
-            self.shown[pm_id] = found
-        return found
-
-
-@dataclass
 class _Candidate:
     postmortem_id: str
+    revision: int
+    """The revision the lexical index holds (the one that was ranked)."""
     lexical_rank: int | None = None
     lexical_score: float = 0.0
     dense_rank: int | None = None
@@ -89,7 +78,6 @@ class _Candidate:
 class Ranking:
     """Fused candidates, best first, and whether the dense side was missing."""
 
-    corpus: _Corpus
     candidates: list[_Candidate]
     degraded: bool
     notes: list[str]
@@ -97,19 +85,6 @@ class Ranking:
     def scored(self) -> list[tuple[str, float]]:
         """(postmortem id, fused score) pairs, best first."""
         return [(c.postmortem_id, c.score) for c in self.candidates]
-
-
-def passes(pm: Postmortem, filters: SearchFilters) -> bool:
-    """Whether a postmortem satisfies the filters (the lexical side's version of `where`)."""
-    if filters.services and not set(filters.services) & set(pm.services):
-        return False
-    if filters.severities and pm.severity not in filters.severities:
-        return False
-    if filters.date_from and (pm.date is None or pm.date < filters.date_from):
-        return False
-    if filters.date_to and (pm.date is None or pm.date > filters.date_to):
-        return False
-    return set(filters.tags) <= set(pm.tags)
 
 
 def snippet(text: str, query_terms: set[str]) -> str:
@@ -138,23 +113,13 @@ class SimilarSearch:
         self.vectors = vectors
         self.settings = settings
         self.redactor = Redactor(ip_addresses=settings.redaction.ip_addresses)
-        self._corpus: _Corpus | None = None
-        self._lock = threading.Lock()
+        self.lexical = SharedLexical(store, settings.data_dir / "lexical" / SCHEMA_VERSION)
+        self._shown: OrderedDict[str, _Shown] = OrderedDict()
+        self._shown_lock = threading.Lock()
 
-    def corpus(self) -> _Corpus:
-        """The in-memory lexical side, rebuilt when the store has changed."""
-        fingerprint = self.store.fingerprint()
-        with self._lock:
-            if self._corpus is None or self._corpus.fingerprint != fingerprint:
-                postmortems = {pm.id: (pm, rev) for pm, rev in self.store.latest_postmortems()}
-                ids = list(postmortems)
-                self._corpus = _Corpus(
-                    fingerprint=fingerprint,
-                    postmortems=postmortems,
-                    sections={i: section_texts(postmortems[i][0]) for i in ids},
-                    lexical=LexicalIndex(ids, [full_text(postmortems[i][0]) for i in ids]),
-                )
-            return self._corpus
+    def postmortems(self, ids: Sequence[str]) -> dict[str, Postmortem]:
+        """The latest revisions of these postmortems (unredacted), by id; absent ones left out."""
+        return {pm.id: pm for pm, _revision in self.store.latest_postmortems(ids)}
 
     def search(
         self,
@@ -168,7 +133,13 @@ class SimilarSearch:
         ranking = self.rank(text, filters, mode, depth=k)
         shown = self.redactor.redact(text)
         query_terms = set(terms(shown))
-        hits = [self._hit(c, ranking.corpus, query_terms, query) for c in ranking.candidates[:k]]
+        top = ranking.candidates[:k]
+        forms = self._shown_forms(top)
+        hits = [
+            self._hit(c, forms[c.postmortem_id], query_terms, query)
+            for c in top
+            if c.postmortem_id in forms
+        ]
         return SearchResult(
             query=shown, mode=mode, hits=hits, degraded=ranking.degraded, notes=ranking.notes
         )
@@ -188,27 +159,26 @@ class SimilarSearch:
         was measured slower: BM25 takes about a millisecond, the thread hand-off more.)
         """
         filters = filters or SearchFilters()
-        if not terms(text):
+        query_terms = terms(text)
+        if not query_terms:
             raise InvalidQuery("the query has no searchable words")
-        corpus = self.corpus()
+        fingerprint = self.store.fingerprint()
+        lexical = self.lexical.current(fingerprint)
         depth = max(depth, self.settings.retrieval.candidates)
         candidates: dict[str, _Candidate] = {}
         if mode in ("hybrid", "lexical"):
-            allowed = None
-            if not filters.is_empty():
-                allowed = {i for i, (pm, _) in corpus.postmortems.items() if passes(pm, filters)}
-            for rank, (pm_id, score) in enumerate(
-                corpus.lexical.search(text, depth, allowed), start=1
-            ):
-                candidates[pm_id] = _Candidate(pm_id, lexical_rank=rank, lexical_score=score)
+            found = lexical.search(query_terms, depth, None if filters.is_empty() else filters)
+            for rank, hit in enumerate(found, start=1):
+                candidates[hit.postmortem_id] = _Candidate(
+                    hit.postmortem_id, hit.revision, lexical_rank=rank, lexical_score=hit.score
+                )
         notes: list[str] = []
         degraded = False
         if mode in ("hybrid", "dense"):
             try:
-                for rank, (pm_id, hits) in enumerate(
-                    self._dense(text, filters, corpus, depth), start=1
-                ):
-                    candidate = candidates.setdefault(pm_id, _Candidate(pm_id))
+                dense = self._dense(text, filters, lexical, depth, empty=fingerprint == "0")
+                for rank, (pm_id, revision, hits) in enumerate(dense, start=1):
+                    candidate = candidates.setdefault(pm_id, _Candidate(pm_id, revision))
                     candidate.dense_rank = rank
                     candidate.dense_hits = hits
                 pending = self.store.index_state.pending_count()
@@ -217,6 +187,11 @@ class SimilarSearch:
                         f"{pending} postmortem revisions are not in the vector index yet "
                         "(run `rca index sync`)"
                     )
+            except EmbedderUnavailable as err:
+                if mode == "dense":
+                    raise
+                degraded = True  # the index is fine: nothing to rebuild
+                notes.append(f"embedding service unavailable, lexical results only: {err}")
             except IndexUnavailable as err:
                 if mode == "dense":
                     raise
@@ -226,26 +201,53 @@ class SimilarSearch:
         for candidate in candidates.values():
             candidate.score = self._fused(candidate)
         ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.postmortem_id))
-        return Ranking(corpus=corpus, candidates=ranked, degraded=degraded, notes=notes)
+        return Ranking(candidates=ranked, degraded=degraded, notes=notes)
 
     def _dense(
-        self, text: str, filters: SearchFilters, corpus: _Corpus, depth: int
-    ) -> list[tuple[str, list[VectorHit]]]:
-        """Postmortems by their best chunk's similarity, each with its chunks best first."""
+        self, text: str, filters: SearchFilters, lexical: LexicalIndex, depth: int, empty: bool
+    ) -> list[tuple[str, int, list[VectorHit]]]:
+        """Postmortems by their best chunk's similarity, each with its indexed revision and its
+        chunks best first."""
         if self.embedder is None or self.vectors is None:
             raise IndexUnavailable("no embedder or vector index configured")
-        if not corpus.postmortems:
+        if empty:
             return []  # nothing stored yet: no collection to ask, and nothing it could find
         vector = self.embedder.embed([text], "query")[0]
         # Chunks, not postmortems, come back: ask for a few per postmortem wanted.
         found = self.vectors.query(vector, depth * CHUNKS_PER_POSTMORTEM, filters)
+        latest = lexical.lookup({hit.postmortem_id for hit in found})
         grouped: dict[str, list[VectorHit]] = defaultdict(list)
         for hit in found:  # best first, so each group is best first too
-            if hit.section in corpus.sections.get(hit.postmortem_id, {}):
+            indexed = latest.get(hit.postmortem_id)
+            if indexed is not None and hit.section in indexed.sections:
                 grouped[hit.postmortem_id].append(hit)
             # else: orphaned, or a section the latest revision no longer has
         order = sorted(grouped, key=lambda i: -grouped[i][0].similarity)
-        return [(pm_id, grouped[pm_id]) for pm_id in order[:depth]]
+        return [(i, latest[i].revision, grouped[i]) for i in order[:depth]]
+
+    def _shown_forms(self, candidates: Sequence[_Candidate]) -> dict[str, _Shown]:
+        """Each candidate's postmortem as hits show it: from the cache when the revision that
+        was ranked is there, else loaded from the store (its latest revision) and redacted."""
+        forms: dict[str, _Shown] = {}
+        with self._shown_lock:
+            for c in candidates:
+                cached = self._shown.get(c.postmortem_id)
+                if cached is not None and cached.revision == c.revision:
+                    self._shown.move_to_end(c.postmortem_id)
+                    forms[c.postmortem_id] = cached
+        missing = [c.postmortem_id for c in candidates if c.postmortem_id not in forms]
+        for pm, revision in self.store.latest_postmortems(missing) if missing else ():
+            redacted = redact_postmortem(pm, self.redactor, PlaceholderTable())
+            sections = section_texts(redacted)
+            forms[pm.id] = _Shown(
+                redacted, revision, sections, {n: set(terms(b)) for n, b in sections.items()}
+            )
+            with self._shown_lock:
+                self._shown[pm.id] = forms[pm.id]
+                self._shown.move_to_end(pm.id)
+                while len(self._shown) > SHOWN_CACHE:
+                    self._shown.popitem(last=False)
+        return forms
 
     def _fused(self, candidate: _Candidate) -> float:
         retrieval = self.settings.retrieval
@@ -259,12 +261,10 @@ class SimilarSearch:
     def _hit(
         self,
         candidate: _Candidate,
-        corpus: _Corpus,
+        shown: _Shown,
         query_terms: set[str],
         query: str | Incident,
     ) -> SimilarHit:
-        revision = corpus.postmortems[candidate.postmortem_id][1]
-        shown = corpus.shown_of(candidate.postmortem_id, self.redactor)
         pm = shown.postmortem
         sections: list[MatchedSection] = []
         seen: set[str] = set()
@@ -311,7 +311,7 @@ class SimilarSearch:
             postmortem_id=pm.id,
             title=pm.title,
             score=round(candidate.score, 6),
-            revision=revision,
+            revision=shown.revision,
             date=pm.date,
             severity=pm.severity,
             services=list(pm.services),

@@ -7,21 +7,24 @@ from dataclasses import dataclass
 from rca.config import Settings
 from rca.ports import Embedder
 from rca.store import Store
-from rca.testing import FakeEmbedder
-from retrieval.embedder import SentenceTransformerEmbedder
+from retrieval.embedder import SentenceTransformerEmbedder, local_embedder
 from retrieval.indexer import Indexer
+from retrieval.remote_embedder import RemoteEmbedder
 from retrieval.search import SimilarSearch
 from retrieval.vector_index import ChromaVectorIndex
 
 
 def make_embedder(settings: Settings) -> Embedder:
-    """The configured embedder."""
+    """The configured embedder: in this process, or the embedding service's client."""
     retrieval = settings.retrieval
-    if retrieval.embedder == "fake":
-        return FakeEmbedder()
-    return SentenceTransformerEmbedder(
-        retrieval.model_dir, batch_size=retrieval.batch_size, int8=retrieval.int8
-    )
+    if retrieval.embedder == "remote":
+        assert retrieval.embedder_url is not None  # the settings refuse remote without a URL
+        return RemoteEmbedder(
+            retrieval.embedder_url,
+            timeout_s=retrieval.embedder_timeout_s,
+            batch_size=retrieval.batch_size,
+        )
+    return local_embedder(settings)
 
 
 @dataclass
@@ -34,9 +37,10 @@ class Retrieval:
     search: SimilarSearch
 
     def close(self) -> None:
-        """Release the vector index client and stop the embedding thread."""
+        """Release the vector index client; stop the embedding thread (or close the
+        connections to the embedding service)."""
         self.vectors.close()
-        if isinstance(self.embedder, SentenceTransformerEmbedder):
+        if isinstance(self.embedder, SentenceTransformerEmbedder | RemoteEmbedder):
             self.embedder.close()
 
 

@@ -3,17 +3,20 @@
 We always pass our own embeddings; collections are created without an embedding function, so
 chroma never loads (or downloads) a model of its own. One collection per embedding model and
 dimension; `rca index rebuild` writes a new generation and switches to it.
+
+One process at a time, on any machine, writes the index: the writer holds a lease in the
+database (`rca.store.index_lease`), for an embedded index and a Chroma server alike. A client
+whose server went away reconnects by itself (chroma's HTTP client opens a new connection for the
+next request), so a sync after a server restart picks up where the failed one stopped.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -25,11 +28,13 @@ from chromadb.api.models.Collection import Collection
 from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.api.types import Where
 from chromadb.config import Settings as ChromaSettings
+from chromadb.errors import NotFoundError, UniqueConstraintError
 
 from rca.config import Settings
 from rca.domain.similar import SearchFilters
-from rca.errors import ConfigurationError, IndexLocked, IndexUnavailable
+from rca.errors import ConfigurationError, IndexUnavailable
 from rca.store import IndexStateStore
+from rca.store.index_lease import IndexLease
 from retrieval.chunking import Chunk, Metadata, split_chunk_id
 
 
@@ -57,28 +62,22 @@ def collection_base(model_id: str, dimension: int) -> str:
     return f"rca-{slug[:80]}-{dimension}"
 
 
-@contextmanager
-def write_lock(path: Path) -> Iterator[None]:
-    """One writer per index directory: a second writer gets IndexLocked at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
+WRITER_LEASE = "vector-index-writer"
+"""The name of the index writer's lease."""
+
+
+def _use_database(client: ClientAPI, database: str) -> None:
+    """Point the client at `database` on its server, creating it when missing (two processes
+    creating it at once is fine)."""
+    admin = chromadb.AdminClient(client.get_settings())  # shares the client's connection
     try:
+        admin.get_database(database)
+    except NotFoundError:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise IndexLocked(
-                f"another process (pid {holder}) is writing the vector index; "
-                f"wait for it to finish (lock file {path})"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing releases the lock
+            admin.create_database(database)
+        except UniqueConstraintError:
+            pass
+    client.set_database(database)
 
 
 class ChromaVectorIndex:
@@ -93,7 +92,6 @@ class ChromaVectorIndex:
         self._state = state
         self._client: ClientAPI | None = None
         self.directory = settings.data_dir / "chroma"
-        self.lock_path = settings.data_dir / "chroma.lock"
 
     # --- connection --------------------------------------------------------------------------
 
@@ -102,16 +100,25 @@ class ChromaVectorIndex:
             return self._client
         chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
         url = self._settings.retrieval.chroma_url
+        database = self._settings.retrieval.chroma_database
         try:
             if url:
                 parsed = urlparse(url)
                 if parsed.scheme not in ("http", "https") or not parsed.hostname:
                     raise ConfigurationError(f"RCA_RETRIEVAL__CHROMA_URL is not a URL: {url!r}")
-                self._client = chromadb.HttpClient(
+                client = chromadb.HttpClient(
                     host=parsed.hostname,
                     port=parsed.port or (443 if parsed.scheme == "https" else 8000),
                     ssl=parsed.scheme == "https",
                     settings=chroma_settings,
+                )
+                if database:
+                    _use_database(client, database)
+                self._client = client
+            elif database:
+                raise ConfigurationError(
+                    "RCA_RETRIEVAL__CHROMA_DATABASE names a database on a Chroma server; set"
+                    " RCA_RETRIEVAL__CHROMA_URL too (an embedded index is one per data directory)"
                 )
             else:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -150,13 +157,15 @@ class ChromaVectorIndex:
                 session.close()
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold the writer lock (embedded index only; a server coordinates its own writers)."""
-        if self.is_remote:
-            yield
-            return
-        with write_lock(self.lock_path):
-            yield
+    def writing(self) -> Iterator[IndexLease]:
+        """Hold the index writer's lease in the database while the body writes; a second
+        writer anywhere gets IndexLocked at once. The body renews it as it works.
+
+        One lease for every collection: the outbox they are fed from is one queue, so a sync
+        or rebuild of one model's collection must not run beside another's either."""
+        ttl = timedelta(seconds=self._settings.retrieval.index_lease_s)
+        with self._state.lease(WRITER_LEASE, ttl).held() as lease:
+            yield lease
 
     # --- collections -------------------------------------------------------------------------
 
@@ -197,14 +206,15 @@ class ChromaVectorIndex:
         wanted = name or self.active_name()
         try:
             return any(c.name == wanted for c in self._connect().list_collections())
-        except IndexUnavailable:
+        except (IndexUnavailable, ConfigurationError):
             raise
         except Exception as err:
             raise IndexUnavailable(f"cannot list vector collections: {err}") from err
 
-    def switch_to(self, name: str) -> None:
-        """Make `name` the active collection and drop older generations of this model."""
-        self._state.put(self._state_key, name)
+    def switch_to(self, name: str, lease: IndexLease | None = None) -> None:
+        """Make `name` the active collection (only while `lease`, if given, is held) and drop
+        older generations of this model."""
+        self._state.put(self._state_key, name, lease)
         client = self._connect()
         for collection in client.list_collections():
             if collection.name.startswith(f"{self.base}-g") and collection.name != name:
@@ -279,7 +289,7 @@ class ChromaVectorIndex:
         """Chunks in the (active) collection."""
         try:
             return self._collection(name or self.active_name(), create=False).count()
-        except IndexUnavailable:
+        except (IndexUnavailable, ConfigurationError):
             raise
         except Exception as err:
             raise IndexUnavailable(f"cannot count the vector index: {err}") from err

@@ -6,6 +6,7 @@ the same port and data, as a restart in production would.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -15,6 +16,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def chroma_settings(server: ChromaServer) -> dict[str, str]:
+    """Retrieval settings naming a fresh database of its own on `server` (rca creates it)."""
+    return {"chroma_url": server.url, "chroma_database": f"test-{secrets.token_hex(8)}"}
 
 
 def free_port() -> int:

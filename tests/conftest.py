@@ -7,6 +7,11 @@ SQLite and on PostgreSQL, each PostgreSQL run in a fresh database of a throwaway
 process it starts, uses it. `RCA_TEST_POSTGRES`: `auto` (the default) runs them where PostgreSQL
 is installed and skips them, saying why, where not; `1` (as `make test` sets) makes a missing
 PostgreSQL a failure; `0` skips them.
+
+`chroma_server` is one Chroma server (`chroma run` on loopback) for the whole run; a test that
+uses it gets a database of its own there (`chroma_settings`), so tests never see each other's
+collections. The API suite's PostgreSQL runs use it: PostgreSQL and a Chroma server is how an
+organisation runs rca on several machines.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import pytest
 from rca.config import Settings
 from rca.store import Store
 from tests import postgres, processes
+from tests.chroma_server import ChromaServer
 
 _real_connect = socket.socket.connect
 
@@ -157,3 +163,13 @@ def store(settings: Settings) -> Iterator[Store]:
     opened = Store.open(settings)
     yield opened
     opened.close()
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
+    """One Chroma server for the run (tests that stop or kill a server start their own)."""
+    server = ChromaServer.start(tmp_path_factory.mktemp("chroma-server"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -81,9 +81,11 @@ def serve_command(
 def _serve_processes(
     settings: Settings, host: str, port: int, processes: int, draft_workers: int | None
 ) -> None:
-    """N server processes and, unless no draft workers are wanted, one `rca worker`."""
+    """N server processes, one embedding service (unless one is configured) and, unless no
+    draft workers are wanted, one `rca worker`."""
     import uvicorn
 
+    from api.embedder_process import EmbedderProcess
     from api.serving import end_with_parent, uvicorn_options
 
     options = uvicorn_options(settings)
@@ -93,6 +95,13 @@ def _serve_processes(
     # submission p99 253 ms with the worker inside, 185 ms with it beside, 32 clients).
     os.environ["RCA_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["RCA_API__DRAFT_WORKERS"] = "0"
+    # One embedding service holds the model for every process below (each would load its own).
+    embedder = None
+    if settings.retrieval.embedder != "remote":
+        embedder = EmbedderProcess(settings)
+        embedder.start()
+        os.environ["RCA_RETRIEVAL__EMBEDDER"] = "remote"
+        os.environ["RCA_RETRIEVAL__EMBEDDER_URL"] = str(embedder.socket)
     threads = settings.api.draft_workers if draft_workers is None else draft_workers
     drafter = None
     if threads > 0:
@@ -110,6 +119,8 @@ def _serve_processes(
             **options,
         )
     finally:
+        if embedder is not None:  # first: the drafter's wait below may fail
+            embedder.stop()
         if drafter is not None:
             drafter.terminate()
             drafter.wait(30)

@@ -1,15 +1,18 @@
 """The index outbox and index state: every saved postmortem revision is queued in the outbox (in
 the transaction that saves it) until the indexer acknowledges it; the indexer keeps its own
-small named values beside it (`IndexStateStore`)."""
+small named values beside it (`IndexStateStore`). A writer holding the index lease
+(`index_lease`) passes it to what it writes here, so a writer that lost it writes nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from rca.store.engine import index_outbox, index_state, read_transaction, write_transaction
+from rca.store.index_lease import IndexLease
 from rca.store.writes import now
 
 
@@ -39,12 +42,24 @@ class IndexStateStore:
         with read_transaction(self.engine) as conn:
             return int(conn.execute(select(func.count()).select_from(index_outbox)).scalar_one())
 
-    def acknowledge(self, up_to_id: int, postmortem_ids: Sequence[str] | None = None) -> int:
-        """Delete handled entries (all up to an id, or only those of some postmortems)."""
+    def lease(self, name: str, ttl: timedelta) -> IndexLease:
+        """A new take of the named writer lease (not taken yet)."""
+        return IndexLease(self.engine, name, ttl)
+
+    def acknowledge(
+        self,
+        up_to_id: int,
+        postmortem_ids: Sequence[str] | None = None,
+        lease: IndexLease | None = None,
+    ) -> int:
+        """Delete handled entries (all up to an id, or only those of some postmortems), only
+        while `lease` (if given) is still held."""
         statement = delete(index_outbox).where(index_outbox.c.id <= up_to_id)
         if postmortem_ids is not None:
             statement = statement.where(index_outbox.c.postmortem_id.in_(list(postmortem_ids)))
         with write_transaction(self.engine) as conn:
+            if lease is not None:
+                lease.confirm(conn)
             return conn.execute(statement).rowcount
 
     def pending_ids(self) -> list[int]:
@@ -56,10 +71,12 @@ class IndexStateStore:
                 conn.execute(select(index_outbox.c.id).order_by(index_outbox.c.id)).scalars()
             )
 
-    def acknowledge_ids(self, ids: Sequence[int]) -> int:
-        """Delete the entries with these ids."""
+    def acknowledge_ids(self, ids: Sequence[int], lease: IndexLease | None = None) -> int:
+        """Delete the entries with these ids, only while `lease` (if given) is still held."""
         done = 0
         with write_transaction(self.engine) as conn:
+            if lease is not None:
+                lease.confirm(conn)
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 done += conn.execute(
@@ -75,9 +92,11 @@ class IndexStateStore:
             ).scalar_one_or_none()
         return None if value is None else str(value)
 
-    def put(self, name: str, value: str) -> None:
-        """Set an index-state value."""
+    def put(self, name: str, value: str, lease: IndexLease | None = None) -> None:
+        """Set an index-state value, only while `lease` (if given) is still held."""
         with write_transaction(self.engine) as conn:
+            if lease is not None:
+                lease.confirm(conn)
             updated = conn.execute(
                 update(index_state)
                 .where(index_state.c.name == name)

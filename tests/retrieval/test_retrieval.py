@@ -1,15 +1,13 @@
-"""Retrieval on real chromadb in a temporary directory, with the deterministic fake embedder."""
+"""Retrieval on real chromadb, embedded in a temporary directory and on a Chroma server (see
+conftest.py), with the deterministic fake embedder."""
 
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
+import shutil
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from rca.store.engine import index_outbox
 from rca.testing import FakeEmbedder
 from retrieval.chunking import SECTIONS, chunk_postmortem
 from retrieval.service import Retrieval, open_retrieval
-from retrieval.vector_index import collection_base, write_lock
+from retrieval.vector_index import WRITER_LEASE, collection_base
 from tests.factories import incident_data, postmortem_data
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -159,7 +157,8 @@ def test_filters_hold_in_every_mode(loaded: Retrieval, mode: str) -> None:
         assert hit.date is not None and date(2023, 1, 1) <= hit.date <= date(2024, 12, 31)
     tagged = loaded.search.search("outage", k=50, filters=SearchFilters(tags=["dns"]), mode=mode)  # type: ignore[arg-type]
     assert tagged.hits and all(
-        "dns" in loaded.search.corpus().postmortems[h.postmortem_id][0].tags for h in tagged.hits
+        "dns" in loaded.search.postmortems([h.postmortem_id])[h.postmortem_id].tags
+        for h in tagged.hits
     )
 
 
@@ -195,10 +194,11 @@ def test_replaying_the_outbox_is_harmless(loaded: Retrieval, store: Store) -> No
 
 def test_deleting_the_index_loses_nothing(loaded: Retrieval, settings: Settings) -> None:
     before = [h.postmortem_id for h in loaded.search.search("certificate expired", k=5).hits]
-    loaded.close()
-    import shutil
-
-    shutil.rmtree(settings.data_dir / "chroma")
+    if loaded.vectors.is_remote:
+        loaded.vectors.drop(loaded.vectors.active_name())
+    else:
+        loaded.close()
+        shutil.rmtree(settings.data_dir / "chroma")
     degraded = loaded.search.search("certificate expired", k=5)
     assert degraded.degraded
     assert any("rca index rebuild" in note for note in degraded.notes)
@@ -209,6 +209,7 @@ def test_deleting_the_index_loses_nothing(loaded: Retrieval, settings: Settings)
     assert not after.degraded and [h.postmortem_id for h in after.hits] == before
 
 
+@pytest.mark.embedded_only
 def test_a_corrupt_index_degrades_search_and_rebuild_repairs_it(
     loaded: Retrieval, settings: Settings
 ) -> None:
@@ -241,12 +242,14 @@ def test_check_finds_and_repairs_drift(loaded: Retrieval, store: Store) -> None:
     assert loaded.indexer.check(repair=False).in_sync
 
 
-def test_a_second_writer_gets_a_clear_error(loaded: Retrieval, settings: Settings) -> None:
-    with write_lock(settings.data_dir / "chroma.lock"):
-        with pytest.raises(IndexLocked, match=r"another process .* is writing the vector index"):
-            loaded.indexer.sync()
-        with pytest.raises(IndexLocked):
-            loaded.indexer.rebuild()
+def test_a_second_writer_gets_a_clear_error(loaded: Retrieval, store: Store) -> None:
+    other = store.index_state.lease(WRITER_LEASE, timedelta(seconds=60))
+    with other.held():
+        for write in (loaded.indexer.sync, loaded.indexer.rebuild, loaded.indexer.check):
+            with pytest.raises(IndexLocked) as locked:
+                write()
+            assert f"another process ({other.holder}, since " in str(locked.value)
+            assert "is writing the vector index" in str(locked.value)
     loaded.indexer.sync()  # free again
 
 
@@ -340,65 +343,17 @@ def test_the_bundled_model_embeds_offline(monkeypatch: pytest.MonkeyPatch) -> No
 def test_retrieval_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         RetrievalSettings(batch_size=0)
+    for ttl in (-5, 0, 0.5, 4000):
+        with pytest.raises(ValueError, match="index_lease_s"):
+            RetrievalSettings(index_lease_s=ttl)
+    for name in ("ab", "-team", "team-", "team a", "tëam", "x" * 513):
+        with pytest.raises(ValueError, match="chroma_database"):
+            RetrievalSettings(chroma_database=name)
+    assert RetrievalSettings(chroma_database="team-a.sre_1").chroma_database == "team-a.sre_1"
     assert json.loads(RetrievalSettings().model_dump_json())["embedder"] == "sentence-transformers"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[str]:
-    """A real Chroma server on loopback, started from the chromadb package's own `chroma`."""
-    binary = Path(sys.executable).parent / "chroma"
-    port = _free_port()
-    log = (tmp_path / "chroma-server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            *(str(binary), "run", "--path", str(tmp_path / "server")),
-            *("--host", "127.0.0.1", "--port", str(port)),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the chroma server did not start") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
-
-
-def test_a_chroma_server_serves_the_index(chroma_server: str, tmp_path: Path) -> None:
-    settings = Settings(
-        data_dir=tmp_path / "data", retrieval=RetrievalSettings(chroma_url=chroma_server)
-    )
-    store = Store.open(settings)
-    try:
-        assert import_paths(store, [EXAMPLES / "postmortems"], 5 << 20).ok
-        retrieval = open_retrieval(settings, store, FakeEmbedder())
-        try:
-            assert retrieval.vectors.is_remote
-            report = retrieval.indexer.sync()
-            assert report.postmortems == 31
-            assert retrieval.vectors.count() == report.chunks
-            assert not (settings.data_dir / "chroma").exists()  # nothing embedded on disk
-            result = retrieval.search.search("TLS certificate expired", k=3, mode="dense")
-            assert not result.degraded and result.hits
-            assert retrieval.indexer.check(repair=False).in_sync
-        finally:
-            retrieval.close()
-    finally:
-        store.close()
+def test_a_server_index_keeps_nothing_on_disk(loaded: Retrieval, settings: Settings) -> None:
+    assert loaded.vectors.is_remote == bool(settings.retrieval.chroma_url)
+    assert (settings.data_dir / "chroma").exists() != loaded.vectors.is_remote
+    assert not (settings.data_dir / "chroma.lock").exists()  # the lease is in the database

@@ -21,14 +21,17 @@ import pytest
 
 from api.worker import DraftWorker
 from rca.store.keys import Role
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+)
 from tests.api.support import INCIDENT_FILE, Api, running_api
 from tests.factories import postmortem_data
 from tests.support import CANARIES
 
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
-pytestmark = pytest.mark.sqlite_only
+# The module's server is built once per back end (`module_backend`), not once per test.
+pytestmark = PER_MODULE
 
 LINES = [" ".join(line.split()) for _name, line, _secret in CANARIES]
 """Each canary on one line (titles, services and tags are single lines)."""
@@ -61,8 +64,11 @@ IMPORTED = "pm-imported-leaky"
 
 
 @pytest.fixture(scope="module")
-def leaky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Leaky]:
+def leaky(
+    tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend
+) -> Iterator[Leaky]:
     for api in running_api(tmp_path_factory.mktemp("leaky")):
+        module_backend.holds(api.services.store.engine)
         yield _seeded(api)
 
 

@@ -12,13 +12,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from rca.store import Store
+from rca.store.keys import ApiKeys
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+)
 from tests.api.support import free_port
 from tests.processes import Served, rca_serve
 
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
-pytestmark = pytest.mark.sqlite_only
+# The module's server is built once per back end (`module_backend`), not once per test.
+pytestmark = PER_MODULE
 
 TIMEOUT_S = 1.0
 """The header and body timeouts the server runs with here."""
@@ -27,7 +32,9 @@ MARGIN_S = 2.5
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend
+) -> Iterator[Served]:
     data = tmp_path_factory.mktemp("slow-clients") / "data"
     with rca_serve(
         data,
@@ -37,6 +44,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         RCA_API__HEADER_TIMEOUT_S=str(TIMEOUT_S),
         RCA_API__BODY_TIMEOUT_S=str(TIMEOUT_S),
     ) as server:
+        # The server is on the module's back end: the admin key it made is in that database.
+        store = Store.open(module_backend.settings(data))
+        try:
+            module_backend.holds(store.engine)
+            assert ApiKeys(store.engine).authenticate(server.key) is not None
+        finally:
+            store.close()
         yield server
 
 

@@ -33,14 +33,18 @@ from rca.store import Store
 from rca.store.keys import Role
 from rca.testing import fake_analyst
 from tests import processes
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+    own_database_fixture,  # noqa: F401
+)
 from tests.api.support import INCIDENT_FILE, ROOT, api_settings, served
 from tests.factories import postmortem_data
 from tests.support import CANARIES
 
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
-pytestmark = pytest.mark.sqlite_only
+# The module's server is built once per back end (`module_backend`), not once per test.
+pytestmark = PER_MODULE
 
 EXAMPLES = ROOT / "examples" / "postmortems"
 CHECKOUT = "pm-2023-01-checkout-bad-deploy"
@@ -68,11 +72,12 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend) -> Iterator[Site]:
     register_provider("fake", ScriptedModel(reply=fake_analyst))
     app = create_app(api_settings(tmp_path_factory.mktemp("mcp")), workers=0)
     with served(app) as url:
         services: Services = app.state.services
+        module_backend.holds(services.store.engine)
         keys = {role: services.keys.create(f"mcp {role.value}", role)[0] for role in Role}
         import_paths(services.store, [EXAMPLES / f"{CHECKOUT}.md", EXAMPLES / f"{DNS}.md"], 10**6)
         leaky = postmortem_data(
@@ -189,11 +194,12 @@ def test_open_action_items_are_listed_a_page_at_a_time(site: Site) -> None:
     assert "malformed cursor" in error(call(site, "list_open_action_items", {"cursor": "x"}))
 
 
-def test_an_item_done_is_no_longer_open(tmp_path: Path) -> None:
+def test_an_item_done_is_no_longer_open(tmp_path: Path, own_database: ModuleBackend) -> None:
     register_provider("fake", ScriptedModel(reply=fake_analyst))
     app = create_app(api_settings(tmp_path), workers=0)
     with served(app) as url:
         services: Services = app.state.services
+        own_database.holds(services.store.engine)
         key = services.keys.create("mcp", Role.ENGINEER)[0]
         services.store.import_postmortem(Postmortem.model_validate(postmortem_data()), "t", "t")
         services.store.set_action_status("pm-test-queue-2025", 0, ActionStatus.DONE, "t")
@@ -319,10 +325,11 @@ def test_mcp_needs_a_valid_api_key(site: Site) -> None:
 # --- the tools over stdio ------------------------------------------------------------------
 
 
-def test_rca_mcp_serves_the_tools_over_stdio(tmp_path: Path) -> None:
+def test_rca_mcp_serves_the_tools_over_stdio(tmp_path: Path, own_database: ModuleBackend) -> None:
     data = tmp_path / "data"
     store = Store.open(Settings(data_dir=data))
     try:
+        own_database.holds(store.engine)
         import_paths(store, [EXAMPLES / f"{DNS}.md"], 10**6)
     finally:
         store.close()
@@ -332,8 +339,8 @@ def test_rca_mcp_serves_the_tools_over_stdio(tmp_path: Path) -> None:
         "RCA_LLM__MODEL": "unused/never-called",
         "RCA_API__WARM_UP": "false",
         processes.MARK: os.environ[processes.MARK],
-        # The database the test's store wrote to (set on the PostgreSQL run).
-        **{k: v for k, v in os.environ.items() if k == "RCA_DATABASE_URL"},
+        # The database (and vector index) the test's store wrote to, on PostgreSQL.
+        **own_database.environment,
     }
     server = StdioServerParameters(
         command=str(rca), args=["--data-dir", str(data), "mcp"], env=environment

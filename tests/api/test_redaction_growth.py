@@ -15,20 +15,25 @@ import pytest
 from api.worker import DraftWorker
 from rca.redaction import CUT_MARK
 from rca.store.keys import Role
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+)
 from tests.api.support import INCIDENT_FILE, Api, running_api
 
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
-pytestmark = pytest.mark.sqlite_only
+# The module's server is built once per back end (`module_backend`), not once per test.
+pytestmark = PER_MODULE
 
 PACKED = "pw a1b2 " * 12_500
 """100,000 characters: the longest text a log line may hold, a password every 8 characters."""
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    yield from running_api(tmp_path_factory.mktemp("growth"))
+def api(tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend) -> Iterator[Api]:
+    for api in running_api(tmp_path_factory.mktemp("growth")):
+        module_backend.holds(api.services.store.engine)
+        yield api
 
 
 @pytest.fixture(scope="module")

@@ -36,12 +36,15 @@ from rca.insights.report import InsightsReport, MonthRow, Spread, Times
 from rca.store.action_updates import set_due_date
 from rca.store.keys import Role
 from rca.store.recurrences import recurrences_of
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+)
 from tests.api.support import api_settings, served
 
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
-pytestmark = pytest.mark.sqlite_only
+# The module's server is built once per back end (`module_backend`), not once per test.
+pytestmark = PER_MODULE
 
 ROOT = Path(__file__).parents[3]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -66,10 +69,11 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend) -> Iterator[Site]:
     app = create_app(api_settings(tmp_path_factory.mktemp("insights")), workers=0)
     with served(app) as url:
         services: Services = app.state.services
+        module_backend.holds(services.store.engine)
         for folder in ("postmortems", "incidents", "history"):
             imported = import_paths(services.store, [ROOT / "examples" / folder], 1_000_000)
             assert imported.problems == [], imported.problems

@@ -23,19 +23,22 @@ from rca.formats.importer import import_paths
 from rca.llm import ScriptedModel, register_provider
 from rca.store.keys import Role
 from rca.testing import fake_analyst
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+    only_on,
+)
 from tests.api.support import INCIDENT_FILE, api_settings, served
-
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
 
 ROOT = Path(__file__).parents[3]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+# The module's server is built once per back end (`module_backend`), not once per test.
 pytestmark = [
-    pytest.mark.sqlite_only,
+    PER_MODULE,
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)"
     ),
@@ -50,11 +53,12 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend) -> Iterator[Site]:
     """The app on uvicorn with a draft worker, the example postmortems indexed, one incident."""
     register_provider("fake", ScriptedModel(reply=fake_analyst))
     app = create_app(api_settings(tmp_path_factory.mktemp("web")), workers=1)
     with served(app) as url:
+        module_backend.holds(app.state.services.store.engine)
         yield from _seeded(app, url)
 
 
@@ -188,6 +192,7 @@ def test_a_reviewer_drafts_reviews_finalizes_and_finds_it_in_similar_search(
     shot(page, "action-items")
 
 
+@only_on("sqlite")  # the page, not the store: another back end repeats it
 def test_a_reviewer_reads_the_sections_drafted_so_far_while_the_model_works(
     browser: Any, site: Site
 ) -> None:
@@ -279,6 +284,7 @@ HOSTILE = [
 ]
 
 
+@only_on("sqlite")  # the page, not the store: another back end repeats it
 def test_hostile_incident_text_never_runs_links_or_loads_anything(browser: Any, site: Site) -> None:
     data = json.loads(INCIDENT_FILE.read_text())
     data["id"] = "inc-hostile"

@@ -19,16 +19,18 @@ from rca.config import OutboundSettings
 from rca.store.keys import Role
 from rca.store.webhooks import DeliveryState, RetryPolicy, WebhookEvent, Webhooks, enqueue
 from rca.store.writes import writing
+from tests.api.module_backend import (  # fixtures: pytest finds them in the module
+    PER_MODULE,
+    ModuleBackend,
+    module_backend_fixture,  # noqa: F401
+)
 from tests.api.support import api_settings, free_port, served
-
-# The module's server is built once, for the first test: on SQLite. Its PostgreSQL variants would
-# only repeat the SQLite run, so the module runs on SQLite alone (backend-aware module fixtures
-# are still to do; the API's other suites cover PostgreSQL).
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright_api = pytest.importorskip("playwright.sync_api")
+# The module's server is built once per back end (`module_backend`), not once per test.
 pytestmark = [
-    pytest.mark.sqlite_only,
+    PER_MODULE,
     pytest.mark.skipif(
         not Path(CHROMIUM).exists(), reason="needs Debian's chromium (make test installs it)"
     ),
@@ -45,7 +47,7 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend) -> Iterator[Site]:
     outbound = OutboundSettings(max_attempts=1, timeout_s=0.5, senders=0)
     settings = api_settings(tmp_path_factory.mktemp("hooks")).model_copy(
         update={"outbound": outbound}
@@ -53,6 +55,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     app = create_app(settings, workers=0)
     with served(app) as url:
         services: Services = app.state.services
+        module_backend.holds(services.store.engine)
         webhooks = Webhooks(services.store.engine, RetryPolicy.of(outbound))
         down = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
         webhooks.create(down, [WebhookEvent.ACTION_ITEM_UPDATED.value], "follow-up <b>bot</b>")

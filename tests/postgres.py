@@ -3,7 +3,8 @@
 `Cluster.start()` runs Debian's PostgreSQL (`/usr/lib/postgresql/<version>/bin`, installed by
 `make postgres`) from a temporary directory on a Unix socket only; PostgreSQL refuses to run as
 root, so as root (as CI runs) the cluster runs as the `postgres` user. It is tuned for tests,
-not for keeping data (no fsync). A template database is migrated once; each test gets a copy
+not for keeping data (no fsync) unless started `durable` (fsync and synchronous commit on, as a
+benchmark must run it). A template database is migrated once; each test gets a copy
 of it (`CREATE DATABASE ... TEMPLATE`, a few tens of milliseconds), dropped afterwards.
 """
 
@@ -76,17 +77,21 @@ class Cluster:
     databases: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(cls, pg_bin: Path) -> Cluster:
+    def start(cls, pg_bin: Path, durable: bool = False) -> Cluster:
+        """Start a cluster; `durable` keeps PostgreSQL's defaults for fsync, synchronous commit
+        and full-page writes (what production runs), instead of turning them off."""
         root = Path(tempfile.mkdtemp(prefix="rca-pg-"))
         if os.geteuid() == 0:
             shutil.chown(root, USER)
         cluster = cls(pg_bin, root)
         try:
             cluster._run("initdb", "-D", str(root / "db"), "-A", "trust", "-U", USER, "-E", "UTF8")
+            unsafe = (
+                "" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
             options = (
-                f"-k {root} -c listen_addresses= -c fsync=off -c synchronous_commit=off"
-                " -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB"
-                " -c timezone=UTC"
+                f"-k {root} -c listen_addresses={unsafe} -c max_connections=300"
+                " -c shared_buffers=64MB -c timezone=UTC"
             )
             cluster._run(
                 "pg_ctl", "-D", str(root / "db"), "-o", options, "-l", str(root / "log"), "-w",

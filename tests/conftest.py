@@ -30,7 +30,7 @@ import pytest
 from rca.config import Settings
 from rca.store import Store
 from tests import postgres, processes
-from tests.chroma_server import ChromaServer
+from tests.chroma_server import ChromaServer, free_port
 
 _real_connect = socket.socket.connect
 
@@ -91,7 +91,23 @@ def _no_process_left_behind() -> Iterator[None]:
 BACKENDS = ("sqlite", "postgresql")
 
 
+CHROMA_PORT = free_port()
+"""The session Chroma server's port, chosen before collection so that the warning filter below
+can name it."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # chromadb's HTTP client keeps keep-alive sockets to the server in objects it does not
+    # close (its per-settings system cache); the garbage collector closes them later, in
+    # whatever test runs then, or at the end. Only sockets to the session's Chroma server are
+    # let through (later filter lines take precedence over the configured `error`).
+    target = rf"raddr=\('127\.0\.0\.1', {CHROMA_PORT}\)"
+    config.addinivalue_line("filterwarnings", f"ignore:unclosed <socket[^>]*{target}")
+    config.addinivalue_line(
+        "filterwarnings",
+        f"ignore:Exception ignored in. <socket[^>]*{target}"
+        ":pytest.PytestUnraisableExceptionWarning",
+    )
     config.addinivalue_line(
         "markers", "sqlite_only: a test of SQLite's own machinery, not run on PostgreSQL"
     )
@@ -168,7 +184,7 @@ def store(settings: Settings) -> Iterator[Store]:
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChromaServer]:
     """One Chroma server for the run (tests that stop or kill a server start their own)."""
-    server = ChromaServer.start(tmp_path_factory.mktemp("chroma-server"))
+    server = ChromaServer.start(tmp_path_factory.mktemp("chroma-server"), CHROMA_PORT)
     try:
         yield server
     finally:

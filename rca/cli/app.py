@@ -9,7 +9,7 @@
 | `check` | `rca.cli.check` |
 | `similar`, `index ...` | `retrieval.cli` (entry point `rca.cli: retrieval`) |
 | `draft`, `serve`, `worker`, `keys ...`, `mcp` | `api.cli` (entry point `rca.cli: api`) |
-| `recurrences ...` | `api.cli` |
+| `recurrences ...`, `embedder serve` | `api.cli` |
 | `eval ...` | `evals.cli` (entry point `rca.cli: evals`) |
 
 The core commands are added directly; the packages above rca plug theirs in through the

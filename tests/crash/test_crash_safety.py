@@ -61,9 +61,7 @@ def test_the_integrity_check_finds_a_key_left_in_flight(backend: str, tmp_path: 
         found = checks.integrity(store.engine, ledger)
     finally:
         store.close()
-    assert found == [
-        "an idempotency key left in flight, or done without its answer: ['k1/left'] (1 in all)"
-    ]
+    assert found == ["every idempotent request is finished and keeps its answer: broken by k1/left"]
     assert ledger.findings == [f"integrity: {found[0]}"]
 
 

@@ -19,6 +19,7 @@ import pytest
 from api.app import create_app
 from api.services import Services
 from rca.domain import Incident
+from rca.errors import IndexLocked
 from rca.formats.importer import import_paths
 from rca.llm import ScriptedModel, register_provider
 from rca.store.keys import Role
@@ -65,7 +66,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, module_backend: ModuleBackend
 def _seeded(app: Any, url: str) -> Iterator[Site]:
     services: Services = app.state.services
     import_paths(services.store, [ROOT / "examples" / "postmortems"], 1_000_000)
-    services.retrieval.indexer.sync()
+    deadline = time.monotonic() + 120
+    while True:  # the server's draft worker may be syncing the same outbox: wait for it
+        try:
+            services.retrieval.indexer.sync()
+            break
+        except IndexLocked:
+            assert time.monotonic() < deadline, "the index writer lease was never free"
+            time.sleep(0.2)
     services.store.create_incident(Incident.model_validate_json(INCIDENT_FILE.read_text()), "t")
     keys = {role: services.keys.create(f"{role.value} user", role)[0] for role in Role}
     yield Site(url, keys, services)

@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.processes import stop
+
 
 def chroma_settings(server: ChromaServer) -> dict[str, str]:
     """Retrieval settings naming a fresh database of its own on `server` (rca creates it)."""
@@ -97,9 +99,4 @@ class ChromaServer:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop(process, 10)

@@ -97,6 +97,16 @@ def kill(procs: list[Proc]) -> None:
             pass
 
 
+def stop(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM, then SIGKILL when it has not ended after `grace_s` seconds; waits for the end."""
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 @dataclass(frozen=True)
 class Served:
     """A running `rca serve`."""
@@ -151,10 +161,5 @@ def rca_serve(data_dir: Path, port: int, *args: str, **env: str) -> Iterator[Ser
         yield Served(server, base, port, key, log)
     finally:
         below = descendants(server.pid)
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop(server, 30)
         kill([p for p in below if is_running(p.pid)])

@@ -26,7 +26,7 @@ from rca.testing import FakeEmbedder
 from retrieval.service import open_retrieval
 from tests.api.support import free_port
 from tests.factories import postmortem_data
-from tests.processes import Proc, Served, descendants, is_running, kill, rca_serve
+from tests.processes import Proc, Served, descendants, is_running, kill, rca_serve, stop
 
 
 def _get(base: str, key: str, path: str) -> Any:
@@ -84,12 +84,7 @@ def _serve_two(data: Path, port: int, start_s: float = 420) -> Iterator[Served]:
         yield Served(server, base, port, found.group(1), log)
     finally:
         below = descendants(server.pid)
-        server.terminate()
-        try:
-            server.wait(90)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop(server, 90)
         kill([p for p in below if is_running(p.pid)])
 
 

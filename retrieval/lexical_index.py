@@ -127,11 +127,32 @@ class LexicalHit:
     revision: int
 
 
+class _View:
+    """One searcher (a commit as it was when opened) and what was read of its stored fields:
+    a document's stored fields never change within a searcher, so each is read once."""
+
+    def __init__(self, searcher: tantivy.Searcher) -> None:
+        self.searcher = searcher
+        self.docs: dict[str, IndexedDoc] = {}
+        self.hits: dict[tuple[int, int], tuple[str, int]] = {}
+
+    def hit(self, address: tantivy.DocAddress) -> tuple[str, int]:
+        """The id and revision stored at `address`."""
+        key = (address.segment_ord, address.doc)
+        found = self.hits.get(key)
+        if found is None:
+            stored = self.searcher.doc(address)
+            found = self.hits[key] = (str(stored["id"][0]), int(stored["revision"][0]))
+        return found
+
+
 class LexicalIndex:
     """A tantivy index of postmortems: in memory (`path=None`) or in a directory.
 
     Any number of processes may read a directory; one writes at a time (tantivy's own lock
-    refuses a second writer). Readers see a commit after `reload()`."""
+    refuses a second writer). Readers see a commit after `reload()`. What searches read of
+    the stored fields is kept until the next reload (at most a few small values per document).
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         """Open the index in `path`, creating it if the directory is empty or missing; raises
@@ -146,15 +167,15 @@ class LexicalIndex:
             else:
                 self._index = tantivy.Index(SCHEMA, path=str(path), reuse=False)
         self._index.config_reader("manual")
-        self._searcher = self._index.searcher()
+        self._view = _View(self._index.searcher())
 
     def reload(self) -> None:
         """See the latest commit (of any process)."""
         self._index.reload()
-        self._searcher = self._index.searcher()
+        self._view = _View(self._index.searcher())
 
     def __len__(self) -> int:
-        return int(self._searcher.num_docs)
+        return int(self._view.searcher.num_docs)
 
     def write(
         self, postmortems: Iterable[tuple[Postmortem, int]], deleted: Sequence[str] = ()
@@ -182,7 +203,7 @@ class LexicalIndex:
 
     def revisions(self) -> dict[str, int]:
         """Every indexed postmortem id with the revision indexed."""
-        searcher = self._searcher
+        searcher = self._view.searcher
         found: dict[str, int] = {}
         if not searcher.num_docs:
             return found
@@ -194,15 +215,19 @@ class LexicalIndex:
 
     def lookup(self, ids: Iterable[str]) -> dict[str, IndexedDoc]:
         """The indexed revision and section names of these postmortems (absent ones left out)."""
-        wanted = sorted(set(ids))
+        view = self._view
+        known = view.docs
+        asked = set(ids)
+        found = {i: known[i] for i in asked if i in known}
+        wanted = sorted(asked - found.keys())
         if not wanted:
-            return {}
-        searcher = self._searcher
+            return found
+        searcher = view.searcher
         query = tantivy.Query.term_set_query(SCHEMA, "id", wanted)
-        found: dict[str, IndexedDoc] = {}
         for _score, address in searcher.search(query, limit=len(wanted), count=False).hits:
             stored = searcher.doc(address)
-            found[str(stored["id"][0])] = IndexedDoc(
+            ident = str(stored["id"][0])
+            found[ident] = known[ident] = IndexedDoc(
                 int(stored["revision"][0]), frozenset(str(s) for s in stored.get_all("section"))
             )
         return found
@@ -213,7 +238,8 @@ class LexicalIndex:
         """The `k` best documents for these (already analysed) terms with a positive score,
         best first, ties by id. A term given twice counts twice, as in the query."""
         wanted = [t for t in query_terms if len(t) <= MAX_TERM_CHARS]
-        searcher = self._searcher
+        view = self._view
+        searcher = view.searcher
         if not wanted or k <= 0 or not searcher.num_docs:
             return []
         text = tantivy.Query.boolean_query(
@@ -226,9 +252,7 @@ class LexicalIndex:
         hits = searcher.search(query, limit=min(k, searcher.num_docs), count=False).hits
         ranked = []
         for score, address in hits:
-            stored = searcher.doc(address)
-            ranked.append(
-                LexicalHit(str(stored["id"][0]), float(score), int(stored["revision"][0]))
-            )
+            ident, revision = view.hit(address)
+            ranked.append(LexicalHit(ident, float(score), revision))
         ranked.sort(key=lambda hit: (-hit.score, hit.postmortem_id))
         return [hit for hit in ranked if hit.score > 0.0]

@@ -32,7 +32,7 @@ from rca.domain.similar import (
 from rca.errors import IndexUnavailable, InvalidQuery
 from rca.ports import Embedder
 from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
-from rca.store import Store
+from rca.store import SearchSnapshot, Store
 from retrieval.chunking import section_texts
 from retrieval.lexical import first_match, terms
 from retrieval.lexical_index import SCHEMA_VERSION, LexicalIndex
@@ -162,7 +162,10 @@ class SimilarSearch:
         query_terms = terms(text)
         if not query_terms:
             raise InvalidQuery("the query has no searchable words")
-        fingerprint = self.store.fingerprint()
+        state = self.store.index_state.snapshot(
+            self.vectors.state_key if self.vectors is not None else ""
+        )
+        fingerprint = state.fingerprint
         lexical = self.lexical.current(fingerprint)
         depth = max(depth, self.settings.retrieval.candidates)
         candidates: dict[str, _Candidate] = {}
@@ -176,15 +179,14 @@ class SimilarSearch:
         degraded = False
         if mode in ("hybrid", "dense"):
             try:
-                dense = self._dense(text, filters, lexical, depth, empty=fingerprint == "0")
+                dense = self._dense(text, filters, lexical, depth, state)
                 for rank, (pm_id, revision, hits) in enumerate(dense, start=1):
                     candidate = candidates.setdefault(pm_id, _Candidate(pm_id, revision))
                     candidate.dense_rank = rank
                     candidate.dense_hits = hits
-                pending = self.store.index_state.pending_count()
-                if pending:
+                if state.pending:
                     notes.append(
-                        f"{pending} postmortem revisions are not in the vector index yet "
+                        f"{state.pending} postmortem revisions are not in the vector index yet "
                         "(run `rca index sync`)"
                     )
             except EmbedderUnavailable as err:
@@ -204,17 +206,27 @@ class SimilarSearch:
         return Ranking(candidates=ranked, degraded=degraded, notes=notes)
 
     def _dense(
-        self, text: str, filters: SearchFilters, lexical: LexicalIndex, depth: int, empty: bool
+        self,
+        text: str,
+        filters: SearchFilters,
+        lexical: LexicalIndex,
+        depth: int,
+        state: SearchSnapshot,
     ) -> list[tuple[str, int, list[VectorHit]]]:
         """Postmortems by their best chunk's similarity, each with its indexed revision and its
         chunks best first."""
         if self.embedder is None or self.vectors is None:
             raise IndexUnavailable("no embedder or vector index configured")
-        if empty:
+        if state.fingerprint == "0":
             return []  # nothing stored yet: no collection to ask, and nothing it could find
         vector = self.embedder.embed([text], "query")[0]
         # Chunks, not postmortems, come back: ask for a few per postmortem wanted.
-        found = self.vectors.query(vector, depth * CHUNKS_PER_POSTMORTEM, filters)
+        found = self.vectors.query(
+            vector,
+            depth * CHUNKS_PER_POSTMORTEM,
+            filters,
+            self.vectors.active_from(state.value),
+        )
         latest = lexical.lookup({hit.postmortem_id for hit in found})
         grouped: dict[str, list[VectorHit]] = defaultdict(list)
         for hit in found:  # best first, so each group is best first too

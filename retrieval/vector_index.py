@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -44,16 +44,15 @@ class VectorHit:
 
     chunk_id: str
     similarity: float
+    postmortem_id: str = field(init=False, compare=False)
+    """The postmortem the chunk belongs to."""
+    section: str = field(init=False, compare=False)
+    """The section the chunk was cut from."""
 
-    @property
-    def postmortem_id(self) -> str:
-        """The postmortem the chunk belongs to."""
-        return split_chunk_id(self.chunk_id)[0]
-
-    @property
-    def section(self) -> str:
-        """The section the chunk was cut from."""
-        return split_chunk_id(self.chunk_id)[1]
+    def __post_init__(self) -> None:
+        postmortem_id, section = split_chunk_id(self.chunk_id)
+        object.__setattr__(self, "postmortem_id", postmortem_id)
+        object.__setattr__(self, "section", section)
 
 
 def collection_base(model_id: str, dimension: int) -> str:
@@ -91,6 +90,10 @@ class ChromaVectorIndex:
         self.dimension = dimension
         self._state = state
         self._client: ClientAPI | None = None
+        self._opened: dict[str, Collection] = {}
+        """Collections searched, by name: opening one asks chroma's catalogue each time (more
+        than the search itself costs). A name is never reused for another collection (each
+        rebuild writes a new generation); one that fails is forgotten and opened again."""
         self.directory = settings.data_dir / "chroma"
 
     # --- connection --------------------------------------------------------------------------
@@ -143,6 +146,7 @@ class ChromaVectorIndex:
     def close(self) -> None:
         """Release the client: chroma stops a path's system when its last client closes."""
         client, self._client = self._client, None
+        self._opened.clear()
         if not isinstance(client, Client):  # what Persistent/HttpClient return
             return
         # chroma's HTTP transport keeps httpx sessions (the client's and its admin client's)
@@ -170,16 +174,21 @@ class ChromaVectorIndex:
     # --- collections -------------------------------------------------------------------------
 
     @property
-    def _state_key(self) -> str:
+    def state_key(self) -> str:
+        """The index-state value naming the active collection."""
         return f"active_collection:{self.base}"
 
     def active_name(self) -> str:
         """The collection searches read."""
-        return self._state.get(self._state_key) or f"{self.base}-g1"
+        return self.active_from(self._state.get(self.state_key))
+
+    def active_from(self, stored: str | None) -> str:
+        """The active collection, given the value of `state_key` (None: never set)."""
+        return stored or f"{self.base}-g1"
 
     def next_name(self) -> str:
         """A fresh generation's name, for a rebuild (g1 when none was ever active)."""
-        current = self._state.get(self._state_key)
+        current = self._state.get(self.state_key)
         generation = int(current.rsplit("-g", 1)[1]) if current else 0
         return f"{self.base}-g{generation + 1}"
 
@@ -193,7 +202,12 @@ class ChromaVectorIndex:
                     configuration={"hnsw": {"space": "cosine"}},
                     metadata={"rca_base": self.base, "dimension": self.dimension},
                 )
-            return client.get_collection(name=name, embedding_function=None)
+            opened = self._opened.get(name)
+            if opened is None:
+                opened = self._opened[name] = client.get_collection(
+                    name=name, embedding_function=None
+                )
+            return opened
         except Exception as err:
             raise IndexUnavailable(f"vector collection {name} is unusable: {err}") from err
 
@@ -214,14 +228,16 @@ class ChromaVectorIndex:
     def switch_to(self, name: str, lease: IndexLease | None = None) -> None:
         """Make `name` the active collection (only while `lease`, if given, is held) and drop
         older generations of this model."""
-        self._state.put(self._state_key, name, lease)
+        self._state.put(self.state_key, name, lease)
         client = self._connect()
         for collection in client.list_collections():
             if collection.name.startswith(f"{self.base}-g") and collection.name != name:
+                self._opened.pop(collection.name, None)
                 client.delete_collection(collection.name)
 
     def drop(self, name: str) -> None:
         """Delete a collection (a failed rebuild's leftovers)."""
+        self._opened.pop(name, None)
         try:
             self._connect().delete_collection(name)
         except Exception as err:
@@ -287,22 +303,30 @@ class ChromaVectorIndex:
 
     def count(self, name: str | None = None) -> int:
         """Chunks in the (active) collection."""
+        name = name or self.active_name()
         try:
-            return self._collection(name or self.active_name(), create=False).count()
+            return self._collection(name, create=False).count()
         except (IndexUnavailable, ConfigurationError):
             raise
         except Exception as err:
+            self._opened.pop(name, None)
             raise IndexUnavailable(f"cannot count the vector index: {err}") from err
 
     def query(
-        self, vector: Sequence[float], n: int, filters: SearchFilters | None = None
+        self,
+        vector: Sequence[float],
+        n: int,
+        filters: SearchFilters | None = None,
+        name: str | None = None,
     ) -> list[VectorHit]:
-        """The `n` nearest chunks (cosine similarity, best first) passing the filter.
+        """The `n` nearest chunks (cosine similarity, best first) passing the filter, in the
+        collection `name` (default: the active one).
 
         Only ids and distances are read: fetching hundreds of chunks' metadata and text costs
         ten times the nearest-neighbour search itself, and the ids say everything ranking needs.
         """
-        collection = self._collection(self.active_name(), create=False)
+        name = name or self.active_name()
+        collection = self._collection(name, create=False)
         try:
             found = collection.query(
                 query_embeddings=np.asarray([vector], dtype=np.float32),
@@ -311,6 +335,7 @@ class ChromaVectorIndex:
                 include=["distances"],
             )
         except Exception as err:
+            self._opened.pop(name, None)
             raise IndexUnavailable(f"cannot search the vector index: {err}") from err
         ids = found["ids"][0]
         distances = (found["distances"] or [[]])[0]

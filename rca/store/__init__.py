@@ -26,7 +26,7 @@ from rca.store import (
 )
 from rca.store.action_items import ActionItemRow, ActionStatusRecord, with_statuses
 from rca.store.incident_records import IncidentSummary
-from rca.store.outbox import IndexStateStore, OutboxEntry
+from rca.store.outbox import IndexStateStore, OutboxEntry, SearchSnapshot
 from rca.store.postmortem_records import (
     PostmortemSummary,
     RevisionInfo,
@@ -47,6 +47,7 @@ __all__ = [
     "PostmortemSummary",
     "RevisionInfo",
     "SaveResult",
+    "SearchSnapshot",
     "Store",
     "StoredPostmortem",
     "save_postmortem_in",

@@ -11,8 +11,14 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, delete, func, insert, select, update
 
-from rca.store.engine import index_outbox, index_state, read_transaction, write_transaction
+from rca.store.engine import (
+    index_outbox,
+    index_state,
+    read_transaction,
+    write_transaction,
+)
 from rca.store.index_lease import IndexLease
+from rca.store.postmortem_records import fingerprint_in
 from rca.store.writes import now
 
 
@@ -23,6 +29,18 @@ class OutboxEntry:
     id: int
     postmortem_id: str
     revision: int
+
+
+@dataclass(frozen=True)
+class SearchSnapshot:
+    """What a search needs to know of the store before it reads the indexes, read at once."""
+
+    fingerprint: str
+    """`Store.fingerprint()`: changes with every new postmortem revision."""
+    pending: int
+    """Outbox entries waiting to be indexed."""
+    value: str | None
+    """The index-state value asked for (the active vector collection)."""
 
 
 class IndexStateStore:
@@ -83,6 +101,17 @@ class IndexStateStore:
                     delete(index_outbox).where(index_outbox.c.id.in_(chunk))
                 ).rowcount
         return done
+
+    def snapshot(self, name: str) -> SearchSnapshot:
+        """The store's fingerprint, the outbox backlog and one index-state value, in one read
+        transaction (a search asks for all three; each transaction costs more than its query)."""
+        with read_transaction(self.engine) as conn:
+            fingerprint = fingerprint_in(conn)
+            pending = conn.execute(select(func.count()).select_from(index_outbox)).scalar_one()
+            value = conn.execute(
+                select(index_state.c.value).where(index_state.c.name == name)
+            ).scalar_one_or_none()
+        return SearchSnapshot(fingerprint, int(pending), None if value is None else str(value))
 
     def get(self, name: str) -> str | None:
         """A stored index-state value."""

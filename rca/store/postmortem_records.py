@@ -260,7 +260,12 @@ def fingerprint(engine: Engine) -> str:
     the small `postmortems` table, not the revisions (whose rows carry whole documents).
     """
     with read_transaction(engine) as conn:
-        total = conn.execute(select(func.sum(postmortems.c.latest_revision))).scalar_one()
+        return fingerprint_in(conn)
+
+
+def fingerprint_in(conn: Connection) -> str:
+    """`fingerprint`, read inside a transaction the caller holds."""
+    total = conn.execute(select(func.sum(postmortems.c.latest_revision))).scalar_one()
     return str(total or 0)
 
 

@@ -266,3 +266,14 @@ def test_an_in_memory_index_searches_like_the_shared_one(
     on_disk = shared(lex_store, lex_settings).current().search(["zebra", "stamped"], 5)
     assert memory.search(["zebra", "stamped"], 5) == on_disk
     assert [h.postmortem_id for h in on_disk] == ["pm-5", "pm-4", "pm-3", "pm-2", "pm-1"]
+
+
+def test_what_searches_read_is_kept_only_until_the_index_changes() -> None:
+    index = LexicalIndex()
+    index.write([(make_pm("pm-a", "A zebra stampede."), 1)])
+    first = index.lookup(iter(["pm-a", "pm-none"]))  # any iterable, absent ids left out
+    assert first["pm-a"].revision == 1 and "root_causes" in first["pm-a"].sections
+    assert index.lookup(["pm-a"]) == first and index.search(["zebra"], 5)[0].revision == 1
+    index.write([(make_pm("pm-a", "A zebra stampede, again."), 2)])
+    assert index.lookup(["pm-a"])["pm-a"].revision == 2
+    assert index.search(["zebra"], 5)[0].revision == 2

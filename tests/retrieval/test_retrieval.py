@@ -209,6 +209,23 @@ def test_deleting_the_index_loses_nothing(loaded: Retrieval, settings: Settings)
     assert not after.degraded and [h.postmortem_id for h in after.hits] == before
 
 
+def test_a_rebuild_by_another_process_is_followed_by_searches_here(
+    loaded: Retrieval, store: Store, settings: Settings
+) -> None:
+    before = [h.postmortem_id for h in loaded.search.search("certificate expired", k=5).hits]
+    old = loaded.vectors.active_name()
+    other = open_retrieval(settings, store, FakeEmbedder())  # as another process would
+    try:
+        rebuilt = other.indexer.rebuild()
+        assert rebuilt.collection != old and not other.vectors.exists(old)
+    finally:
+        other.close()
+    after = loaded.search.search("certificate expired", k=5)  # this process opened `old`
+    assert not after.degraded and [h.postmortem_id for h in after.hits] == before
+    assert loaded.vectors.active_name() == rebuilt.collection
+    assert loaded.vectors.count() == rebuilt.chunks
+
+
 @pytest.mark.embedded_only
 def test_a_corrupt_index_degrades_search_and_rebuild_repairs_it(
     loaded: Retrieval, settings: Settings

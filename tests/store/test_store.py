@@ -185,3 +185,21 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     with second.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0013"
     second.close()
+
+
+def test_a_search_snapshot_reads_the_fingerprint_the_backlog_and_a_state_value(
+    store: Store,
+) -> None:
+    state = store.index_state
+    empty = state.snapshot("active_collection:x")
+    assert (empty.fingerprint, empty.pending, empty.value) == ("0", 0, None)
+    store.save_postmortem(Postmortem.model_validate(postmortem_data(id="pm-a")), source="test")
+    changed = Postmortem.model_validate(postmortem_data(id="pm-a", summary="Changed."))
+    store.save_postmortem(changed, source="test")
+    store.save_postmortem(Postmortem.model_validate(postmortem_data(id="pm-b")), source="test")
+    state.put("active_collection:x", "rca-x-g2")
+    snapshot = state.snapshot("active_collection:x")
+    assert snapshot.fingerprint == store.fingerprint() == "3"  # revisions 1, 2 of a; 1 of b
+    assert snapshot.pending == state.pending_count() == 3
+    assert snapshot.value == "rca-x-g2"
+    assert state.snapshot("another").value is None

@@ -27,6 +27,7 @@ import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +91,9 @@ class EmbeddingService:
         self.embedder = embedder
         self.max_texts = max_texts
         self.max_bytes = max_bytes
+        # A thread per request in the service (not asyncio's default few), so that concurrent
+        # queries wait together and the embedder encodes them as one batch.
+        self._calls = ThreadPoolExecutor(MAX_CONCURRENT, thread_name_prefix="rca-embed-call")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -128,7 +132,9 @@ class EmbeddingService:
         if request.model is not None and request.model != model_id:
             raise Refused(422, f"this service embeds with {model_id}, not {request.model}")
         try:
-            vectors = await asyncio.to_thread(self.embedder.embed, texts, request.input_type)
+            vectors = await asyncio.get_running_loop().run_in_executor(
+                self._calls, self.embedder.embed, texts, request.input_type
+            )
         except RcaError as err:
             log.error("embedding failed: %s", err)
             raise Refused(503, f"the model cannot embed: {err}") from err

@@ -1,13 +1,15 @@
 """The index writer's lease: one process at a time, on any machine, writes the vector index.
 
-A lease is a named row in `index_leases` holding who has it (`host:pid:random`, new for every
-take, so two threads of one process exclude each other too) and until when. Taking it is one
-atomic statement that succeeds only when the row is absent, released or expired; on PostgreSQL
-a second taker waits for the first one's row lock and then sees the row taken. A writer renews it
-as it works; one that stops renewing (killed, hung) loses it once it expires, and another
-process takes over. Its writes to the store (acknowledged outbox rows, the active collection)
-happen in the transaction that renews it (`confirm`), so a writer that lost its lease changes
-nothing more.
+A lease is a named row in `index_leases` holding who has it (`host:pid:random:pid-namespace`,
+new for every take, so two threads of one process exclude each other too) and until when.
+Taking it is one atomic statement that succeeds only when the row is absent, released or
+expired; on PostgreSQL a second taker waits for the first one's row lock and then sees the row
+taken. A writer renews it as it works; one that stops renewing (killed, hung) loses it once it
+expires, and another process takes over. A holder that died on the same machine (same host
+name and PID namespace, and no process has its PID any more) is taken over at once; a PID that
+another process took since only means waiting for the expiry. Its writes to the store
+(acknowledged outbox rows, the active collection) happen in the transaction that renews it
+(`confirm`), so a writer that lost its lease changes nothing more.
 
 Times come from the database's clock on PostgreSQL (`clock_timestamp()`), so machines whose
 clocks disagree still agree on when a lease expires; SQLite is one machine's file, and its
@@ -44,9 +46,9 @@ index_leases = Table(
     Column("taken_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
 )
-"""Named leases of index writers (one row per name): who holds it (`host:pid:random`), since
-when, and until when unless renewed; a released lease expires at its release. (Declared here,
-beside its only user, as the other stores' tables are: engine.py is at its size limit.)"""
+"""Named leases of index writers (one row per name): who holds it (`new_holder`), since when,
+and until when unless renewed; a released lease expires at its release. (Declared here, beside
+its only user, as the other stores' tables are: engine.py is at its size limit.)"""
 
 
 @dataclass(frozen=True)
@@ -59,9 +61,38 @@ class LeaseState:
     expires_at: datetime
 
 
+def _pid_namespace() -> str:
+    """This process's PID namespace (Linux: the inode of /proc/self/ns/pid); "" if unknown.
+    Two containers may share a host name; their PIDs mean the same only in one namespace."""
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return ""
+
+
 def new_holder() -> str:
-    """`host:pid:random`: says which process holds a lease, and tells apart two takes in it."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    """`host:pid:random:pid-namespace`: says which process holds a lease, and tells apart two
+    takes in it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{_pid_namespace()}"
+
+
+def died_here(holder: str) -> bool:
+    """Whether `holder` was a process of this machine (and PID namespace) that is gone."""
+    parts = holder.split(":")
+    if len(parts) != 4 or not parts[3] or not parts[1].isdigit():
+        return False  # another format, or a namespace unknown: wait for the expiry
+    host, pid, _take, namespace = parts
+    if host != socket.gethostname() or namespace != _pid_namespace():
+        return False
+    if int(pid) == os.getpid():
+        return False  # another take of this very process (a thread): alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
 
 
 def database_now(conn: Connection) -> datetime:
@@ -105,7 +136,18 @@ class IndexLease:
             ).rowcount
             if taken:
                 return
-        current = self.state()
+            current = _read(conn, self.name)
+            if current is not None and died_here(current.holder):
+                taken = conn.execute(  # only from that holder: two takers cannot both win
+                    update(index_leases)
+                    .where(
+                        index_leases.c.name == self.name,
+                        index_leases.c.holder == current.holder,
+                    )
+                    .values(**values)
+                ).rowcount
+                if taken:
+                    return
         raise IndexLocked(_held_elsewhere(current, self.ttl))
 
     def renew(self) -> None:
@@ -178,7 +220,8 @@ def _held_elsewhere(current: LeaseState | None, ttl: timedelta) -> str:
         f"another process ({current.holder}, since"
         f" {current.taken_at.strftime('%Y-%m-%dT%H:%M:%SZ')}) is writing the vector index:"
         f" it holds the writer lease {current.name!r} until {until}, renewing it as it works;"
-        " wait for it to finish. If that process is gone, the lease expires then and the next"
+        " wait for it to finish. If that process is gone (on another machine, or in another"
+        " container), the lease expires then and the next"
         f" writer takes over (this process would hold it {ttl.total_seconds():g} s at a time,"
         " RCA_RETRIEVAL__INDEX_LEASE_S)"
     )

@@ -6,8 +6,10 @@ The columns are kept in memory per engine and brought up to date on every read, 
 SQLite every incident write also appends to `incident_revisions`, whose rowid only grows (writers
 are serialised), so its maximum says whether anything changed and the rows above the last one
 seen say which incidents to read again. A count of `incident_facts` catches what the revisions
-cannot show (rows removed by hand); a large change reads everything again. On other databases
-the columns are read afresh each time (sequences there may commit out of order).
+cannot show (rows removed by hand); a large change reads everything again. On PostgreSQL
+(where sequences may commit out of order, so "above the last one seen" could miss a row) the
+version is the number of incident revisions, which are never deleted: any write changes it, and
+the columns are read again in full only then.
 """
 
 from __future__ import annotations
@@ -252,8 +254,7 @@ _lock = threading.Lock()
 def incident_columns(engine: Engine) -> IncidentColumns:
     """Every incident's facts, as of now (see the module's docstring for how they are kept)."""
     if engine.dialect.name != "sqlite":
-        with read_transaction(engine) as conn:
-            return _read_all(conn, None)
+        return _counted_columns(engine)
     last: Any = literal_column("max(incident_revisions.rowid)")
     with _lock, read_transaction(engine) as conn:
         version = int(conn.execute(select(last).select_from(incident_revisions)).scalar() or 0)
@@ -269,6 +270,19 @@ def incident_columns(engine: Engine) -> IncidentColumns:
             columns = _read_all(conn, version)
         _kept[engine] = columns
         return columns
+
+
+def _counted_columns(engine: Engine) -> IncidentColumns:
+    """The columns, versioned by the number of incident revisions (and facts)."""
+    with _lock, read_transaction(engine) as conn:
+        # Counted first: a later statement of this transaction may see more (committed since),
+        # never less, so the columns hold at least what their version says.
+        version = conn.execute(select(func.count()).select_from(incident_revisions)).scalar_one()
+        count = conn.execute(select(func.count()).select_from(incident_facts)).scalar_one()
+        kept = _kept.get(engine)
+        if kept is None or kept.version != version or len(kept.ids) != count:
+            kept = _kept[engine] = _read_all(conn, int(version))
+        return kept
 
 
 def forget_columns(engine: Engine) -> None:

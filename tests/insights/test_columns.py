@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
+from rca.config import Settings
 from rca.domain import Incident, Postmortem, Severity
 from rca.domain.additions import IncidentChange
 from rca.insights import facts
@@ -226,3 +227,28 @@ def test_a_report_finds_few_stale_facts_itself_and_the_rest_later(
     assert report(store, SINCE, UNTIL).postmortems == 5  # counted; their facts are not all in
     assert facts.catch_up(store, limit=10) == 0
     assert facts.catch_up(store) == 0
+
+
+def test_the_columns_are_kept_until_an_incident_is_written_on_both_back_ends(
+    backend: str, settings: Settings
+) -> None:
+    store = Store.open(settings)
+    try:
+        assert store.engine.dialect.name == backend
+        rng = random.Random(23)
+        stored = {i.id: i for i in (random_incident(rng, n) for n in range(50))}
+        store.save(list(stored.values()), "test")
+        check(store, stored)
+        kept = incident_columns(store.engine)
+        assert incident_columns(store.engine) is kept  # nothing written: not read again
+        target = next(iter(stored.values()))
+        change = IncidentChange(services=["brand-new"])
+        stored[target.id] = store.change_incident(target.id, change, "tester", "test").incident
+        assert incident_columns(store.engine) is not kept
+        check(store, stored)
+        added = random_incident(rng, 500)
+        store.save([added], "test")
+        stored[added.id] = added
+        check(store, stored)
+    finally:
+        store.close()

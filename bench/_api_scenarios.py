@@ -135,6 +135,7 @@ def scenarios(base_url: str, key: str, scale: str) -> list[Scenario]:
         Scenario("GET /v1/postmortems?limit=20", "reads", ["/v1/postmortems?limit=20"]),
         Scenario("GET /v1/drafts/{id}", "reads", [f"/v1/drafts/{draft_id}"]),
         Scenario("GET /v1/action-items?limit=20", "reads", ["/v1/action-items?limit=20"]),
+        Scenario("GET /v1/insights", "insights", ["/v1/insights"]),
         Scenario(
             "GET /v1/incidents/{id}/similar",
             "search",

@@ -17,12 +17,11 @@ from api.schemas_postmortems import (
     PostmortemListItem,
     PostmortemPublic,
 )
-from api.services import Services
 from rca.domain import Postmortem, Severity
 from rca.domain.similar import SearchFilters, SearchMode, SearchResult
 from rca.errors import InvalidArgument
 from rca.formats.markdown import to_markdown
-from rca.store import ActionItemRow, Outcome, StoredPostmortem, with_statuses
+from rca.store import Outcome
 from rca.store.keys import Principal, Role
 
 router = APIRouter(prefix="/v1")
@@ -50,13 +49,6 @@ def _check_names(names: list[str] | None, what: str) -> list[str]:
 def _check_range(since: CalendarDate | None, until: CalendarDate | None) -> None:
     if since is not None and until is not None and since > until:
         raise InvalidArgument("since is after until")
-
-
-def _current(services: Services, stored: StoredPostmortem) -> list[ActionItemRow]:
-    """The revision's action items; on the latest revision, with their tracked status."""
-    latest = stored.revision == stored.latest_revision
-    records = services.store.action_statuses(stored.postmortem.id) if latest else {}
-    return with_statuses(stored.postmortem, records)
 
 
 # --- postmortems ---------------------------------------------------------------------------
@@ -97,8 +89,10 @@ async def get_postmortem(
 ) -> PostmortemPublic:
     """One revision of a postmortem (the latest by default) with its action items' status."""
     services = services_of(request)
-    stored = await services.quick(services.store.get_postmortem, postmortem_id, revision)
-    return PostmortemPublic.of(stored, await services.quick(_current, services, stored))
+    stored, rows = await services.quick(
+        services.store.postmortem_with_items, postmortem_id, revision
+    )
+    return PostmortemPublic.of(stored, rows)
 
 
 @router.get("/postmortems", response_model=Page[PostmortemListItem], tags=["postmortems"])
@@ -165,8 +159,7 @@ def export_postmortem(
     """Download a postmortem revision as Markdown or JSON (the formats `rca import` reads); on
     the latest revision, action items carry their current status."""
     services = services_of(request)
-    stored = services.store.get_postmortem(postmortem_id, revision)
-    rows = _current(services, stored)
+    stored, rows = services.store.postmortem_with_items(postmortem_id, revision)
     pm = stored.postmortem.model_copy(update={"action_items": [r.action for r in rows]})
     filename = pm.id.replace(":", "_")
     if export_format == "json":

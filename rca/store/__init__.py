@@ -3,10 +3,11 @@
 - `engine`: the schema (tables), the engine (SQLite or PostgreSQL), migrations (Alembic, in
   `migrations/`) and transactions; `sqlite_lock`: SQLite's writer lock;
 - `records`: the `Store` facade (re-exported here) over `postmortem_records` (postmortems and
-  their immutable revisions), `incident_records` (incidents), `action_items`,
-  `action_updates` and `action_measures` (action items by stable key, their follow-up and
-  overdue ones; rules in `action_rules`, rows kept in step by `action_sync`) and `outbox`
-  (the index outbox, `IndexStateStore`); `writes`: what they share;
+  their immutable revisions) and `postmortem_pages` (their listings and pages),
+  `incident_records` (incidents), `action_items`, `action_updates` and `action_measures`
+  (action items by stable key, their follow-up and overdue ones; rules in `action_rules`, rows
+  kept in step by `action_sync`) and `outbox` (the index outbox, `IndexStateStore`); `writes`:
+  what they share;
 - `jobs`: durable draft jobs under leases; `keys` and `sessions`: API keys and web sessions;
   `idempotency`: replayed requests; `audit`: the audit log; `readback`: documents read back
   valid under today's rules, with a note for whatever an older version let in that they refuse.

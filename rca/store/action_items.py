@@ -11,9 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, and_, not_, or_, select
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Engine,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    not_,
+    or_,
+    select,
+)
 
 from rca.config import ActionSettings
 from rca.domain import ActionItem, ActionKind, ActionStatus, Postmortem, Priority
@@ -88,12 +101,18 @@ def today_utc() -> date:
 def with_statuses(pm: Postmortem, records: dict[int, ActionStatusRecord]) -> list[ActionItemRow]:
     """The postmortem's action items with the tracked state (by item position) applied; items
     without a record keep the document's status and take their key from their text."""
-    keys = item_keys(a.text for a in pm.action_items)
+    keys: list[str] = []
+
+    def key_of(index: int) -> str:  # the keys of the texts, worked out once if any is needed
+        if not keys:
+            keys.extend(item_keys(a.text for a in pm.action_items))
+        return keys[index]
+
     rows = []
     for index, action in enumerate(pm.action_items):
         record = records.get(index)
         if record is None:
-            rows.append(ActionItemRow(pm.id, pm.title, index, action, key=keys[index]))
+            rows.append(ActionItemRow(pm.id, pm.title, index, action, key=key_of(index)))
             continue
         if record.status is not action.status:
             action = action.model_copy(update={"status": record.status})
@@ -105,7 +124,7 @@ def with_statuses(pm: Postmortem, records: dict[int, ActionStatusRecord]) -> lis
                 action,
                 record.updated_by,
                 record.updated_at,
-                key=record.key or keys[index],
+                key=record.key or key_of(index),
                 due_on=record.due_on,
                 due_set=record.due_set,
                 overdue=record.overdue,
@@ -116,57 +135,127 @@ def with_statuses(pm: Postmortem, records: dict[int, ActionStatusRecord]) -> lis
     return rows
 
 
+_t = action_items.c
+_STATUSES = select(
+    _t.position,
+    _t.item_key,
+    _t.priority,
+    _t.status,
+    _t.status_by,
+    _t.status_at,
+    _t.due_on,
+    _t.created_at,
+    _t.tracker_key,
+    _t.tracker_url,
+).where(_t.postmortem_id == bindparam("ident"), _t.position.is_not(None))
+"""The tracked state of one postmortem's current items (built once: a statement built per
+call costs more than running it)."""
+
+
 def action_statuses(
     engine: Engine, ident: str, *, actions: ActionSettings, today: date | None = None
 ) -> dict[int, ActionStatusRecord]:
     """The tracked state of the action items of a postmortem's latest revision, by position."""
     with read_transaction(engine) as conn:
-        rows = conn.execute(
-            select(action_items).where(
-                action_items.c.postmortem_id == ident, action_items.c.position.is_not(None)
-            )
-        ).all()
+        return statuses_in(conn, ident, actions=actions, today=today)
+
+
+def statuses_in(
+    conn: Connection, ident: str, *, actions: ActionSettings, today: date | None = None
+) -> dict[int, ActionStatusRecord]:
+    """`action_statuses`, read in the caller's transaction."""
     day = today or today_utc()
     found = {}
-    for r in rows:
-        row = row_of(r, "", actions, day)
-        found[r.position] = ActionStatusRecord(
-            row.action.status,
-            row.updated_by,
-            row.updated_at,
-            key=row.key,
-            due_on=row.due_on,
-            due_set=row.due_set,
-            overdue=row.overdue,
-            tracker_key=row.tracker_key,
-            tracker_url=row.tracker_url,
+    for (
+        position,
+        key,
+        priority,
+        value,
+        by,
+        at,
+        due_on,
+        appeared,
+        tracker_key,
+        tracker_url,
+    ) in conn.execute(_STATUSES, {"ident": ident}):
+        status = ActionStatus(value)
+        due = due_date(due_on, Priority(priority), appeared, actions)
+        found[position] = ActionStatusRecord(
+            status,
+            by,
+            at,
+            key=key,
+            due_on=due,
+            due_set=due_on is not None,
+            overdue=is_overdue(status, due, day),
+            tracker_key=tracker_key,
+            tracker_url=tracker_url,
         )
     return found
 
 
+_READ = (
+    "postmortem_id",
+    "item_key",
+    "position",
+    "text",
+    "kind",
+    "priority",
+    "owner",
+    "status",
+    "status_by",
+    "status_at",
+    "due_on",
+    "tracker_key",
+    "tracker_url",
+    "created_at",
+    "closed_at",
+)
+_VALUES = itemgetter(*(list(_t.keys()).index(name) for name in _READ))
+"""What `row_of` reads of a row, by position (reading a row's values by name costs more)."""
+
+
 def row_of(r: Row[Any], title: str, actions: ActionSettings, today: date) -> ActionItemRow:
-    """An `action_items` row as an item row, its due date and overdue flag worked out."""
-    status = ActionStatus(r.status)
-    priority = Priority(r.priority)
+    """An `action_items` row as an item row, its due date and overdue flag worked out. The
+    row starts with the table's columns, in order (`select(action_items, ...)`)."""
+    (
+        postmortem_id,
+        key,
+        position,
+        text,
+        kind,
+        priority_value,
+        owner,
+        status_value,
+        status_by,
+        status_at,
+        due_on,
+        tracker_key,
+        tracker_url,
+        created_at,
+        closed_at,
+    ) = _VALUES(r)
+    status = ActionStatus(status_value)
+    priority = Priority(priority_value)
     action = ActionItem.model_construct(  # as validated when its revision was saved
-        text=r.text, kind=ActionKind(r.kind), priority=priority, owner=r.owner, status=status
+        text=text, kind=ActionKind(kind), priority=priority, owner=owner, status=status
     )
-    due = due_date(r.due_on, priority, r.created_at, actions)
+    due = due_date(due_on, priority, created_at, actions)
     return ActionItemRow(
-        postmortem_id=r.postmortem_id,
+        postmortem_id=postmortem_id,
         postmortem_title=title,
-        item=r.position if r.position is not None else -1,
+        item=position if position is not None else -1,
         action=action,
-        updated_by=r.status_by,
-        updated_at=r.status_at,
-        key=r.item_key,
+        updated_by=status_by,
+        updated_at=status_at,
+        key=key,
         due_on=due,
-        due_set=r.due_on is not None,
+        due_set=due_on is not None,
         overdue=is_overdue(status, due, today),
-        tracker_key=r.tracker_key,
-        tracker_url=r.tracker_url,
-        created_at=r.created_at,
-        closed_at=r.closed_at,
+        tracker_key=tracker_key,
+        tracker_url=tracker_url,
+        created_at=created_at,
+        closed_at=closed_at,
     )
 
 
@@ -199,29 +288,58 @@ def action_item_page(
     by status, kind, priority, owner (case-insensitively), postmortem, overdue or not on
     `today` (default: today, UTC), and a due date before `due_before`."""
     day = today or today_utc()
-    t = action_items.c
-    query = current_items()
-    if after is not None:
-        query = query.where(
-            or_(
-                t.postmortem_id > after[0], and_(t.postmortem_id == after[0], t.position > after[1])
-            )
-        )
-    if statuses:
-        query = query.where(t.status.in_([s.value for s in statuses]))
-    if kinds:
-        query = query.where(t.kind.in_([k.value for k in kinds]))
-    if priorities:
-        query = query.where(t.priority.in_([p.value for p in priorities]))
-    if owner is not None:
-        query = query.where(t.owner_folded == owner.strip().casefold())
-    if postmortem_id is not None:
-        query = query.where(t.postmortem_id == postmortem_id)
+    query = _page_query(
+        after is not None,
+        bool(statuses),
+        bool(kinds),
+        bool(priorities),
+        owner is not None,
+        postmortem_id is not None,
+    )
     if overdue is not None:
         late = overdue_now(day, actions)
         query = query.where(late if overdue else not_(late))
     if due_before is not None:
         query = query.where(due_before_clause(due_before, actions))
+    values: dict[str, Any] = {
+        "page_size": limit,
+        "after_postmortem": after[0] if after else None,
+        "after_position": after[1] if after else None,
+        "statuses": [s.value for s in statuses],
+        "kinds": [k.value for k in kinds],
+        "priorities": [p.value for p in priorities],
+        "owner": owner.strip().casefold() if owner is not None else None,
+        "postmortem": postmortem_id,
+    }
     with read_transaction(engine) as conn:
-        rows = conn.execute(query.order_by(t.postmortem_id, t.position).limit(limit)).all()
+        rows = conn.execute(query, values).all()
     return [row_of(r, r.postmortem_title, actions, day) for r in rows]
+
+
+@cache
+def _page_query(
+    after: bool, statuses: bool, kinds: bool, priorities: bool, owner: bool, postmortem: bool
+) -> Select[Any]:
+    """`action_item_page`'s statement for the filters given, their values bound parameters:
+    built once for each combination (one built per call costs more than running it)."""
+    t = action_items.c
+    query = current_items()
+    if after:
+        last: BindParameter[str] = bindparam("after_postmortem")
+        query = query.where(
+            or_(
+                t.postmortem_id > last,
+                and_(t.postmortem_id == last, t.position > bindparam("after_position")),
+            )
+        )
+    if statuses:
+        query = query.where(t.status.in_(bindparam("statuses", expanding=True)))
+    if kinds:
+        query = query.where(t.kind.in_(bindparam("kinds", expanding=True)))
+    if priorities:
+        query = query.where(t.priority.in_(bindparam("priorities", expanding=True)))
+    if owner:
+        query = query.where(t.owner_folded == bindparam("owner"))
+    if postmortem:
+        query = query.where(t.postmortem_id == bindparam("postmortem"))
+    return query.order_by(t.postmortem_id, t.position).limit(bindparam("page_size"))

@@ -6,8 +6,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from rca.domain import Incident, Severity, canonical_json, content_hash
 from rca.errors import Conflict, NotFound
@@ -90,12 +103,17 @@ class StoredIncident:
     """The incident's current revision (see `rca.store.incident_changes`)."""
 
 
+_STORED = select(incidents.c.document, incidents.c.revision).where(
+    incidents.c.id == bindparam("ident")
+)
+"""One incident's document and revision (built once: one built per call costs more than
+running it)."""
+
+
 def read_incident(engine: Engine, ident: str) -> StoredIncident:
     """One incident, with a note for each value left out (see `rca.store.readback`)."""
     with read_transaction(engine) as conn:
-        row = conn.execute(
-            select(incidents.c.document, incidents.c.revision).where(incidents.c.id == ident)
-        ).one_or_none()
+        row = conn.execute(_STORED, {"ident": ident}).one_or_none()
     if row is None:
         raise NotFound("incident", ident)
     incident, set_aside = incident_from_stored(ident, row.document)
@@ -128,22 +146,38 @@ def incident_page(
 ) -> list[IncidentSummary]:
     """Up to `limit` incidents, newest first, after the (started_at, id) of the last one
     seen, optionally filtered by severity and start time."""
+    query = _page_query(after is not None, bool(severities), since is not None, until is not None)
+    values = {
+        "after_at": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "severities": [s.value for s in severities],
+        "since": since,
+        "until": until,
+        "page_size": limit,
+    }
+    with read_transaction(engine) as conn:
+        rows = conn.execute(query, values).all()
+    return [IncidentSummary(i, title, Severity(severity), at) for i, title, severity, at in rows]
+
+
+@cache
+def _page_query(after: bool, severities: bool, since: bool, until: bool) -> Select[Any]:
+    """`incident_page`'s statement for the filters given, their values bound parameters:
+    built once for each combination (one built per call costs more than running it)."""
     query = select(incidents.c.id, incidents.c.title, incidents.c.severity, incidents.c.started_at)
-    if after is not None:
-        at, ident = after
+    if after:
+        at: BindParameter[datetime] = bindparam("after_at")
         query = query.where(
             or_(
                 incidents.c.started_at < at,
-                and_(incidents.c.started_at == at, incidents.c.id > ident),
+                and_(incidents.c.started_at == at, incidents.c.id > bindparam("after_id")),
             )
         )
     if severities:
-        query = query.where(incidents.c.severity.in_([s.value for s in severities]))
-    if since is not None:
-        query = query.where(incidents.c.started_at >= since)
-    if until is not None:
-        query = query.where(incidents.c.started_at <= until)
-    query = query.order_by(incidents.c.started_at.desc(), incidents.c.id).limit(limit)
-    with read_transaction(engine) as conn:
-        rows = conn.execute(query).all()
-    return [IncidentSummary(r.id, r.title, Severity(r.severity), r.started_at) for r in rows]
+        query = query.where(incidents.c.severity.in_(bindparam("severities", expanding=True)))
+    if since:
+        query = query.where(incidents.c.started_at >= bindparam("since"))
+    if until:
+        query = query.where(incidents.c.started_at <= bindparam("until"))
+    query = query.order_by(incidents.c.started_at.desc(), incidents.c.id)
+    return query.limit(bindparam("page_size"))

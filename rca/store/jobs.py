@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, select, update
 
 from rca.domain import Draft, new_id
 from rca.errors import Busy, NotFound
@@ -29,6 +29,10 @@ from rca.store.reconnect import connection_lost as connection_lost
 RETRY_AFTER_S = 30
 """What a refused submission is told to wait (Retry-After), in seconds."""
 _SUBMISSIONS_LOCK = 0x7263612D6A6F6273  # "rca-jobs": the PostgreSQL advisory lock's key
+
+
+_JOB = select(drafts).where(drafts.c.id == bindparam("ident"))
+"""One job (built once: one built per call costs more than running it)."""
 
 
 class DraftJobs:
@@ -118,7 +122,7 @@ class DraftJobs:
     def get(self, ident: str) -> DraftJob:
         """One job (NotFound if unknown)."""
         with read_transaction(self.engine) as conn:
-            row = conn.execute(select(drafts).where(drafts.c.id == ident)).one_or_none()
+            row = conn.execute(_JOB, {"ident": ident}).one_or_none()
         if row is None:
             raise NotFound("draft", ident)
         return job_of(row)

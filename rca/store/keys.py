@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from rca.errors import InvalidArgument, NotFound
 from rca.store.engine import api_keys, read_transaction, write_transaction
 
 _KEY = re.compile(r"^rca_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+_KEY_ROW = select(api_keys).where(api_keys.c.id == bindparam("ident"))
+"""One key's row, read on every request (built once: one built per call costs more than
+running it)."""
 
 
 class Role(StrEnum):
@@ -131,9 +134,7 @@ class ApiKeys:
             hmac.compare_digest(_hash("x" * 43), _hash("y" * 43))
             return None
         with read_transaction(self.engine) as conn:
-            row = conn.execute(
-                select(api_keys).where(api_keys.c.id == found.group("id"))
-            ).one_or_none()
+            row = conn.execute(_KEY_ROW, {"ident": found.group("id")}).one_or_none()
         presented = _hash(found.group("secret"))
         stored = row.secret_hash if row is not None else _hash("z" * 43)
         if not hmac.compare_digest(presented, stored) or row is None:

@@ -1,28 +1,26 @@
 """Postmortems and their immutable revisions: saving (a changed postmortem becomes a new
 revision, queued for indexing through the outbox), reading one revision or the latest ones,
-listings and pages, and the fingerprint that changes with every new revision.
+and the fingerprint that changes with every new revision (listings and pages:
+`rca.store.postmortem_pages`).
 
 A stored revision never changes (the database refuses updates and deletes of revisions).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date as CalendarDate
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
     Row,
     and_,
+    bindparam,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -173,41 +171,66 @@ def import_postmortem(
         return saved
 
 
+_REVISION = (
+    postmortem_revisions.c.revision,
+    postmortem_revisions.c.document,
+    postmortem_revisions.c.source,
+    postmortem_revisions.c.created_at,
+    postmortems.c.latest_revision,
+)
+_LATEST_ROW = (
+    select(*_REVISION).join(postmortems, LATEST).where(postmortems.c.id == bindparam("ident"))
+)
+_REVISION_ROW = (
+    select(*_REVISION)
+    .join(postmortems, postmortems.c.id == postmortem_revisions.c.postmortem_id)
+    .where(
+        postmortem_revisions.c.postmortem_id == bindparam("ident"),
+        postmortem_revisions.c.revision == bindparam("revision"),
+    )
+)
+_HEAD = select(postmortems.c.latest_revision).where(postmortems.c.id == bindparam("ident"))
+"""Statements built once: one built per call costs more than running it."""
+_LARGEST = 2**63 - 1
+"""The largest integer a database column holds."""
+RevisionRow = Row[int, str, str, datetime, int]
+"""A revision's number, document, source, time stored, and the latest revision's number."""
+
+
 def get_postmortem(engine: Engine, ident: str, revision: int | None = None) -> StoredPostmortem:
     """One revision of a postmortem (the latest by default)."""
     with read_transaction(engine) as conn:
-        head = conn.execute(
-            select(postmortems.c.latest_revision).where(postmortems.c.id == ident)
-        ).scalar_one_or_none()
+        row = revision_row(conn, ident, revision)
+    return stored_postmortem(ident, row)
+
+
+def revision_row(conn: Connection, ident: str, revision: int | None = None) -> RevisionRow:
+    """The stored row of one revision of a postmortem (the latest by default)."""
+    row = None
+    if revision is None:
+        row = conn.execute(_LATEST_ROW, {"ident": ident}).one_or_none()
+    elif revision <= _LARGEST:  # a larger one is no revision (and more than SQLite can bind)
+        row = conn.execute(_REVISION_ROW, {"ident": ident, "revision": revision}).one_or_none()
+    if row is None:
+        head = conn.execute(_HEAD, {"ident": ident}).scalar_one_or_none()
         if head is None:
             raise NotFound("postmortem", ident)
-        wanted = head if revision is None else revision
-        row = conn.execute(
-            select(postmortem_revisions).where(
-                postmortem_revisions.c.postmortem_id == ident,
-                postmortem_revisions.c.revision == wanted,
-            )
-        ).one_or_none()
-    if row is None:
-        raise NotFound("postmortem revision", f"{ident}@{wanted}")
-    postmortem, set_aside = postmortem_from_stored(ident, row.document)
+        raise NotFound("postmortem revision", f"{ident}@{head if revision is None else revision}")
+    return row
+
+
+def stored_postmortem(ident: str, row: RevisionRow) -> StoredPostmortem:
+    """The revision a `revision_row` holds, read back (see `rca.store.readback`)."""
+    revision, document, source, created_at, latest = row
+    postmortem, set_aside = postmortem_from_stored(ident, document)
     return StoredPostmortem(
         postmortem=postmortem,
-        revision=row.revision,
-        latest_revision=head,
-        source=row.source,
-        created_at=row.created_at,
+        revision=revision,
+        latest_revision=latest,
+        source=source,
+        created_at=created_at,
         set_aside=tuple(set_aside),
     )
-
-
-def list_postmortems(engine: Engine) -> list[PostmortemSummary]:
-    """Every postmortem, newest incident date first."""
-    with read_transaction(engine) as conn:
-        rows = conn.execute(
-            select(postmortems).order_by(postmortems.c.date.desc().nulls_last(), postmortems.c.id)
-        ).all()
-    return [_summary(row) for row in rows]
 
 
 def revisions(engine: Engine, ident: str) -> list[RevisionInfo]:
@@ -267,77 +290,3 @@ def fingerprint_in(conn: Connection) -> str:
     """`fingerprint`, read inside a transaction the caller holds."""
     total = conn.execute(select(func.sum(postmortems.c.latest_revision))).scalar_one()
     return str(total or 0)
-
-
-def postmortem_page(
-    engine: Engine,
-    limit: int,
-    after: tuple[CalendarDate | None, str] | None = None,
-    severities: Sequence[Severity] = (),
-    services: Sequence[str] = (),
-    since: CalendarDate | None = None,
-    until: CalendarDate | None = None,
-    title: str | None = None,
-    batch: int = 200,
-) -> list[PostmortemSummary]:
-    """Up to `limit` postmortems, newest incident date first (undated ones last), after the
-    (date, id) of the last one seen; filtered by severity, service (any of them), date
-    range and a case-insensitive title substring.
-
-    Services live only in the documents, so with a service filter the latest revisions are
-    read `batch` rows at a time and filtered here until the page is full.
-    """
-    query = select(postmortems)
-    if services:
-        query = query.add_columns(postmortem_revisions.c.document).join(
-            postmortem_revisions, LATEST
-        )
-    if severities:
-        query = query.where(postmortems.c.severity.in_([s.value for s in severities]))
-    if since is not None:
-        query = query.where(postmortems.c.date >= since)
-    if until is not None:
-        query = query.where(postmortems.c.date <= until)
-    if title:
-        escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(postmortems.c.title.ilike(f"%{escaped}%", escape="\\"))
-    wanted = set(services)
-    found: list[PostmortemSummary] = []
-    while len(found) < limit:
-        size = batch if wanted else limit - len(found)
-        page = query if after is None else query.where(_after_dated(*after))
-        page = page.order_by(postmortems.c.date.desc().nulls_last(), postmortems.c.id)
-        with read_transaction(engine) as conn:
-            rows = conn.execute(page.limit(size)).all()
-        for row in rows:
-            after = (row.date, row.id)
-            if wanted and not wanted & set(json.loads(row.document).get("services", [])):
-                continue
-            found.append(_summary(row))
-            if len(found) == limit:
-                break
-        if len(rows) < size:
-            break
-    return found
-
-
-def _summary(row: Row[Any]) -> PostmortemSummary:
-    return PostmortemSummary(
-        id=row.id,
-        title=row.title,
-        date=row.date.isoformat() if row.date else None,
-        severity=Severity(row.severity) if row.severity else None,
-        latest_revision=row.latest_revision,
-        updated_at=row.updated_at,
-    )
-
-
-def _after_dated(day: CalendarDate | None, ident: str) -> ColumnElement[bool]:
-    """Rows after (day, ident) in (date descending, undated last; id) order."""
-    if day is None:
-        return and_(postmortems.c.date.is_(None), postmortems.c.id > ident)
-    return or_(
-        postmortems.c.date < day,
-        and_(postmortems.c.date == day, postmortems.c.id > ident),
-        postmortems.c.date.is_(None),
-    )

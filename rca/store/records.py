@@ -27,6 +27,7 @@ from rca.store import (
     action_updates,
     incident_changes,
     incident_records,
+    postmortem_pages,
     postmortem_records,
 )
 from rca.store.action_items import ActionItemRow, ActionStatusRecord
@@ -134,9 +135,26 @@ class Store:
         """One revision of a postmortem (the latest by default)."""
         return postmortem_records.get_postmortem(self.engine, ident, revision)
 
+    def postmortem_with_items(
+        self, ident: str, revision: int | None = None, today: CalendarDate | None = None
+    ) -> tuple[StoredPostmortem, list[ActionItemRow]]:
+        """One revision of a postmortem (the latest by default) and its action items: on the
+        latest revision with their tracked state (`with_statuses`), on an older one as it was
+        recorded; read in one transaction."""
+        with read_transaction(self.engine) as conn:
+            row = postmortem_records.revision_row(conn, ident, revision)
+            latest = row.revision == row.latest_revision
+            records = (
+                action_items.statuses_in(conn, ident, actions=self.actions, today=today)
+                if latest
+                else {}
+            )
+        stored = postmortem_records.stored_postmortem(ident, row)
+        return stored, action_items.with_statuses(stored.postmortem, records)
+
     def list_postmortems(self) -> list[PostmortemSummary]:
         """Every postmortem, newest incident date first."""
-        return postmortem_records.list_postmortems(self.engine)
+        return postmortem_pages.list_postmortems(self.engine)
 
     def revisions(self, ident: str) -> list[RevisionInfo]:
         """Every revision of one postmortem, oldest first."""
@@ -175,7 +193,7 @@ class Store:
         """Up to `limit` postmortems, newest incident date first (undated ones last), after the
         (date, id) of the last one seen; filtered by severity, service (any of them), date
         range and a case-insensitive title substring."""
-        return postmortem_records.postmortem_page(
+        return postmortem_pages.postmortem_page(
             self.engine, limit, after, severities, services, since, until, title, batch
         )
 

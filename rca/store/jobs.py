@@ -33,6 +33,13 @@ _SUBMISSIONS_LOCK = 0x7263612D6A6F6273  # "rca-jobs": the PostgreSQL advisory lo
 
 _JOB = select(drafts).where(drafts.c.id == bindparam("ident"))
 """One job (built once: one built per call costs more than running it)."""
+_KNOWN = select(incidents.c.id).where(incidents.c.id == bindparam("incident"))
+_ADD = insert(drafts)
+_WAITING = select(
+    func.count(),
+    func.coalesce(func.sum(case((drafts.c.requested_key == bindparam("key"), 1))), 0),
+).where(drafts.c.status == JobStatus.QUEUED.value)
+"""Jobs waiting, and how many of them one key asked for."""
 
 
 class DraftJobs:
@@ -64,33 +71,30 @@ class DraftJobs:
         any), or refuse with Busy when the queue or the key's share of it is full."""
         now = datetime.now(UTC)
         ident = new_id("draft")
+        job = {
+            "id": ident,
+            "incident_id": incident_id,
+            "status": JobStatus.QUEUED.value,
+            "progress": 0.0,
+            "message": "queued",
+            "model": model,
+            "requested_by": requested_by,
+            "requested_key": requested_key,
+            "attempts": 0,
+            "deadline_at": now + deadline,
+            "retryable": False,
+            "version": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         with write_transaction(self.engine) as conn:
-            known = conn.execute(
-                select(incidents.c.id).where(incidents.c.id == incident_id)
-            ).scalar_one_or_none()
+            known = conn.execute(_KNOWN, {"incident": incident_id}).scalar_one_or_none()
             if known is None:
                 raise NotFound("incident", incident_id)
             self._make_room(conn, requested_key)
-            conn.execute(
-                insert(drafts).values(
-                    id=ident,
-                    incident_id=incident_id,
-                    status=JobStatus.QUEUED.value,
-                    progress=0.0,
-                    message="queued",
-                    model=model,
-                    requested_by=requested_by,
-                    requested_key=requested_key,
-                    attempts=0,
-                    deadline_at=now + deadline,
-                    retryable=False,
-                    version=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            conn.execute(_ADD, job)
             audit.record(conn, requested_by, "draft.requested", "draft", ident, model=model)
-            return job_of(conn.execute(select(drafts).where(drafts.c.id == ident)).one())
+            return job_of(conn.execute(_JOB, {"ident": ident}).one())
 
     def _make_room(self, conn: Connection, requested_key: str | None) -> None:
         """Refuse (Busy) unless the queue and the key's share of it have room, counted inside
@@ -101,9 +105,7 @@ class DraftJobs:
             return
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(_SUBMISSIONS_LOCK)))
-        waiting = drafts.c.status == JobStatus.QUEUED.value
-        mine = func.coalesce(func.sum(case((drafts.c.requested_key == requested_key, 1))), 0)
-        total, own = conn.execute(select(func.count(), mine).where(waiting)).one()
+        total, own = conn.execute(_WAITING, {"key": requested_key}).one()
         per_key = self.max_queued_per_key
         if requested_key is not None and per_key is not None and own >= per_key:
             raise Busy(

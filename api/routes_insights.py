@@ -9,6 +9,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -48,7 +49,14 @@ async def _report(
     severity: list[Severity] | None,
 ) -> InsightsReport:
     store = services_of(request).store
-    return await run_in_threadpool(report, store, since, until, service or [], severity or [])
+    # One report at a time per process, the others waiting on the event loop (not in request
+    # threads): each builds arrays as long as the incidents, and 8 at once at 100,000
+    # incidents raised a server process's peak memory by ~110 MB for no more throughput.
+    turn: anyio.Lock | None = getattr(request.app.state, "insights_turn", None)
+    if turn is None:
+        turn = request.app.state.insights_turn = anyio.Lock()
+    async with turn:
+        return await run_in_threadpool(report, store, since, until, service or [], severity or [])
 
 
 @router.get("/insights", response_model=InsightsReport)

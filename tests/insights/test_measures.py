@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -195,3 +198,28 @@ def test_extreme_dates_give_a_report_or_a_clear_error_never_a_crash(store: Store
     assert late.empty and len(late.months) == 24
     with pytest.raises(InvalidArgument):
         report(store, since=date(9999, 1, 1))  # until defaults to this month: before since
+
+
+def test_one_report_is_computed_at_a_time_and_the_others_wait_their_turn(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import routes_insights
+
+    running, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow_report(*args: Any) -> Any:
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.2)
+        with guard:
+            running[0] -= 1
+        return report(*args)
+
+    monkeypatch.setattr(routes_insights, "report", slow_report)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: api.get("/v1/insights"), range(4)))
+        healthz = api.get("/healthz")  # meanwhile, other requests are answered
+    assert [a.status_code for a in answers] == [200] * 4 and healthz.status_code == 200
+    assert most[0] == 1

@@ -13,12 +13,15 @@ query strings, and server processes that end with the process that started them.
 - **Server processes end with their supervisor.** `rca serve --workers N` is a uvicorn
   supervisor with N spawned children sharing the listening socket; killed outright, it used
   to leave them serving with no parent. Each child asks the kernel for SIGTERM when its parent
-  dies (`end_with_parent`), and stops within `GRACEFUL_S`.
+  dies (`end_with_parent`), and stops within `GRACEFUL_S`. SIGTERM cannot stop a start-up that
+  is waiting (for the embedding service, which ended with the supervisor too), so a thread
+  ends a child orphaned before it served at once, and one that served after `GRACEFUL_S`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import ctypes
 import functools
@@ -29,6 +32,8 @@ import os
 import signal
 import sys
 import threading
+import time
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 from fastapi import FastAPI
@@ -259,6 +264,34 @@ def server_process_app() -> FastAPI:
     """The app of one server process of `rca serve --workers N` (uvicorn calls this factory in
     each process it spawns): the process first ties its life to the supervisor's."""
     supervisor = multiprocessing.parent_process()
+    started = threading.Event()
     if supervisor is not None and supervisor.pid is not None:
         end_with_parent(supervisor.pid)
-    return app_from_environment()
+        threading.Thread(
+            target=_end_if_orphaned,
+            args=(supervisor.pid, started),
+            daemon=True,
+            name="rca-orphan-watch",
+        ).start()
+    app = app_from_environment()
+    lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def marking_started(running: Any) -> AsyncIterator[Any]:
+        async with lifespan(running) as state:
+            started.set()
+            yield state
+
+    app.router.lifespan_context = marking_started
+    return app
+
+
+def _end_if_orphaned(parent: int, started: threading.Event, poll_s: float = 0.2) -> None:
+    """Once `parent` is gone: exit now if the app never started (nothing to finish: its
+    start-up may be waiting for a service that ended too), else after SIGTERM's graceful stop
+    had `GRACEFUL_S` and a little more."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    if started.is_set():
+        time.sleep(GRACEFUL_S + 5)
+    os._exit(1)

@@ -191,8 +191,9 @@ _REVISION_ROW = (
 )
 _HEAD = select(postmortems.c.latest_revision).where(postmortems.c.id == bindparam("ident"))
 """Statements built once: one built per call costs more than running it."""
-_LARGEST = 2**63 - 1
-"""The largest integer a database column holds."""
+_LARGEST = 2**31 - 1
+"""The largest value of an Integer column on PostgreSQL (SQLite's hold more): a larger revision
+cannot be stored, and asking for one would be a database error, not a 404."""
 RevisionRow = Row[int, str, str, datetime, int]
 """A revision's number, document, source, time stored, and the latest revision's number."""
 
@@ -209,7 +210,7 @@ def revision_row(conn: Connection, ident: str, revision: int | None = None) -> R
     row = None
     if revision is None:
         row = conn.execute(_LATEST_ROW, {"ident": ident}).one_or_none()
-    elif revision <= _LARGEST:  # a larger one is no revision (and more than SQLite can bind)
+    elif revision <= _LARGEST:  # a larger one is no revision (and more than a column holds)
         row = conn.execute(_REVISION_ROW, {"ident": ident, "revision": revision}).one_or_none()
     if row is None:
         head = conn.execute(_HEAD, {"ident": ident}).scalar_one_or_none()

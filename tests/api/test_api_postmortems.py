@@ -110,6 +110,9 @@ def test_import_then_revise_then_get_each_revision(api: Api) -> None:
 
     assert_problem(api.get("/v1/postmortems/pm-test-1", params={"revision": 3}), 404)
     assert_problem(api.get("/v1/postmortems/nope"), 404)
+    for huge in (2**31, 2**63):  # past what a revision column holds: no such revision
+        for path in ("/v1/postmortems/pm-test-1", "/v1/postmortems/nope/export"):
+            assert_problem(api.get(path, params={"revision": huge}), 404)
     assert api.get("/v1/postmortems/pm-test-1", params={"revision": 0}).status_code == 422
     trail = audit.entries(api.services.store.engine, "postmortem", "pm-test-1")
     assert [(e.action, e.actor, e.detail["revision"]) for e in trail] == [

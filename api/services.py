@@ -67,7 +67,7 @@ class Services:
             settings=settings,
             store=store,
             retrieval=open_retrieval(settings, store, embedder),
-            keys=ApiKeys(store.engine),
+            keys=ApiKeys(store.engine, remember_s=api.key_cache_s),
             jobs=DraftJobs(
                 store.engine,
                 lease=timedelta(seconds=api.lease_s),

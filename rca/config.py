@@ -152,6 +152,10 @@ class ApiSettings(BaseModel):
     """Load the embedding model and the search index at start-up rather than on first use."""
     threads: int = Field(default=8, ge=1, le=256)
     """Threads serving requests that block (database, embedding); more only add contention."""
+    key_cache_s: float = Field(default=1.0, ge=0, le=300)
+    """How long a server process trusts an API key it has just checked without reading the
+    key again (one read a second under load instead of one a request). A key revoked through
+    another process stops working there within this time; 0: read it on every request."""
     draft_workers: int = Field(default=1, ge=0, le=64)
     """Draft worker threads inside the server (0: drafts run only in `rca worker`)."""
     max_queued_drafts: int = Field(default=20, ge=1)

@@ -11,6 +11,8 @@
 May import: `rca.redaction`, `rca.config`, `rca.errors`. Only this subpackage imports litellm.
 """
 
+import logging
+
 from rca.llm.client import (
     CallRecord,
     Completion,
@@ -22,6 +24,20 @@ from rca.llm.client import (
     split_model,
 )
 from rca.llm.providers import LocalModel, Message, ScriptedModel, register_provider
+
+
+def _undo_litellm_access_log_filters() -> None:
+    """litellm, when imported, hangs secret-scrubbing filters on uvicorn's access logger: a
+    dozen regexes over every request line, 8-9% of a key lookup + read's CPU in a profile of a
+    server process. rca's server never logs a query string (`api.serving.NoQueryString`), the
+    part of a request line that carries data; take them off again."""
+    access = logging.getLogger("uvicorn.access")
+    for found in list(access.filters):
+        if type(found).__module__.split(".")[0] == "litellm":
+            access.removeFilter(found)
+
+
+_undo_litellm_access_log_filters()
 
 __all__ = [
     "CallRecord",

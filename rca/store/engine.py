@@ -131,8 +131,9 @@ postmortem_revisions = Table(
 )
 
 
+# The list orders: incidents newest first, dated postmortems newest first; then by id.
 Index("ix_incidents_started_desc_id", incidents.c.started_at.desc(), incidents.c.id)
-"""The incident list's order, newest first then by id."""
+Index("ix_postmortems_date_desc_id", postmortems.c.date.desc(), postmortems.c.id)
 
 
 index_outbox = Table(
@@ -279,9 +280,12 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def read_transaction(engine: Engine) -> Iterator[Connection]:
-    """A read transaction with a consistent snapshot."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    """One SQLite transaction (one snapshot); on PostgreSQL, autocommit statements, each
+    seeing what was committed when it began (as READ COMMITTED did), without BEGIN/COMMIT."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        with (conn if sqlite else conn.execution_options(isolation_level="AUTOCOMMIT")).begin():
+            yield conn
 
 
 api_keys = Table(

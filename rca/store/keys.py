@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -22,6 +24,8 @@ from rca.errors import InvalidArgument, NotFound
 from rca.store.engine import api_keys, read_transaction, write_transaction
 
 _KEY = re.compile(r"^rca_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+_TRUSTED_MAX = 4096
+"""Most keys an `ApiKeys` remembers at once (forgotten all together past that)."""
 _KEY_ROW = select(api_keys).where(api_keys.c.id == bindparam("ident"))
 """One key's row, read on every request (built once: one built per call costs more than
 running it)."""
@@ -75,8 +79,15 @@ def _hash(secret: str) -> str:
 class ApiKeys:
     """The key table."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, remember_s: float = 0.0) -> None:
+        """`remember_s`: how long a key that authenticated is trusted again without reading
+        its row (a server process under load reads it once a second instead of once a
+        request); a revocation through this object ends it at once, one through another
+        process after `remember_s` at most. 0: read the row every time."""
         self.engine = engine
+        self.remember_s = remember_s
+        self._trusted: dict[str, tuple[Principal, float]] = {}
+        self._trusted_lock = threading.Lock()
 
     def create(
         self, name: str, role: Role, expires_in: timedelta | None = None
@@ -123,6 +134,7 @@ class ApiKeys:
             revoked = row.revoked_at or now
             if row.revoked_at is None:
                 conn.execute(update(api_keys).where(api_keys.c.id == ident).values(revoked_at=now))
+        self._forget(ident)
         return KeyInfo(row.id, row.name, Role(row.role), row.created_at, row.expires_at, revoked)
 
     def authenticate(self, token: str) -> Principal | None:
@@ -133,15 +145,42 @@ class ApiKeys:
             # Still hash something, so a malformed key takes as long as a wrong one.
             hmac.compare_digest(_hash("x" * 43), _hash("y" * 43))
             return None
+        presented = _hash(found.group("secret"))
+        if self.remember_s > 0:
+            known = self._trusted.get(presented)
+            if known is not None and known[0].key_id == found.group("id"):
+                if time.monotonic() < known[1]:
+                    return known[0]
         with read_transaction(self.engine) as conn:
             row = conn.execute(_KEY_ROW, {"ident": found.group("id")}).one_or_none()
-        presented = _hash(found.group("secret"))
         stored = row.secret_hash if row is not None else _hash("z" * 43)
         if not hmac.compare_digest(presented, stored) or row is None:
             return None
         info = KeyInfo(
             row.id, row.name, Role(row.role), row.created_at, row.expires_at, row.revoked_at
         )
-        if not info.active(datetime.now(UTC)):
+        now = datetime.now(UTC)
+        if not info.active(now):
             return None
-        return Principal(info.id, info.name, info.role)
+        principal = Principal(info.id, info.name, info.role)
+        if self.remember_s > 0:
+            self._trust(presented, principal, info.expires_at, now)
+        return principal
+
+    def _trust(
+        self, presented: str, principal: Principal, expires: datetime | None, now: datetime
+    ) -> None:
+        """Remember a key that authenticated, until `remember_s` pass or it expires."""
+        for_s = self.remember_s
+        if expires is not None:
+            for_s = min(for_s, (expires - now).total_seconds())
+        with self._trusted_lock:
+            if len(self._trusted) >= _TRUSTED_MAX:  # only valid keys get here: a bound, not LRU
+                self._trusted.clear()
+            self._trusted[presented] = (principal, time.monotonic() + for_s)
+
+    def _forget(self, ident: str) -> None:
+        with self._trusted_lock:
+            for presented, (principal, _) in list(self._trusted.items()):
+                if principal.key_id == ident:
+                    del self._trusted[presented]

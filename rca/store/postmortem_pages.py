@@ -10,7 +10,7 @@ from datetime import date as CalendarDate
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, Engine, Select, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, Engine, Select, bindparam, or_, select
 
 from rca.domain import Severity
 from rca.store.engine import postmortem_revisions, postmortems, read_transaction
@@ -56,7 +56,7 @@ def postmortem_page(
     found: list[PostmortemSummary] = []
     while len(found) < limit:
         size = batch if wanted else limit - len(found)
-        cursor = "none" if after is None else "dated" if after[0] is not None else "undated"
+        cursor = "first" if after is None else "dated" if after[0] is not None else "undated"
         if after is not None:
             values["after_day"], values["after_id"] = after
         with read_transaction(engine) as conn:
@@ -69,7 +69,9 @@ def postmortem_page(
             if len(found) == limit:
                 break
         if len(rows) < size:
-            break
+            if cursor == "undated" or since is not None or until is not None:
+                break
+            after = (None, "")  # the dated ones are done: the undated ones follow, by id
     return found
 
 
@@ -100,9 +102,11 @@ def _summary(row: Sequence[Any]) -> PostmortemSummary:
 def _page_query(
     severities: bool, since: bool, until: bool, title: bool, services: bool, cursor: str
 ) -> Select[Any]:
-    """`postmortem_page`'s statement for the filters given and the kind of cursor (`none`,
-    `dated`, `undated`), their values bound parameters: built once for each combination (one
-    built per call costs more than running it)."""
+    """`postmortem_page`'s statement for the filters given and where the page starts
+    (`first`: the newest dated postmortem; `dated`: after `after_day` and `after_id`;
+    `undated`: the undated ones after `after_id`), their values bound parameters: built once
+    for each combination (one built per call costs more than running it). The dated ones are
+    read in the order of ix_postmortems_date_desc_id; the undated ones follow, by id."""
     query = select(*_SUMMARY)
     if services:
         query = query.add_columns(postmortem_revisions.c.document).join(
@@ -116,21 +120,16 @@ def _page_query(
         query = query.where(postmortems.c.date <= bindparam("until"))
     if title:
         query = query.where(postmortems.c.title.ilike(bindparam("title"), escape="\\"))
-    if cursor != "none":
-        query = query.where(_after_dated(cursor == "dated"))
-    query = query.order_by(postmortems.c.date.desc().nulls_last(), postmortems.c.id)
-    return query.limit(bindparam("page_size"))
-
-
-def _after_dated(dated: bool) -> ColumnElement[bool]:
-    """Rows after the (`after_day`, `after_id`) parameters in (date descending, undated last;
-    id) order; `after_day` is null unless `dated`."""
     ident: BindParameter[str] = bindparam("after_id")
-    if not dated:
-        return and_(postmortems.c.date.is_(None), postmortems.c.id > ident)
-    day: BindParameter[CalendarDate] = bindparam("after_day")
-    return or_(
-        postmortems.c.date < day,
-        and_(postmortems.c.date == day, postmortems.c.id > ident),
-        postmortems.c.date.is_(None),
-    )
+    if cursor == "undated":
+        query = query.where(postmortems.c.date.is_(None), postmortems.c.id > ident)
+        return query.order_by(postmortems.c.id).limit(bindparam("page_size"))
+    query = query.where(postmortems.c.date.is_not(None))
+    if cursor == "dated":
+        day: BindParameter[CalendarDate] = bindparam("after_day")
+        # `date <= day` bounds the index scan; the rest skips the day's ids already seen.
+        query = query.where(
+            postmortems.c.date <= day, or_(postmortems.c.date < day, postmortems.c.id > ident)
+        )
+    query = query.order_by(postmortems.c.date.desc(), postmortems.c.id)
+    return query.limit(bindparam("page_size"))

@@ -4,6 +4,7 @@ workers), the election of that process, and SQLite writers queueing instead of s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
@@ -16,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import rca.llm
+from api.serving import NoQueryString
 from api.worker import InServerWorkers
 from rca.config import Settings
 from rca.domain import Incident
@@ -26,6 +29,18 @@ from tests.factories import incident_data
 from tests.processes import descendants, is_running, kill, rca_serve
 
 ROOT = Path(__file__).parents[2]
+
+
+def test_the_access_log_runs_only_rca_s_filter_once_litellm_is_loaded() -> None:
+    """litellm hangs costly regex filters on uvicorn's access logger when imported; rca takes
+    them off (its own filter keeps query strings, the data a request line holds, out)."""
+    assert rca.llm.LlmClient is not None  # litellm is loaded
+    access = logging.getLogger("uvicorn.access")
+    assert not [f for f in access.filters if type(f).__module__.startswith("litellm")]
+    line = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, "%s - %s %s", ("1.2.3.4", "GET", "/a?q=s3cr3t"), None
+    )
+    assert NoQueryString().filter(line) and line.getMessage() == "1.2.3.4 - GET /a"
 
 
 def test_only_one_process_per_data_directory_runs_the_in_server_workers(api: Api) -> None:

@@ -20,7 +20,7 @@ from rca.config import Settings
 from rca.domain import Incident, Postmortem
 from rca.errors import NotFound
 from rca.store import Outcome, Store
-from rca.store.engine import metadata, write_transaction
+from rca.store.engine import metadata, read_transaction, write_transaction
 from tests.factories import incident_data, postmortem_data
 from tests.support import dump
 
@@ -183,7 +183,7 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     second = Store.open(settings)
     assert second.counts()["postmortems"] == 1
     with second.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0013"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0014"
     second.close()
 
 
@@ -203,3 +203,23 @@ def test_a_search_snapshot_reads_the_fingerprint_the_backlog_and_a_state_value(
     assert snapshot.pending == state.pending_count() == 3
     assert snapshot.value == "rca-x-g2"
     assert state.snapshot("another").value is None
+
+
+def test_a_read_sees_one_snapshot_on_sqlite_and_each_statement_committed_data_on_postgres(
+    store: Store, backend: str
+) -> None:
+    """SQLite reads run in one transaction (one snapshot); PostgreSQL reads are autocommit
+    statements (no BEGIN/COMMIT round trips), each seeing what was committed when it began."""
+    store.create_incident(Incident.model_validate(incident_data(id="inc-before")), "test")
+    own_transaction = "SELECT statement_timestamp() = transaction_timestamp()"
+    with read_transaction(store.engine) as conn:
+        first = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
+        store.create_incident(Incident.model_validate(incident_data(id="inc-during")), "test")
+        second = conn.execute(text("SELECT count(*) FROM incidents")).scalar_one()
+        alone = conn.execute(text(own_transaction)).scalar_one() if backend != "sqlite" else None
+    assert first == 1
+    if backend == "sqlite":
+        assert second == 1  # the snapshot the read's first statement took
+    else:
+        assert second == 2  # the write committed between the statements
+        assert alone is True  # the third statement was a transaction of its own: no BEGIN

@@ -152,6 +152,9 @@ class ApiSettings(BaseModel):
     """Load the embedding model and the search index at start-up rather than on first use."""
     threads: int = Field(default=8, ge=1, le=256)
     """Threads serving requests that block (database, embedding); more only add contention."""
+    read_threads: int = Field(default=2, ge=1, le=64)
+    """Threads per process for short database reads on PostgreSQL (key lookups, single
+    records, pages), apart from `threads`; more measured longer tails at 32 clients."""
     key_cache_s: float = Field(default=1.0, ge=0, le=300)
     """How long a server process trusts an API key it has just checked without reading the
     key again (one read a second under load instead of one a request). A key revoked through

@@ -3,6 +3,7 @@ workers), the election of that process, and SQLite writers queueing instead of s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -41,6 +42,29 @@ def test_the_access_log_runs_only_rca_s_filter_once_litellm_is_loaded() -> None:
         "uvicorn.access", logging.INFO, "", 0, "%s - %s %s", ("1.2.3.4", "GET", "/a?q=s3cr3t"), None
     )
     assert NoQueryString().filter(line) and line.getMessage() == "1.2.3.4 - GET /a"
+
+
+def test_short_reads_take_at_most_read_threads_at_once(api: Api, backend: str) -> None:
+    """PostgreSQL reads run in at most `api.read_threads` threads at once (SQLite's inline on
+    the event loop, one at a time); each event loop gets its own limiter."""
+    running, most, lock = [0], [0], threading.Lock()
+
+    def read(n: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return n
+
+    async def many() -> list[int]:
+        return list(await asyncio.gather(*(api.services.quick(read, n) for n in range(8))))
+
+    for _ in range(2):  # a second event loop
+        assert asyncio.run(many()) == list(range(8))
+    threads = api.services.settings.api.read_threads
+    assert threads == 2 and most[0] == (1 if backend == "sqlite" else threads)
 
 
 def test_only_one_process_per_data_directory_runs_the_in_server_workers(api: Api) -> None:

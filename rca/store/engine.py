@@ -239,10 +239,10 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with engine.connect().execution_options(rca_writer=True) as conn:
+        # Processes starting together on a new database: one migrates at a time (SQLite: in
+        # the writer queue, not a busy timeout a slow migration outlasts); the rest find it done.
+        with writer_lock(engine), engine.connect().execution_options(rca_writer=True) as conn:
             if engine.dialect.name == "postgresql":
-                # Processes starting together on a new database would each create the schema
-                # and all but one fail: one migrates at a time, the others then find it done.
                 conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,36 @@ def test_four_processes_opening_a_new_database_together_all_start(
     finally:
         engine.dispose()
     assert len(versions) == 1
+
+
+@pytest.mark.sqlite_only
+def test_a_process_starting_while_another_migrates_slowly_waits_its_turn(
+    settings: Settings,
+) -> None:
+    """Found by the full run: on a loaded machine the first process's migration outlasted the
+    others' SQLite busy timeout and one of them failed to start. Starting processes queue on
+    the writer lock instead, however long the migration takes."""
+    from rca.store import Store
+    from rca.store.engine import write_transaction
+
+    Store.open(settings).close()
+    store = Store.open(settings)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "RCA_SQLITE_BUSY_TIMEOUT_MS": "300"}
+    try:
+        with write_transaction(store.engine) as conn:  # a migration holding the write lock
+            conn.execute(text("CREATE TABLE slow_migration (x INTEGER)"))
+            starting = subprocess.Popen(
+                [sys.executable, "-c", _OPEN, str(settings.data_dir)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            time.sleep(1.5)  # five busy timeouts
+            assert starting.poll() is None  # still waiting, not failed
+        code = starting.wait(60)
+        out, err = starting.communicate()
+        assert code == 0 and out.strip() == "opened", err[-600:]
+    finally:
+        store.close()

@@ -6,7 +6,7 @@ A worker that dies stops renewing: once the lease has expired the job goes back 
 its deadline fails. Only the lease holder may report progress or finish a job.
 
 Submissions respect two caps, the jobs waiting in all and those one API key has waiting; the
-count and the insert are one step (`_make_room`), so concurrent submissions never pass them.
+insert and the count are one transaction (`_make_room`), so concurrent submissions never pass them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from rca.domain import Draft, new_id
 from rca.errors import Busy, NotFound
@@ -38,8 +49,10 @@ _ADD = insert(drafts)
 _WAITING = select(
     func.count(),
     func.coalesce(func.sum(case((drafts.c.requested_key == bindparam("key"), 1))), 0),
-).where(drafts.c.status == JobStatus.QUEUED.value)
-"""Jobs waiting, and how many of them one key asked for."""
+).where(drafts.c.status == JobStatus.QUEUED.value, drafts.c.id != bindparam("own"))
+"""Jobs waiting but the one being submitted, and how many of them one key asked for."""
+_LOCKED_WAITING = text("SELECT total, mine FROM rca_waiting_drafts(:lock, :own, :key)")
+"""The same, on PostgreSQL, counted once the submissions' advisory lock is held."""
 
 
 class DraftJobs:
@@ -91,21 +104,29 @@ class DraftJobs:
             known = conn.execute(_KNOWN, {"incident": incident_id}).scalar_one_or_none()
             if known is None:
                 raise NotFound("incident", incident_id)
-            self._make_room(conn, requested_key)
             conn.execute(_ADD, job)
             audit.record(conn, requested_by, "draft.requested", "draft", ident, model=model)
-            return job_of(conn.execute(_JOB, {"ident": ident}).one())
+            added = job_of(conn.execute(_JOB, {"ident": ident}).one())
+            self._make_room(conn, ident, requested_key)
+            return added
 
-    def _make_room(self, conn: Connection, requested_key: str | None) -> None:
-        """Refuse (Busy) unless the queue and the key's share of it have room, counted inside
-        the submission's write transaction: on SQLite it holds the only write lock; on
-        PostgreSQL, where two transactions could each count room for one more, every
-        submission first takes one transaction-scoped advisory lock."""
+    def _make_room(self, conn: Connection, ident: str, requested_key: str | None) -> None:
+        """Refuse (Busy, which rolls the submission back) unless the queue and the key's share
+        of it had room for job `ident`, counted last in its write transaction. On SQLite the
+        transaction holds the only write lock. On PostgreSQL, where two transactions could each
+        count room for one more, every submission takes one transaction-scoped advisory lock
+        and then counts, in one round trip (migration 0015's function; its count has a snapshot
+        of its own, so it sees every submission that committed while this one waited): the lock
+        is held for the count and the commit, not for the insert before them."""
         if self.max_queued is None and self.max_queued_per_key is None:
             return
         if conn.dialect.name == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(_SUBMISSIONS_LOCK)))
-        total, own = conn.execute(_WAITING, {"key": requested_key}).one()
+            counted = conn.execute(
+                _LOCKED_WAITING, {"lock": _SUBMISSIONS_LOCK, "own": ident, "key": requested_key}
+            )
+        else:
+            counted = conn.execute(_WAITING, {"key": requested_key, "own": ident})
+        total, own = counted.one()
         per_key = self.max_queued_per_key
         if requested_key is not None and per_key is not None and own >= per_key:
             raise Busy(

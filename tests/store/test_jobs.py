@@ -55,6 +55,45 @@ def test_concurrent_submissions_never_pass_the_queue_cap_or_a_key_s_share(
         opened.close()
 
 
+def test_a_submission_waiting_for_the_queue_lock_counts_what_committed_meanwhile(
+    store: Store, backend: str
+) -> None:
+    # PostgreSQL's submissions queue on an advisory lock; the count after it must see the
+    # job that the lock's holder queued (a count with the snapshot of the statement that
+    # waited, taken before the wait, would not, and would let the queue pass its cap).
+    if backend != "postgresql":
+        pytest.skip("SQLite's writers queue on the one write lock (the tests above)")
+    from sqlalchemy import func, select, update
+
+    from rca.store.engine import drafts
+    from rca.store.jobs import _SUBMISSIONS_LOCK
+
+    incident = Incident.model_validate(incident_data())
+    store.save_incident(incident, "test")
+    held = DraftJobs(store.engine).submit(incident.id, "m", "ana", HOUR)
+    assert DraftJobs(store.engine).claim("w1") is not None  # running: the queue is empty
+    capped = DraftJobs(store.engine, max_queued=1)
+    outcome: list[BaseException | None] = []
+
+    def submit() -> None:
+        try:
+            capped.submit(incident.id, "m", "ben", HOUR, requested_key="ben")
+            outcome.append(None)
+        except BaseException as err:  # asserted below
+            outcome.append(err)
+
+    waiting = threading.Thread(target=submit)
+    with store.engine.begin() as conn:
+        conn.execute(select(func.pg_advisory_xact_lock(_SUBMISSIONS_LOCK)))
+        conn.execute(update(drafts).where(drafts.c.id == held.id).values(status="queued"))
+        waiting.start()
+        waiting.join(timeout=0.5)
+        assert waiting.is_alive()  # it waits for the lock this transaction holds
+    waiting.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], Busy), outcome
+    assert capped.counts()[JobStatus.QUEUED] == 1
+
+
 def test_the_refusals_say_which_cap_and_what_to_do(store: Store) -> None:
     incident = Incident.model_validate(incident_data())
     store.save_incident(incident, "test")

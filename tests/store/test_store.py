@@ -183,7 +183,7 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     second = Store.open(settings)
     assert second.counts()["postmortems"] == 1
     with second.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0014"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0015"
     second.close()
 
 

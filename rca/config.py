@@ -51,6 +51,9 @@ class RetrievalSettings(BaseModel):
     """Longest chunk, in words (MiniLM reads at most 256 word pieces)."""
     candidates: int = Field(default=50, ge=10, le=10_000)
     """Postmortems each retriever proposes before fusion (at least as many as asked for)."""
+    result_cache: int = Field(default=256, ge=0, le=100_000)
+    """Search results each process keeps, for a search asked again before the index changes
+    (same text or incident, k, filters and mode); 0 keeps none."""
     rrf_k: int = Field(default=60, ge=1)
     """Reciprocal-rank-fusion constant."""
     lexical_weight: float = Field(default=1.0, ge=0.0)

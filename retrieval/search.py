@@ -4,7 +4,10 @@ Lexical search reads the machine's tantivy index (`retrieval.lexical_shared`), c
 the store's latest revisions before each search that finds the store changed; dense search reads
 the vector index. When the vector index is unusable, search answers lexically and says so.
 Nothing holds every postmortem: a search loads its hits from the store by id, and keeps the
-last few hundred redacted forms it showed.
+last few hundred redacted forms it showed. A search asked again while the store and the indexes
+are as they were (same text or incident, k, filters, mode) is answered from the last results
+kept (`RCA_RETRIEVAL__RESULT_CACHE`, for at most `RESULT_TTL_S`): what it found cannot have
+changed, unless the index was deleted or damaged behind rca's back.
 
 What a result shows is redacted, like the index: the query it echoes, and each hit's title,
 services, snippets and reasons, taken from the postmortem with its secrets and personal data
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +50,9 @@ SNIPPET_SCAN_WORDS = 300
 SHOWN_CACHE = 256
 """How many redacted postmortems (the form hits show) a process keeps, least recently used
 dropped first."""
+RESULT_TTL_S = 60.0
+"""How long a kept search result answers at most: what the index's state in the store does not
+show (an index deleted or damaged behind rca's back) is noticed within this much."""
 CHUNKS_PER_POSTMORTEM = 3
 """Dense search fetches this many chunks per postmortem it should propose."""
 _PLACEHOLDER_TERM = re.compile(r"(?:secret|email|phone|card|ip)_\d+")
@@ -87,6 +94,29 @@ class Ranking:
         return [(c.postmortem_id, c.score) for c in self.candidates]
 
 
+@dataclass(frozen=True)
+class _Question:
+    """One search's question."""
+
+    query: str | Incident
+    text: str
+    """The text searched: the query trimmed, or the incident's query text."""
+    k: int
+    filters: SearchFilters | None
+    mode: SearchMode
+
+    def key(self, state: SearchSnapshot) -> tuple[object, ...]:
+        """What the result depends on: the question (an incident's services and tags explain
+        its hits too) and the state of the store and of the indexes a search reads."""
+        asked: tuple[object, ...] = (self.text,)
+        if isinstance(self.query, Incident):
+            services, tags = sorted(self.query.services), sorted(self.query.tags)
+            asked = (self.text, tuple(services), tuple(tags))
+        filters = self.filters
+        wanted = filters.model_dump_json() if filters is not None and not filters.is_empty() else ""
+        return (*asked, self.k, wanted, self.mode, state.fingerprint, state.pending, state.value)
+
+
 def snippet(text: str, query_terms: set[str]) -> str:
     """A short excerpt, centred on the first word that matches a query term."""
     words = text.split()
@@ -115,7 +145,9 @@ class SimilarSearch:
         self.redactor = Redactor(ip_addresses=settings.redaction.ip_addresses)
         self.lexical = SharedLexical(store, settings.data_dir / "lexical" / SCHEMA_VERSION)
         self._shown: OrderedDict[str, _Shown] = OrderedDict()
+        self._results: OrderedDict[tuple[object, ...], tuple[SearchResult, float]] = OrderedDict()
         self._shown_lock = threading.Lock()
+        """Guards both caches."""
 
     def postmortems(self, ids: Sequence[str]) -> dict[str, Postmortem]:
         """The latest revisions of these postmortems (unredacted), by id; absent ones left out."""
@@ -130,8 +162,33 @@ class SimilarSearch:
     ) -> SearchResult:
         """The `k` most similar postmortems, best first; what they show is redacted."""
         text = incident_query(query) if isinstance(query, Incident) else query.strip()
-        ranking = self.rank(text, filters, mode, depth=k)
-        shown = self.redactor.redact(text)
+        asked = _Question(query, text, k, filters, mode)
+        state = self._snapshot()
+        key = asked.key(state)
+        with self._shown_lock:
+            kept = self._results.get(key)
+            if kept is not None and time.monotonic() - kept[1] < RESULT_TTL_S:
+                self._results.move_to_end(key)
+                return kept[0]
+        result = self._search(asked, state)
+        if not result.degraded and self.settings.retrieval.result_cache:
+            with self._shown_lock:  # a degraded result is not kept: the next search retries
+                self._results[key] = (result, time.monotonic())
+                self._results.move_to_end(key)
+                while len(self._results) > self.settings.retrieval.result_cache:
+                    self._results.popitem(last=False)
+        return result
+
+    def _snapshot(self) -> SearchSnapshot:
+        """The store's fingerprint, the outbox backlog and the active vector collection."""
+        return self.store.index_state.snapshot(
+            self.vectors.state_key if self.vectors is not None else ""
+        )
+
+    def _search(self, asked: _Question, state: SearchSnapshot) -> SearchResult:
+        query, k, mode = asked.query, asked.k, asked.mode
+        ranking = self.rank(asked.text, asked.filters, mode, depth=k, state=state)
+        shown = self.redactor.redact(asked.text)
         query_terms = set(terms(shown))
         top = ranking.candidates[:k]
         forms = self._shown_forms(top)
@@ -150,6 +207,7 @@ class SimilarSearch:
         filters: SearchFilters | None = None,
         mode: SearchMode = "hybrid",
         depth: int = 0,
+        state: SearchSnapshot | None = None,
     ) -> Ranking:
         """The candidates the retrievers propose, fused and ordered, without hit details.
 
@@ -162,9 +220,7 @@ class SimilarSearch:
         query_terms = terms(text)
         if not query_terms:
             raise InvalidQuery("the query has no searchable words")
-        state = self.store.index_state.snapshot(
-            self.vectors.state_key if self.vectors is not None else ""
-        )
+        state = state or self._snapshot()
         fingerprint = state.fingerprint
         lexical = self.lexical.current(fingerprint)
         depth = max(depth, self.settings.retrieval.candidates)

@@ -199,7 +199,12 @@ def test_deleting_the_index_loses_nothing(loaded: Retrieval, settings: Settings)
     else:
         loaded.close()
         shutil.rmtree(settings.data_dir / "chroma")
-    degraded = loaded.search.search("certificate expired", k=5)
+    # Asked again, the same search is answered as it was (the result kept: the store and the
+    # index's state in it are as they were); a new one finds the index gone.
+    assert [h.postmortem_id for h in loaded.search.search("certificate expired", k=5).hits] == (
+        before
+    )
+    degraded = loaded.search.search("an expired certificate", k=5)
     assert degraded.degraded
     assert any("rca index rebuild" in note for note in degraded.notes)
     assert degraded.hits  # lexical still answers

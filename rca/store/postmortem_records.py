@@ -17,6 +17,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     bindparam,
     func,
@@ -289,5 +290,10 @@ def fingerprint(engine: Engine) -> str:
 
 def fingerprint_in(conn: Connection) -> str:
     """`fingerprint`, read inside a transaction the caller holds."""
-    total = conn.execute(select(func.sum(postmortems.c.latest_revision))).scalar_one()
+    total = conn.execute(fingerprint_query()).scalar_one()
     return str(total or 0)
+
+
+def fingerprint_query() -> Select[Any]:
+    """The statement `fingerprint` runs (its number: None when there are no postmortems)."""
+    return select(func.sum(postmortems.c.latest_revision))

@@ -19,6 +19,7 @@ May import: `rca.domain`, `rca.errors`, `rca.config`. Nothing here calls a model
 
 from rca.store import (
     action_tables,  # noqa: F401 - declares its tables on the metadata
+    counters,  # noqa: F401 - declares its table on the metadata
     digest_runs,  # noqa: F401 - declares its table on the metadata
     insight_tables,  # noqa: F401 - declares its tables on the metadata
     integration_tables,  # noqa: F401 - declares its tables on the metadata

@@ -41,6 +41,10 @@ RULES = {
     "a postmortem revision belongs to a stored postmortem": """
         SELECT r.postmortem_id FROM postmortem_revisions r
         LEFT JOIN postmortems p ON p.id = r.postmortem_id WHERE p.id IS NULL""",
+    "the count of postmortem revisions kept (the store's fingerprint) is the number stored": """
+        SELECT c.name || ' = ' || CAST(c.value AS TEXT) FROM store_counters c
+        WHERE c.name = 'postmortem_revisions'
+        AND c.value != (SELECT COUNT(*) FROM postmortem_revisions)""",
     "an incident has its document and a revision": """
         SELECT id FROM incidents WHERE document IS NULL OR document = '' OR revision < 1""",
 }

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    func,
     insert,
     select,
     update,
@@ -28,7 +27,7 @@ from sqlalchemy import (
 
 from rca.domain import Postmortem, Severity, canonical_json, content_hash
 from rca.errors import NotFound
-from rca.store import audit
+from rca.store import audit, counters
 from rca.store.action_sync import sync_action_items
 from rca.store.engine import index_outbox, postmortem_revisions, postmortems, read_transaction
 from rca.store.readback import SetAside, postmortem_from_stored
@@ -144,6 +143,7 @@ def _add_revision(
             created_at=stamp,
         )
     )
+    counters.count_revision(conn)
     conn.execute(
         insert(index_outbox).values(postmortem_id=pm.id, revision=revision, created_at=stamp)
     )
@@ -278,12 +278,8 @@ def latest_postmortems(
 
 
 def fingerprint(engine: Engine) -> str:
-    """Changes whenever any postmortem revision is added.
-
-    Revisions are numbered 1, 2, ... and never deleted, so the sum of the latest revision
-    numbers is the number of revisions stored: it grows with every new one. It is read from
-    the small `postmortems` table, not the revisions (whose rows carry whole documents).
-    """
+    """Changes whenever any postmortem revision is added: the number of revisions stored
+    (never changed or deleted, so it grows with every new one), kept in a counter row."""
     with read_transaction(engine) as conn:
         return fingerprint_in(conn)
 
@@ -295,5 +291,5 @@ def fingerprint_in(conn: Connection) -> str:
 
 
 def fingerprint_query() -> Select[Any]:
-    """The statement `fingerprint` runs (its number: None when there are no postmortems)."""
-    return select(func.sum(postmortems.c.latest_revision))
+    """The statement `fingerprint` runs."""
+    return counters.revisions_query()

@@ -73,3 +73,29 @@ def test_downgrading_to_nothing_and_back_gives_the_declared_schema(conn: Connect
     assert set(inspect(conn).get_table_names()) <= {"alembic_version"}
     _migrate(conn, "upgrade", "head")
     _at_head(conn)
+
+
+def test_the_revision_counter_starts_at_the_revisions_already_stored(settings: Settings) -> None:
+    from sqlalchemy import text
+
+    from rca.domain import Postmortem
+    from rca.store import Store
+    from rca.store.integrity import check
+    from tests.factories import postmortem_data
+
+    store = Store.open(settings)
+    try:
+        for n, summary in enumerate(("First.", "Second.", "Third.")):
+            data = postmortem_data(id=f"pm-{n % 2}", summary=summary)
+            store.save_postmortem(Postmortem.model_validate(data), source="test")
+        assert store.fingerprint() == "3"  # pm-0 twice, pm-1 once
+        with store.engine.connect() as conn:  # as a store of the revision before the counter
+            _migrate(conn, "downgrade", "0015")
+            assert "store_counters" not in inspect(conn).get_table_names()
+            _migrate(conn, "upgrade", "head")
+            seeded = conn.execute(text("SELECT value FROM store_counters")).scalar_one()
+        assert seeded == 3 and store.fingerprint() == "3" and check(store.engine) == []
+        store.save_postmortem(Postmortem.model_validate(postmortem_data(id="pm-2")), "test")
+        assert store.fingerprint() == "4"
+    finally:
+        store.close()

@@ -183,7 +183,7 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     second = Store.open(settings)
     assert second.counts()["postmortems"] == 1
     with second.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0015"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0016"
     second.close()
 
 
@@ -223,3 +223,19 @@ def test_a_read_sees_one_snapshot_on_sqlite_and_each_statement_committed_data_on
     else:
         assert second == 2  # the write committed between the statements
         assert alone is True  # the third statement was a transaction of its own: no BEGIN
+
+
+def test_the_integrity_check_finds_a_revision_counter_out_of_step(store: Store) -> None:
+    from sqlalchemy import text
+
+    from rca.store.integrity import check
+
+    store.save_postmortem(Postmortem.model_validate(postmortem_data(id="pm-a")), source="test")
+    assert check(store.engine) == []
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE store_counters SET value = 7"))
+    problems = check(store.engine)
+    assert [p.rule for p in problems] == [
+        "the count of postmortem revisions kept (the store's fingerprint) is the number stored"
+    ]
+    assert problems[0].examples == ("postmortem_revisions = 7",)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,9 +25,9 @@ from rca.drafting import findings
 from rca.drafting.assembly import Claim
 from rca.drafting.compose import Stamp, compose
 from rca.drafting.context import Answered, with_proposals
-from rca.llm import Message, ScriptedModel, register_provider
+from rca.llm import Message, ScriptedModel
 from rca.testing import fake_analyst, question_of
-from tests.drafting.test_pipeline import NOW, drafter, example, replying
+from tests.drafting._pipeline_helpers import NOW, drafter, example, replying
 from tests.drafting.test_proposals import context_with, root_answer
 from tests.drafting.test_proposals import example as proposals_example
 
@@ -294,13 +294,6 @@ def obedient(case: Covert, obeyed: list[str]) -> Callable[[list[Message]], str]:
         return json.dumps(answer)
 
     return reply
-
-
-@pytest.fixture
-def fake() -> Iterator[ScriptedModel]:
-    model = ScriptedModel(reply=fake_analyst)
-    register_provider("fake", model)
-    yield model
 
 
 _LOOK_ALIKES = str.maketrans("\u0430\u0435\u043e\u0440\u0441\u0455\u0456", "aeopcsi")

@@ -133,7 +133,7 @@ async def list_incidents(
 
 
 @router.get("/incidents/{incident_id}/similar", response_model=SearchResult)
-def similar_incidents(
+async def similar_incidents(
     incident_id: str,
     request: Request,
     _principal: Engineer,
@@ -141,8 +141,8 @@ def similar_incidents(
 ) -> SearchResult:
     """Past postmortems most similar to the incident, with why each matched."""
     services = services_of(request)
-    incident = services.store.get_incident(incident_id)
-    return services.retrieval.search.search(incident, k=k)
+    incident = await services.quick(services.store.get_incident, incident_id)
+    return await services.search_similar(incident, k)
 
 
 @router.post(

@@ -178,7 +178,7 @@ def export_postmortem(
 
 
 @router.get("/search/similar", response_model=SearchResult, tags=["search"])
-def search_similar(
+async def search_similar(
     request: Request,
     _p: Engineer,
     q: Annotated[str, Query(min_length=1, max_length=4000, description="What happened.")],
@@ -199,4 +199,4 @@ def search_similar(
         date_from=since,
         date_to=until,
     )
-    return services_of(request).retrieval.search.search(q, k=k, filters=filters, mode=mode)
+    return await services_of(request).search_similar(q, k, filters, mode)

@@ -15,10 +15,10 @@ from typing import ParamSpec, TypeVar
 import anyio
 
 from rca.config import Settings
-from rca.domain import ActionStatus
+from rca.domain import ActionStatus, Incident
 from rca.domain.additions import EvidenceAdditions, IncidentChange, NewTimelineEvent
 from rca.domain.change import as_timeline_event
-from rca.domain.similar import SimilarHit
+from rca.domain.similar import SearchFilters, SearchMode, SearchResult, SimilarHit
 from rca.drafting import Drafter
 from rca.errors import InvalidArgument, RcaError
 from rca.insights.measures import report
@@ -175,6 +175,24 @@ class Services:
             still_open = [row.action.text for row in rows]
         engine = self.store.engine
         return decide(engine, postmortem_id, past_postmortem_id, confirm, actor, still_open)
+
+    async def search_similar(
+        self,
+        query: str | Incident,
+        k: int,
+        filters: SearchFilters | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
+        """`SimilarSearch.search` for a request: a search asked again while nothing changed
+        is a short read (`quick`); any other runs in a request thread. (In the request threads
+        on PostgreSQL, repeated searches' database reads waited on the GIL with the slow ones:
+        p99 0.6-0.8 s at 32 clients, against 73 ms on SQLite.)"""
+        search = self.retrieval.search
+        kept, state = await self.quick(search.kept, query, k, filters, mode)
+        if kept is not None:
+            return kept
+        call = functools.partial(search.search, query, k, filters, mode, state)
+        return await anyio.to_thread.run_sync(call)
 
     def similar(self, text: str, k: int) -> list[SimilarHit]:
         """The `k` past postmortems most similar to a text (hybrid search)."""

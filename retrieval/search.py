@@ -16,21 +16,18 @@ replaced by placeholders. Ranking reads the text as it is.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rca.config import Settings
 from rca.domain import Incident, Postmortem
 from rca.domain.similar import (
-    MatchedSection,
     SearchFilters,
     SearchMode,
     SearchResult,
-    SimilarHit,
     incident_query,
 )
 from rca.errors import IndexUnavailable, InvalidQuery
@@ -38,15 +35,13 @@ from rca.ports import Embedder
 from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
 from rca.store import SearchSnapshot, Store
 from retrieval.chunking import section_texts
-from retrieval.lexical import first_match, terms
+from retrieval.hits import Candidate, Shown, hit_of
+from retrieval.lexical import terms
 from retrieval.lexical_index import SCHEMA_VERSION, LexicalIndex
 from retrieval.lexical_shared import SharedLexical
 from retrieval.remote_embedder import EmbedderUnavailable
 from retrieval.vector_index import ChromaVectorIndex, VectorHit
 
-SNIPPET_CHARS = 220
-SNIPPET_SCAN_WORDS = 300
-"""A snippet centres on a query term found among a section's first this many words."""
 SHOWN_CACHE = 256
 """How many redacted postmortems (the form hits show) a process keeps, least recently used
 dropped first."""
@@ -55,37 +50,13 @@ RESULT_TTL_S = 60.0
 show (an index deleted or damaged behind rca's back) is noticed within this much."""
 CHUNKS_PER_POSTMORTEM = 3
 """Dense search fetches this many chunks per postmortem it should propose."""
-_PLACEHOLDER_TERM = re.compile(r"(?:secret|email|phone|card|ip)_\d+")
-"""A redaction placeholder as `terms` leaves it (lowercased)."""
-
-
-@dataclass(frozen=True)
-class _Shown:
-    """A postmortem as hits show it: redacted, its sections' text and their stemmed terms."""
-
-    postmortem: Postmortem
-    revision: int
-    sections: dict[str, str]
-    terms: dict[str, set[str]]
-
-
-@dataclass
-class _Candidate:
-    postmortem_id: str
-    revision: int
-    """The revision the lexical index holds (the one that was ranked)."""
-    lexical_rank: int | None = None
-    lexical_score: float = 0.0
-    dense_rank: int | None = None
-    dense_hits: list[VectorHit] = field(default_factory=list)
-    score: float = 0.0
 
 
 @dataclass
 class Ranking:
     """Fused candidates, best first, and whether the dense side was missing."""
 
-    candidates: list[_Candidate]
+    candidates: list[Candidate]
     degraded: bool
     notes: list[str]
 
@@ -105,6 +76,14 @@ class _Question:
     filters: SearchFilters | None
     mode: SearchMode
 
+    @staticmethod
+    def of(
+        query: str | Incident, k: int, filters: SearchFilters | None, mode: SearchMode
+    ) -> _Question:
+        """The question a search asks (an incident asks its query text)."""
+        text = incident_query(query) if isinstance(query, Incident) else query.strip()
+        return _Question(query, text, k, filters, mode)
+
     def key(self, state: SearchSnapshot) -> tuple[object, ...]:
         """What the result depends on: the question (an incident's services and tags explain
         its hits too) and the state of the store and of the indexes a search reads."""
@@ -115,17 +94,6 @@ class _Question:
         filters = self.filters
         wanted = filters.model_dump_json() if filters is not None and not filters.is_empty() else ""
         return (*asked, self.k, wanted, self.mode, state.fingerprint, state.pending, state.value)
-
-
-def snippet(text: str, query_terms: set[str]) -> str:
-    """A short excerpt, centred on the first word that matches a query term."""
-    words = text.split()
-    found = first_match(words[:SNIPPET_SCAN_WORDS], query_terms)
-    start = max(0, found - 8) if found is not None else 0
-    excerpt = " ".join(words[start:])
-    if len(excerpt) > SNIPPET_CHARS:
-        excerpt = excerpt[:SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"
-    return ("… " if start else "") + excerpt
 
 
 class SimilarSearch:
@@ -144,7 +112,7 @@ class SimilarSearch:
         self.settings = settings
         self.redactor = Redactor(ip_addresses=settings.redaction.ip_addresses)
         self.lexical = SharedLexical(store, settings.data_dir / "lexical" / SCHEMA_VERSION)
-        self._shown: OrderedDict[str, _Shown] = OrderedDict()
+        self._shown: OrderedDict[str, Shown] = OrderedDict()
         self._results: OrderedDict[tuple[object, ...], tuple[SearchResult, float]] = OrderedDict()
         self._shown_lock = threading.Lock()
         """Guards both caches."""
@@ -159,17 +127,16 @@ class SimilarSearch:
         k: int = 5,
         filters: SearchFilters | None = None,
         mode: SearchMode = "hybrid",
+        state: SearchSnapshot | None = None,
     ) -> SearchResult:
-        """The `k` most similar postmortems, best first; what they show is redacted."""
-        text = incident_query(query) if isinstance(query, Incident) else query.strip()
-        asked = _Question(query, text, k, filters, mode)
-        state = self._snapshot()
+        """The `k` most similar postmortems, best first; what they show is redacted. `state`
+        is the snapshot `kept` read, if it was asked first."""
+        asked = _Question.of(query, k, filters, mode)
+        state = state or self._snapshot()
         key = asked.key(state)
-        with self._shown_lock:
-            kept = self._results.get(key)
-            if kept is not None and time.monotonic() - kept[1] < RESULT_TTL_S:
-                self._results.move_to_end(key)
-                return kept[0]
+        found = self._kept(key)
+        if found is not None:
+            return found
         result = self._search(asked, state)
         if not result.degraded and self.settings.retrieval.result_cache:
             with self._shown_lock:  # a degraded result is not kept: the next search retries
@@ -178,6 +145,27 @@ class SimilarSearch:
                 while len(self._results) > self.settings.retrieval.result_cache:
                     self._results.popitem(last=False)
         return result
+
+    def kept(
+        self,
+        query: str | Incident,
+        k: int = 5,
+        filters: SearchFilters | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> tuple[SearchResult | None, SearchSnapshot]:
+        """The result kept for this search, if the store and the indexes are as they were when
+        it was found (None otherwise), and the snapshot of their state read to know: a short
+        read, for the API to answer a repeated search without a slow thread of its own."""
+        state = self._snapshot()
+        return self._kept(_Question.of(query, k, filters, mode).key(state)), state
+
+    def _kept(self, key: tuple[object, ...]) -> SearchResult | None:
+        with self._shown_lock:
+            kept = self._results.get(key)
+            if kept is None or time.monotonic() - kept[1] >= RESULT_TTL_S:
+                return None
+            self._results.move_to_end(key)
+            return kept[0]
 
     def _snapshot(self) -> SearchSnapshot:
         """The store's fingerprint, the outbox backlog and the active vector collection."""
@@ -193,7 +181,7 @@ class SimilarSearch:
         top = ranking.candidates[:k]
         forms = self._shown_forms(top)
         hits = [
-            self._hit(c, forms[c.postmortem_id], query_terms, query)
+            hit_of(c, forms[c.postmortem_id], query_terms, query)
             for c in top
             if c.postmortem_id in forms
         ]
@@ -224,11 +212,11 @@ class SimilarSearch:
         fingerprint = state.fingerprint
         lexical = self.lexical.current(fingerprint)
         depth = max(depth, self.settings.retrieval.candidates)
-        candidates: dict[str, _Candidate] = {}
+        candidates: dict[str, Candidate] = {}
         if mode in ("hybrid", "lexical"):
             found = lexical.search(query_terms, depth, None if filters.is_empty() else filters)
             for rank, hit in enumerate(found, start=1):
-                candidates[hit.postmortem_id] = _Candidate(
+                candidates[hit.postmortem_id] = Candidate(
                     hit.postmortem_id, hit.revision, lexical_rank=rank, lexical_score=hit.score
                 )
         notes: list[str] = []
@@ -237,7 +225,7 @@ class SimilarSearch:
             try:
                 dense = self._dense(text, filters, lexical, depth, state)
                 for rank, (pm_id, revision, hits) in enumerate(dense, start=1):
-                    candidate = candidates.setdefault(pm_id, _Candidate(pm_id, revision))
+                    candidate = candidates.setdefault(pm_id, Candidate(pm_id, revision))
                     candidate.dense_rank = rank
                     candidate.dense_hits = hits
                 if state.pending:
@@ -293,10 +281,10 @@ class SimilarSearch:
         order = sorted(grouped, key=lambda i: -grouped[i][0].similarity)
         return [(i, latest[i].revision, grouped[i]) for i in order[:depth]]
 
-    def _shown_forms(self, candidates: Sequence[_Candidate]) -> dict[str, _Shown]:
+    def _shown_forms(self, candidates: Sequence[Candidate]) -> dict[str, Shown]:
         """Each candidate's postmortem as hits show it: from the cache when the revision that
         was ranked is there, else loaded from the store (its latest revision) and redacted."""
-        forms: dict[str, _Shown] = {}
+        forms: dict[str, Shown] = {}
         with self._shown_lock:
             for c in candidates:
                 cached = self._shown.get(c.postmortem_id)
@@ -307,7 +295,7 @@ class SimilarSearch:
         for pm, revision in self.store.latest_postmortems(missing) if missing else ():
             redacted = redact_postmortem(pm, self.redactor, PlaceholderTable())
             sections = section_texts(redacted)
-            forms[pm.id] = _Shown(
+            forms[pm.id] = Shown(
                 redacted, revision, sections, {n: set(terms(b)) for n, b in sections.items()}
             )
             with self._shown_lock:
@@ -317,7 +305,7 @@ class SimilarSearch:
                     self._shown.popitem(last=False)
         return forms
 
-    def _fused(self, candidate: _Candidate) -> float:
+    def _fused(self, candidate: Candidate) -> float:
         retrieval = self.settings.retrieval
         score = 0.0
         if candidate.lexical_rank is not None:
@@ -325,64 +313,3 @@ class SimilarSearch:
         if candidate.dense_rank is not None:
             score += retrieval.dense_weight / (retrieval.rrf_k + candidate.dense_rank)
         return score
-
-    def _hit(
-        self,
-        candidate: _Candidate,
-        shown: _Shown,
-        query_terms: set[str],
-        query: str | Incident,
-    ) -> SimilarHit:
-        pm = shown.postmortem
-        sections: list[MatchedSection] = []
-        seen: set[str] = set()
-        for hit in candidate.dense_hits[:3]:
-            if hit.section in seen:
-                continue
-            seen.add(hit.section)
-            sections.append(
-                MatchedSection(
-                    section=hit.section,
-                    snippet=snippet(shown.sections.get(hit.section, ""), query_terms),
-                    similarity=round(hit.similarity, 4),
-                )
-            )
-        overlap_by_section = {name: query_terms & section for name, section in shown.terms.items()}
-        shared = sorted(
-            term  # numbers and placeholders match often and explain nothing
-            for term in (set().union(*overlap_by_section.values()) if overlap_by_section else set())
-            if not term.isdigit() and not _PLACEHOLDER_TERM.fullmatch(term)
-        )
-        best_lexical = max(overlap_by_section, key=lambda n: len(overlap_by_section[n]), default="")
-        if best_lexical and overlap_by_section[best_lexical] and best_lexical not in seen:
-            body = shown.sections[best_lexical]
-            sections.append(
-                MatchedSection(section=best_lexical, snippet=snippet(body, query_terms))
-            )
-        why: list[str] = []
-        if candidate.lexical_rank is not None and shared:
-            why.append(f"shares terms: {', '.join(shared[:8])}")
-        if candidate.dense_hits:
-            best = candidate.dense_hits[0]
-            why.append(
-                f"close in meaning to its {best.section.replace('_', ' ')}"
-                f" (cosine {best.similarity:.2f})"
-            )
-        if isinstance(query, Incident):
-            common = sorted(set(query.services) & set(pm.services))
-            if common:
-                why.append(f"same services: {', '.join(common)}")
-            common_tags = sorted(set(query.tags) & set(pm.tags))
-            if common_tags:
-                why.append(f"same tags: {', '.join(common_tags)}")
-        return SimilarHit(
-            postmortem_id=pm.id,
-            title=pm.title,
-            score=round(candidate.score, 6),
-            revision=shown.revision,
-            date=pm.date,
-            severity=pm.severity,
-            services=list(pm.services),
-            sections=sections,
-            why=why,
-        )

@@ -2,10 +2,11 @@
 
 At the `10k` scale the reads spread over ~1,000 of the 100,000 incidents and ~1,400 of the
 10,000 postmortems (ids `_insights_data` gives them); at `examples`, over the newest 50 of each.
-Similar search is timed three ways: an incident's similar postmortems (the incidents' texts
-repeat, so their query vectors are often cached), free text never asked before (each request
-appends its own marker, so each pays a real query embedding) and one text asked again and
-again (its vector cached: index and ranking only).
+Similar search is timed three ways: an incident's similar postmortems (the synthetic incidents'
+texts repeat, so their query vectors, and often their whole results, are kept), free text never
+asked before (each request appends its own marker, so each pays a real query embedding and a
+search) and one text asked again and again (answered from the result each server process
+keeps, `RCA_RETRIEVAL__RESULT_CACHE`).
 """
 
 from __future__ import annotations

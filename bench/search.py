@@ -13,7 +13,8 @@ embedded by the real model.
 The embedder remembers the vectors of recent queries (the same incident's similar search is
 asked for again and again), so a search is timed twice: **cold**, with a text no search has
 used before (each cold row appends its own marker to the query, so it pays a real query
-embedding), and **repeated**, the same text searched again (its vector cached). Lexical search
+embedding), and **repeated**, the same text searched again (its vector cached; whole results
+are not kept here, `RCA_RETRIEVAL__RESULT_CACHE=0`, so it still searches). Lexical search
 embeds nothing and has one row.
 
 Building and searching run in separate processes so that each reports its own peak RSS. Each
@@ -184,7 +185,11 @@ def _mode(name: str) -> SearchMode:
 
 
 def search(data_dir: Path, count: int) -> dict[str, float]:
-    settings = scratch_settings(data_dir)
+    scratch = scratch_settings(data_dir)
+    # No results kept: a repeated search would be answered from the last result, and this
+    # times the search itself (`bench/api.py`'s "same text" row times kept results).
+    unkept = scratch.retrieval.model_copy(update={"result_cache": 0})
+    settings = scratch.model_copy(update={"retrieval": unkept})
     store = Store.open(settings)
     real = make_embedder(settings)  # as configured: RCA_RETRIEVAL__INT8 applies
     embedder = SyntheticDocsEmbedder(real)

@@ -6,7 +6,8 @@ A worker that dies stops renewing: once the lease has expired the job goes back 
 its deadline fails. Only the lease holder may report progress or finish a job.
 
 Submissions respect two caps, the jobs waiting in all and those one API key has waiting; the
-insert and the count are one transaction (`_make_room`), so concurrent submissions never pass them.
+insert and the count are one transaction (`_make_room`), so concurrent submissions never pass
+them.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 
+from rca.store.counters import revisions_query
 from rca.store.engine import (
     index_outbox,
     index_state,
@@ -18,7 +19,6 @@ from rca.store.engine import (
     write_transaction,
 )
 from rca.store.index_lease import IndexLease
-from rca.store.postmortem_records import fingerprint_query
 from rca.store.writes import now
 
 
@@ -44,7 +44,7 @@ class SearchSnapshot:
 
 
 _SNAPSHOT = select(
-    fingerprint_query().scalar_subquery(),
+    revisions_query().scalar_subquery(),
     select(func.count()).select_from(index_outbox).scalar_subquery(),
     select(index_state.c.value).where(index_state.c.name == bindparam("name")).scalar_subquery(),
 )
@@ -116,7 +116,7 @@ class IndexStateStore:
         too, where reads are statements of their own)."""
         with read_transaction(self.engine) as conn:
             total, pending, value = conn.execute(_SNAPSHOT, {"name": name}).one()
-        return SearchSnapshot(str(total or 0), int(pending), None if value is None else str(value))
+        return SearchSnapshot(str(total), int(pending), None if value is None else str(value))
 
     def get(self, name: str) -> str | None:
         """A stored index-state value."""

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    Select,
     and_,
     bindparam,
     insert,
@@ -281,15 +280,4 @@ def fingerprint(engine: Engine) -> str:
     """Changes whenever any postmortem revision is added: the number of revisions stored
     (never changed or deleted, so it grows with every new one), kept in a counter row."""
     with read_transaction(engine) as conn:
-        return fingerprint_in(conn)
-
-
-def fingerprint_in(conn: Connection) -> str:
-    """`fingerprint`, read inside a transaction the caller holds."""
-    total = conn.execute(fingerprint_query()).scalar_one()
-    return str(total or 0)
-
-
-def fingerprint_query() -> Select[Any]:
-    """The statement `fingerprint` runs."""
-    return counters.revisions_query()
+        return str(conn.execute(counters.revisions_query()).scalar_one())

@@ -387,7 +387,18 @@ def test_one_scrape_counts_every_process_of_rca_serve(tmp_path: Path) -> None:
         # The kernel hands connections on the shared socket to whichever process accepts
         # first; on a busy machine one process can take every one of them. The sum over the
         # processes' files is what a scrape must show either way, and the draft below is
-        # counted by the `rca worker` process and scraped from a server process.
+        # counted by the `rca worker` process and scraped from a server process. A request
+        # is counted once its response has gone out, so the last few may land a moment
+        # after their client has read them.
+        checks = iter(range(1000))
+
+        def all_counted() -> bool:
+            into = tmp_path / "settled" / str(next(checks))
+            files = sorted(shared.glob("counter_*.db"))
+            each[:] = [_healthz_of([f], into / f.stem) for f in files]
+            return sum(each) >= first + sent
+
+        _until(all_counted, "every /healthz request to be counted", seconds=10)
         assert sum(each) == first + sent, each
         for _ in range(4):  # whichever process answers the scrape, it counts them all
             found = scrape_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -66,6 +67,14 @@ def _declared_dimension(model_dir: Path) -> int | None:
         return None
 
 
+@functools.cache
+def _threads_at_start() -> int:
+    """PyTorch's thread count in this process before an embedder changed it."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _quantized(model: SentenceTransformer) -> SentenceTransformer:
     """The model with its linear layers in int8 (PyTorch dynamic quantization, CPU only)."""
     import warnings
@@ -94,6 +103,7 @@ class SentenceTransformerEmbedder:
         batch_size: int = 32,
         model_id: str | None = None,
         int8: Int8 = "none",
+        query_threads: int = 0,
     ) -> None:
         if model_dir is None:
             self._model_dir = bundled_model_dir()
@@ -113,6 +123,7 @@ class SentenceTransformerEmbedder:
             # Different document vectors, so a different collection: the id says so.
             self._model_id += "-int8"
         self._int8 = int8
+        self._query_threads = query_threads
         self._batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._query_model: SentenceTransformer | None = None
@@ -147,6 +158,7 @@ class SentenceTransformerEmbedder:
                 offline_environment()
                 from sentence_transformers import SentenceTransformer
 
+                _threads_at_start()  # before any encoding changes it
                 try:
                     self._model = SentenceTransformer(
                         str(self._model_dir), device="cpu", local_files_only=True
@@ -247,6 +259,7 @@ class SentenceTransformerEmbedder:
             encode: Any = self._load_query_model().encode_query
         else:
             encode = self._load().encode_document
+        self._use_threads(self._query_threads if input_type == "query" else 0)
         vectors = encode(
             texts,
             batch_size=self._batch_size,
@@ -256,6 +269,16 @@ class SentenceTransformerEmbedder:
         )
         result: list[list[float]] = vectors.tolist()
         return result
+
+    def _use_threads(self, wanted: int) -> None:
+        """Set PyTorch's thread count for the next encoding (0: the process's count before
+        any model loaded). Every encoding runs on the one model thread: nothing else runs
+        meanwhile."""
+        import torch
+
+        threads = wanted or _threads_at_start()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def local_embedder(settings: Settings) -> Embedder:
@@ -270,5 +293,8 @@ def local_embedder(settings: Settings) -> Embedder:
             "sentence-transformers or fake for it (not remote)"
         )
     return SentenceTransformerEmbedder(
-        retrieval.model_dir, batch_size=retrieval.batch_size, int8=retrieval.int8
+        retrieval.model_dir,
+        batch_size=retrieval.batch_size,
+        int8=retrieval.int8,
+        query_threads=retrieval.query_threads,
     )

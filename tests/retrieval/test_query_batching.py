@@ -73,3 +73,28 @@ def test_documents_are_encoded_as_the_caller_batched_them() -> None:
     assert embedder.embed(["one", "three"], "document") == [[3.0], [5.0]]
     assert embedder.calls == [["one", "three"]]
     embedder.close()
+
+
+def test_queries_are_encoded_with_their_own_thread_count_documents_with_the_default() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    seen: list[tuple[str, int]] = []
+
+    class Watching(SentenceTransformerEmbedder):
+        def _use_threads(self, wanted: int) -> None:
+            super()._use_threads(wanted)
+            seen.append((threading.current_thread().name, torch.get_num_threads()))
+
+    embedder = Watching(query_threads=1)
+    try:
+        query = embedder.embed(["disk full on the primary database"], "query")[0]
+        document = embedder.embed(["the primary database ran out of disk"], "document")[0]
+        again = embedder.embed(["disk full on the primary database, again"], "query")[0]
+    finally:
+        embedder.close()
+        torch.set_num_threads(before)
+    assert [threads for _name, threads in seen] == [1, before, 1]
+    assert all(name.startswith("rca-embed") for name, _threads in seen)
+    assert sum(a * b for a, b in zip(query, document, strict=True)) > 0.5  # still the model
+    assert sum(a * b for a, b in zip(query, again, strict=True)) > 0.8

@@ -4,11 +4,15 @@ the sections that matched with snippets centred on a query term, and why it matc
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import date as CalendarDate
 
-from rca.domain import Incident, Postmortem
+from rca.domain import Incident, Postmortem, Severity
 from rca.domain.similar import MatchedSection, SimilarHit
-from retrieval.lexical import first_match
+from rca.redaction import PlaceholderTable, Redactor, redact_postmortem
+from retrieval.chunking import section_texts
+from retrieval.lexical import first_match, terms
 from retrieval.vector_index import VectorHit
 
 SNIPPET_CHARS = 220
@@ -20,12 +24,68 @@ _PLACEHOLDER_TERM = re.compile(r"(?:secret|email|phone|card|ip)_\d+")
 
 @dataclass(frozen=True)
 class Shown:
-    """A postmortem as hits show it: redacted, its sections' text and their stemmed terms."""
+    """What hits show of a postmortem, redacted: the fields a hit names and each section's
+    text. Kept per process for many postmortems, so only that (stemming a section's terms
+    again costs ~10 µs; redacting a postmortem ~1.5 ms)."""
 
-    postmortem: Postmortem
+    postmortem_id: str
     revision: int
+    title: str
+    date: CalendarDate | None
+    severity: Severity | None
+    services: tuple[str, ...]
+    tags: tuple[str, ...]
     sections: dict[str, str]
-    terms: dict[str, set[str]]
+
+    @classmethod
+    def of(cls, pm: Postmortem, revision: int, redactor: Redactor) -> Shown:
+        """The postmortem redacted (a table of its own: its placeholders number from 1)."""
+        redacted = redact_postmortem(pm, redactor, PlaceholderTable())
+        return cls(
+            redacted.id,
+            revision,
+            redacted.title,
+            redacted.date,
+            redacted.severity,
+            tuple(redacted.services),
+            tuple(redacted.tags),
+            section_texts(redacted),
+        )
+
+    @property
+    def size(self) -> int:
+        """Characters held, roughly what keeping it costs."""
+        texts = (self.title, *self.services, *self.tags, *self.sections.values())
+        return sum(len(text) for text in texts)
+
+
+class ShownCache:
+    """Shown forms by postmortem id, least recently used dropped first, within a number of
+    entries and of characters; not thread-safe (the search's lock guards it)."""
+
+    def __init__(self, entries: int, chars: int) -> None:
+        self.entries, self.chars = entries, chars
+        self._kept: OrderedDict[str, Shown] = OrderedDict()
+        self._chars = 0
+
+    def get(self, postmortem_id: str, revision: int) -> Shown | None:
+        """The form of this revision, if kept."""
+        found = self._kept.get(postmortem_id)
+        if found is None or found.revision != revision:
+            return None
+        self._kept.move_to_end(postmortem_id)
+        return found
+
+    def put(self, shown: Shown) -> None:
+        old = self._kept.pop(shown.postmortem_id, None)
+        self._chars += shown.size - (old.size if old is not None else 0)
+        self._kept[shown.postmortem_id] = shown
+        while self._kept and (len(self._kept) > self.entries or self._chars > self.chars):
+            _id, dropped = self._kept.popitem(last=False)
+            self._chars -= dropped.size
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
 
 @dataclass
@@ -61,7 +121,6 @@ def hit_of(
 ) -> SimilarHit:
     """The hit a ranked candidate makes: its matching sections with snippets, and why it
     matched (shared terms, closeness in meaning, the incident's services and tags)."""
-    pm = shown.postmortem
     sections: list[MatchedSection] = []
     seen: set[str] = set()
     for hit in candidate.dense_hits[:3]:
@@ -75,7 +134,9 @@ def hit_of(
                 similarity=round(hit.similarity, 4),
             )
         )
-    overlap_by_section = {name: query_terms & section for name, section in shown.terms.items()}
+    overlap_by_section = {
+        name: query_terms.intersection(terms(text)) for name, text in shown.sections.items()
+    }
     shared = sorted(
         term  # numbers and placeholders match often and explain nothing
         for term in (set().union(*overlap_by_section.values()) if overlap_by_section else set())
@@ -95,20 +156,20 @@ def hit_of(
             f" (cosine {best.similarity:.2f})"
         )
     if isinstance(query, Incident):
-        common = sorted(set(query.services) & set(pm.services))
+        common = sorted(set(query.services) & set(shown.services))
         if common:
             why.append(f"same services: {', '.join(common)}")
-        common_tags = sorted(set(query.tags) & set(pm.tags))
+        common_tags = sorted(set(query.tags) & set(shown.tags))
         if common_tags:
             why.append(f"same tags: {', '.join(common_tags)}")
     return SimilarHit(
-        postmortem_id=pm.id,
-        title=pm.title,
+        postmortem_id=shown.postmortem_id,
+        title=shown.title,
         score=round(candidate.score, 6),
         revision=shown.revision,
-        date=pm.date,
-        severity=pm.severity,
-        services=list(pm.services),
+        date=shown.date,
+        severity=shown.severity,
+        services=list(shown.services),
         sections=sections,
         why=why,
     )

@@ -48,6 +48,7 @@ CATCH_UP_LIMIT = 2000
 """More changed incidents than this since the last read: read all of them again."""
 _EPOCH = date(1970, 1, 1)
 _CHUNK = 500
+_BATCH = 10_000
 
 
 def _seconds(span: timedelta | None) -> int | None:
@@ -116,11 +117,9 @@ def _day_column(conn: Connection) -> Any:
     return incident_facts.c.started_at
 
 
-def _fetch(conn: Connection, query: Any, ids: Sequence[str] | None, key: Any) -> list[Any]:
-    """The rows of `query` (of those whose `key` is in `ids`, unless None) as the driver's
-    tuples: these columns need no conversion, and 100,000 rows a third of a second less."""
-    if ids is None:
-        return list(conn.execute(query).cursor.fetchall())
+def _fetch(conn: Connection, query: Any, ids: Sequence[str], key: Any) -> list[Any]:
+    """The rows of `query` whose `key` is in `ids`, as the driver's tuples (these columns need
+    no conversion)."""
     rows: list[Any] = []
     for start in range(0, len(ids), _CHUNK):
         chunk = query.where(key.in_(ids[start : start + _CHUNK]))
@@ -128,15 +127,13 @@ def _fetch(conn: Connection, query: Any, ids: Sequence[str] | None, key: Any) ->
     return rows
 
 
-def _fact_rows(conn: Connection, ids: Sequence[str] | None) -> list[Any]:
+def _fact_query(conn: Connection) -> Any:
     f = incident_facts.c
-    query = select(f.incident_id, _day_column(conn), f.severity, f.ttd_s, f.ttm_s, f.ttr_s)
-    return _fetch(conn, query, ids, f.incident_id)
+    return select(f.incident_id, _day_column(conn), f.severity, f.ttd_s, f.ttm_s, f.ttr_s)
 
 
-def _service_rows(conn: Connection, ids: Sequence[str] | None) -> list[Any]:
-    s = incident_services.c
-    return _fetch(conn, select(s.incident_id, s.service), ids, s.incident_id)
+def _service_query() -> Any:
+    return select(incident_services.c.incident_id, incident_services.c.service)
 
 
 def _days(values: Sequence[Any]) -> NDArray[np.int64]:
@@ -146,50 +143,33 @@ def _days(values: Sequence[Any]) -> NDArray[np.int64]:
 
 
 def _build(
-    facts: list[Any],
-    pairs: list[Any],
-    version: int | None,
-    base: IncidentColumns | None = None,
-    replaced: Sequence[str] = (),
+    facts: list[Any], pairs: list[Any], version: int, base: IncidentColumns, replaced: Sequence[str]
 ) -> IncidentColumns:
-    """Columns from fact rows and service pairs; with `base`, those of `base` with the
-    incidents in `replaced` (all of which `facts` holds, or that are gone) read again."""
+    """The columns of `base` with the incidents in `replaced` read again: `facts` holds the
+    rows of all of them (or they are gone), `pairs` their services."""
     columns = list(zip(*facts, strict=True)) or [()] * 6
-    if base is None:
-        ids = list(columns[0])
-        index = dict(zip(ids, range(len(ids)), strict=True))
-        at = list(range(len(ids)))
-        services: list[str] = []
-        codes: dict[str, int] = {}
-    else:
-        ids, index = list(base.ids), dict(base.index)
-        services, codes = list(base.services), dict(base.service_codes)
-        at = []
-        for ident in columns[0]:
-            position = index.get(ident)
-            if position is None:
-                position = index[ident] = len(ids)
-                ids.append(ident)
-            at.append(position)
-    size = len(ids)
+    ids, index = list(base.ids), dict(base.index)
+    services, codes = list(base.services), dict(base.service_codes)
+    at = []
+    for ident in columns[0]:
+        position = index.get(ident)
+        if position is None:
+            position = index[ident] = len(ids)
+            ids.append(ident)
+        at.append(position)
+    size, old = len(ids), len(base.ids)
     day, month, severity = (np.zeros(size, np.int64) for _ in range(3))
     times = np.full((3, size), np.nan)
-    if base is not None:
-        old = len(base.ids)
-        day[:old], month[:old] = base.day, base.month
-        severity[:old], times[:, :old] = base.severity, base.times
+    day[:old], month[:old] = base.day, base.month
+    severity[:old], times[:, :old] = base.severity, base.times
     if facts:
         rows = np.array(at, dtype=np.int64)
         day[rows] = _days(columns[1])
-        month[rows] = day[rows].astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+        month[rows] = _months(day[rows])
         severity[rows] = [SEVERITY_CODES[s] for s in columns[2]]
         times[:, rows] = np.array(columns[3:], dtype=np.float64)  # None becomes NaN
-    keep_incident = base.service_incident if base else np.zeros(0, np.int64)
-    keep_code = base.service_code if base else np.zeros(0, np.int64)
-    if replaced:
-        stale = np.array([index[i] for i in replaced if i in index], dtype=np.int64)
-        kept = ~np.isin(keep_incident, stale)
-        keep_incident, keep_code = keep_incident[kept], keep_code[kept]
+    stale = np.array([index[i] for i in replaced if i in index], dtype=np.int64)
+    kept = ~np.isin(base.service_incident, stale)
     owners, names = list(zip(*pairs, strict=True)) or [(), ()]
     for name in dict.fromkeys(names):
         if name not in codes:
@@ -204,8 +184,10 @@ def _build(
         month=month,
         severity=severity,
         times=times,
-        service_incident=np.concatenate([keep_incident, np.array(new_incident, np.int64)]),
-        service_code=np.concatenate([keep_code, np.array(new_code, np.int64)]),
+        service_incident=np.concatenate(
+            [base.service_incident[kept], np.array(new_incident, np.int64)]
+        ),
+        service_code=np.concatenate([base.service_code[kept], np.array(new_code, np.int64)]),
         services=services,
         service_codes=codes,
         version=version,
@@ -226,8 +208,61 @@ def collector_paused() -> Iterator[None]:
 
 
 def _read_all(conn: Connection, version: int | None) -> IncidentColumns:
+    """Every incident's columns, read `_BATCH` rows at a time: holding the rows of 100,000
+    incidents at once took ~60 MB more than the columns, and a server process keeps the memory
+    its heap once grew to."""
+    ids: list[str] = []
+    days: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    severities: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    times: list[NDArray[np.float64]] = [np.zeros((3, 0))]
+    owners: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    named: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+    services: list[str] = []
+    codes: dict[str, int] = {}
     with collector_paused():
-        return _build(_fact_rows(conn, None), _service_rows(conn, None), version)
+        for rows in _batches(conn, _fact_query(conn)):
+            columns = list(zip(*rows, strict=True))
+            ids += columns[0]
+            days.append(_days(columns[1]))
+            severities.append(np.array([SEVERITY_CODES[v] for v in columns[2]], np.int64))
+            times.append(np.array(columns[3:], dtype=np.float64))  # None becomes NaN
+        index = dict(zip(ids, range(len(ids)), strict=True))
+        for rows in _batches(conn, _service_query()):
+            # A pair of an incident written after its facts were read waits for the next read.
+            pairs = [(index[i], name) for i, name in rows if i in index]
+            for name in dict.fromkeys(name for _i, name in pairs):
+                if name not in codes:
+                    codes[name] = len(services)
+                    services.append(name)
+            owners.append(np.array([i for i, _name in pairs], np.int64))
+            named.append(np.array([codes[name] for _i, name in pairs], np.int64))
+    day = np.concatenate(days)
+    return IncidentColumns(
+        ids=ids,
+        index=index,
+        day=day,
+        month=_months(day),
+        severity=np.concatenate(severities),
+        times=np.concatenate(times, axis=1),
+        service_incident=np.concatenate(owners),
+        service_code=np.concatenate(named),
+        services=services,
+        service_codes=codes,
+        version=version,
+    )
+
+
+def _batches(conn: Connection, query: Any) -> Iterator[Sequence[Any]]:
+    """The driver's rows of `query` (no conversion needed), `_BATCH` at a time."""
+    cursor = conn.execute(query).cursor
+    while rows := cursor.fetchmany(_BATCH):
+        yield rows
+
+
+def _months(day: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Months since 1970-01 of days since 1970-01-01."""
+    months: NDArray[np.int64] = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    return months
 
 
 def _catch_up(conn: Connection, kept: IncidentColumns, seen: int, version: int) -> IncidentColumns:
@@ -241,10 +276,11 @@ def _catch_up(conn: Connection, kept: IncidentColumns, seen: int, version: int) 
     )
     if len(changed) > CATCH_UP_LIMIT:
         return _read_all(conn, version)
-    facts = _fact_rows(conn, changed)
+    facts = _fetch(conn, _fact_query(conn), changed, incident_facts.c.incident_id)
     if len(facts) < len(changed):  # an incident is gone: nothing to patch it with
         return _read_all(conn, version)
-    return _build(facts, _service_rows(conn, changed), version, kept, changed)
+    pairs = _fetch(conn, _service_query(), changed, incident_services.c.incident_id)
+    return _build(facts, pairs, version, kept, changed)
 
 
 _kept: weakref.WeakKeyDictionary[Engine, IncidentColumns] = weakref.WeakKeyDictionary()

@@ -17,6 +17,7 @@ from rca.domain.additions import IncidentChange
 from rca.insights import facts
 from rca.insights.measures import median, months_between, percentile, report
 from rca.store import Store
+from rca.store import incident_facts as columns_module
 from rca.store.engine import incidents, write_transaction
 from rca.store.incident_facts import incident_columns
 from rca.store.insight_tables import incident_facts, incident_services
@@ -155,6 +156,28 @@ def test_the_report_follows_every_kind_of_incident_write(store: Store) -> None:
         check(store, stored)  # caught up from the revisions
     kept = incident_columns(store.engine)
     assert incident_columns(store.engine) is kept  # nothing written: the same columns
+
+
+def test_columns_read_a_few_rows_at_a_time_are_the_same_on_both_back_ends(
+    backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(columns_module, "_BATCH", 7)  # every read crosses batch boundaries
+    monkeypatch.setattr(columns_module, "CATCH_UP_LIMIT", 3)  # each change reads all again
+    store = Store.open(settings)
+    try:
+        assert store.engine.dialect.name == backend
+        rng = random.Random(29)
+        stored = {i.id: i for i in (random_incident(rng, n) for n in range(120))}
+        store.save(list(stored.values()), "test")
+        check(store, stored)
+        update = {"services": ["late-service"], "severity": Severity.SEV1}
+        changed = [stored[i].model_copy(update=update) for i in rng.sample(sorted(stored), 6)]
+        batch = changed + [random_incident(rng, 2000 + k) for k in range(9)]
+        store.save(batch, "test")
+        stored.update({i.id: Incident.model_validate(i.model_dump()) for i in batch})
+        check(store, stored)
+    finally:
+        store.close()
 
 
 def test_a_change_through_the_api_path_is_seen(store: Store) -> None:

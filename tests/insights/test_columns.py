@@ -5,6 +5,8 @@ postmortem counts equal the SQL ones, and a report leaves stale postmortems to t
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -134,6 +136,22 @@ def check(store: Store, stored: dict[str, Incident]) -> None:
         assert {k: found[k] for k in expected} == expected, (services, severities)
 
 
+@contextmanager
+def stored_on(
+    backend: str, settings: Settings, rng: random.Random, count: int
+) -> Iterator[tuple[Store, dict[str, Incident]]]:
+    """A store on `backend` holding `count` random incidents, checked against the reference."""
+    store = Store.open(settings)
+    try:
+        assert store.engine.dialect.name == backend
+        stored = {i.id: i for i in (random_incident(rng, n) for n in range(count))}
+        store.save(list(stored.values()), "test")
+        check(store, stored)
+        yield store, stored
+    finally:
+        store.close()
+
+
 def test_the_report_follows_every_kind_of_incident_write(store: Store) -> None:
     rng = random.Random(19)
     stored = {i.id: i for i in (random_incident(rng, n) for n in range(300))}
@@ -163,21 +181,14 @@ def test_columns_read_a_few_rows_at_a_time_are_the_same_on_both_back_ends(
 ) -> None:
     monkeypatch.setattr(columns_module, "_BATCH", 7)  # every read crosses batch boundaries
     monkeypatch.setattr(columns_module, "CATCH_UP_LIMIT", 3)  # each change reads all again
-    store = Store.open(settings)
-    try:
-        assert store.engine.dialect.name == backend
-        rng = random.Random(29)
-        stored = {i.id: i for i in (random_incident(rng, n) for n in range(120))}
-        store.save(list(stored.values()), "test")
-        check(store, stored)
+    rng = random.Random(29)
+    with stored_on(backend, settings, rng, 120) as (store, stored):
         update = {"services": ["late-service"], "severity": Severity.SEV1}
         changed = [stored[i].model_copy(update=update) for i in rng.sample(sorted(stored), 6)]
         batch = changed + [random_incident(rng, 2000 + k) for k in range(9)]
         store.save(batch, "test")
         stored.update({i.id: Incident.model_validate(i.model_dump()) for i in batch})
         check(store, stored)
-    finally:
-        store.close()
 
 
 def test_a_change_through_the_api_path_is_seen(store: Store) -> None:
@@ -255,13 +266,8 @@ def test_a_report_finds_few_stale_facts_itself_and_the_rest_later(
 def test_the_columns_are_kept_until_an_incident_is_written_on_both_back_ends(
     backend: str, settings: Settings
 ) -> None:
-    store = Store.open(settings)
-    try:
-        assert store.engine.dialect.name == backend
-        rng = random.Random(23)
-        stored = {i.id: i for i in (random_incident(rng, n) for n in range(50))}
-        store.save(list(stored.values()), "test")
-        check(store, stored)
+    rng = random.Random(23)
+    with stored_on(backend, settings, rng, 50) as (store, stored):
         kept = incident_columns(store.engine)
         assert incident_columns(store.engine) is kept  # nothing written: not read again
         target = next(iter(stored.values()))
@@ -273,5 +279,3 @@ def test_the_columns_are_kept_until_an_incident_is_written_on_both_back_ends(
         store.save([added], "test")
         stored[added.id] = added
         check(store, stored)
-    finally:
-        store.close()

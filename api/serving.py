@@ -10,8 +10,8 @@ query strings, and server processes that end with the process that started them.
   `MAX_HEADER_BYTES`). The time to receive a body is bounded by `api.limits.BodyLimit`.
 - **No query strings in the access log.** Search text and cursors travel in query strings and
   people paste tokens into search boxes: `NoQueryString` logs the path only.
-- **Server processes end with their supervisor.** `rca serve --workers N` is a uvicorn
-  supervisor with N spawned children sharing the listening socket; killed outright, it used
+- **Server processes end with their supervisor.** `rca serve --workers N` is a supervisor
+  (`api.supervisor`) with N spawned children, each on a socket of its own; killed outright, it used
   to leave them serving with no parent. Each child asks the kernel for SIGTERM when its parent
   dies (`end_with_parent`), and stops within `GRACEFUL_S`. SIGTERM cannot stop a start-up that
   is waiting (for the embedding service, which ended with the supervisor too), so a thread
@@ -48,10 +48,6 @@ MAX_HEADER_BYTES = 64 * 1024
 """Largest request line and headers accepted (431 beyond); browsers send a few KiB."""
 GRACEFUL_S = 10
 """How long a stopping server process lets requests in flight finish."""
-HEALTHCHECK_S = 60
-"""How long uvicorn's supervisor waits for a child to answer its health check before killing
-and replacing it. uvicorn's 5 s is shorter than a child takes to import the app on a busy
-2-core machine, where it then replaced its children forever."""
 PR_SET_PDEATHSIG = 1
 
 
@@ -237,7 +233,6 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": log_config,
         "log_level": "info",
         "timeout_graceful_shutdown": GRACEFUL_S,
-        "timeout_worker_healthcheck": HEALTHCHECK_S,
     }
 
 
@@ -262,7 +257,7 @@ def _stop_when_ended(parent: multiprocessing.process.BaseProcess) -> None:  # pr
 
 def server_process_app() -> FastAPI:
     """The app of one server process of `rca serve --workers N` (uvicorn calls this factory in
-    each process it spawns): the process first ties its life to the supervisor's."""
+    each process `api.supervisor` spawns): the process first ties its life to the supervisor's."""
     supervisor = multiprocessing.parent_process()
     started = threading.Event()
     if supervisor is not None and supervisor.pid is not None:

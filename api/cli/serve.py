@@ -72,23 +72,36 @@ def serve_command(
     # `/metrics` sums them all, whichever process answers the scrape.
     shared, ours = metrics.start_multiprocess(settings.data_dir)
     try:
-        _serve_processes(settings, host, port, processes, draft_workers)
+        return _serve_processes(settings, host, port, processes, draft_workers)
     finally:
         metrics.end_multiprocess(shared, ours)
-    return 0
 
 
 def _serve_processes(
     settings: Settings, host: str, port: int, processes: int, draft_workers: int | None
-) -> None:
+) -> int:
     """N server processes, one embedding service (unless one is configured) and, unless no
     draft workers are wanted, one `rca worker`."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from api.embedder_process import EmbedderProcess
     from api.serving import end_with_parent, uvicorn_options
+    from api.supervisor import Supervisor
 
-    options = uvicorn_options(settings)
+    supervisor = Supervisor(
+        uvicorn.Config(
+            "api.serving:server_process_app",
+            factory=True,
+            workers=processes,
+            host=host,
+            port=port,
+            **uvicorn_options(settings),
+        ),
+        processes,
+    )
+    if not supervisor.port_free():  # before starting the services below
+        return STARTUP_FAILURE
     # Each process builds its own app from the environment: hand the command line's choices
     # down that way. Drafting moves to one `rca worker` child at a lower CPU priority: inside
     # a server process it shares that process's GIL with request handling (measured: draft
@@ -110,14 +123,7 @@ def _serve_processes(
             preexec_fn=functools.partial(end_with_parent, os.getpid()),
         )
     try:
-        uvicorn.run(
-            "api.serving:server_process_app",
-            factory=True,
-            workers=processes,
-            host=host,
-            port=port,
-            **options,
-        )
+        return supervisor.run()
     finally:
         if embedder is not None:  # first: the drafter's wait below may fail
             embedder.stop()

@@ -45,6 +45,12 @@ RULES = {
         SELECT c.name || ' = ' || CAST(c.value AS TEXT) FROM store_counters c
         WHERE c.name = 'postmortem_revisions'
         AND c.value != (SELECT COUNT(*) FROM postmortem_revisions)""",
+    "the counts of waiting drafts kept (on SQLite) are the drafts waiting": """
+        SELECT c.name || ' = ' || CAST(c.value AS TEXT) FROM store_counters c
+        WHERE c.name LIKE 'queued_drafts%' AND c.value != (
+            SELECT COUNT(*) FROM drafts d WHERE d.status = 'queued'
+            AND (c.name = 'queued_drafts'
+                 OR c.name = 'queued_drafts:' || COALESCE(d.requested_key, '')))""",
     "an incident has its document and a revision": """
         SELECT id FROM incidents WHERE document IS NULL OR document = '' OR revision < 1""",
 }

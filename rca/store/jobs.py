@@ -20,7 +20,6 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
-    case,
     func,
     insert,
     select,
@@ -31,6 +30,7 @@ from sqlalchemy import (
 from rca.domain import Draft, new_id
 from rca.errors import Busy, NotFound
 from rca.store import audit, webhook_events
+from rca.store.counters import queued_drafts
 from rca.store.engine import drafts, incidents, read_transaction, write_transaction
 from rca.store.job_rows import DraftJob as DraftJob
 from rca.store.job_rows import JobStatus as JobStatus
@@ -47,13 +47,9 @@ _JOB = select(drafts).where(drafts.c.id == bindparam("ident"))
 """One job (built once: one built per call costs more than running it)."""
 _KNOWN = select(incidents.c.id).where(incidents.c.id == bindparam("incident"))
 _ADD = insert(drafts)
-_WAITING = select(
-    func.count(),
-    func.coalesce(func.sum(case((drafts.c.requested_key == bindparam("key"), 1))), 0),
-).where(drafts.c.status == JobStatus.QUEUED.value, drafts.c.id != bindparam("own"))
-"""Jobs waiting but the one being submitted, and how many of them one key asked for."""
 _LOCKED_WAITING = text("SELECT total, mine FROM rca_waiting_drafts(:lock, :own, :key)")
-"""The same, on PostgreSQL, counted once the submissions' advisory lock is held."""
+"""On PostgreSQL, the jobs waiting but the one being submitted, and how many of them one key
+asked for, counted once the submissions' advisory lock is held."""
 
 
 class DraftJobs:
@@ -114,7 +110,8 @@ class DraftJobs:
     def _make_room(self, conn: Connection, ident: str, requested_key: str | None) -> None:
         """Refuse (Busy, which rolls the submission back) unless the queue and the key's share
         of it had room for job `ident`, counted last in its write transaction. On SQLite the
-        transaction holds the only write lock. On PostgreSQL, where two transactions could each
+        transaction holds the only write lock, and triggers keep the counts (two rows to read,
+        however long the queue). On PostgreSQL, where two transactions could each
         count room for one more, every submission takes one transaction-scoped advisory lock
         and then counts, in one round trip (migration 0015's function; its count has a snapshot
         of its own, so it sees every submission that committed while this one waited): the lock
@@ -125,9 +122,10 @@ class DraftJobs:
             counted = conn.execute(
                 _LOCKED_WAITING, {"lock": _SUBMISSIONS_LOCK, "own": ident, "key": requested_key}
             )
-        else:
-            counted = conn.execute(_WAITING, {"key": requested_key, "own": ident})
-        total, own = counted.one()
+            total, own = counted.one()
+        else:  # kept by triggers; they count the job being submitted too
+            total, own = queued_drafts(conn, requested_key)
+            total, own = total - 1, max(own - 1, 0)
         per_key = self.max_queued_per_key
         if requested_key is not None and per_key is not None and own >= per_key:
             raise Busy(

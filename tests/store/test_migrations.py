@@ -93,7 +93,9 @@ def test_the_revision_counter_starts_at_the_revisions_already_stored(settings: S
             _migrate(conn, "downgrade", "0015")
             assert "store_counters" not in inspect(conn).get_table_names()
             _migrate(conn, "upgrade", "head")
-            seeded = conn.execute(text("SELECT value FROM store_counters")).scalar_one()
+            seeded = conn.execute(
+                text("SELECT value FROM store_counters WHERE name = 'postmortem_revisions'")
+            ).scalar_one()
         assert seeded == 3 and store.fingerprint() == "3" and check(store.engine) == []
         store.save_postmortem(Postmortem.model_validate(postmortem_data(id="pm-2")), "test")
         assert store.fingerprint() == "4"

@@ -23,35 +23,24 @@ down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_COUNTS = "('queued_drafts', 1), ('queued_drafts:' || coalesce({row}.requested_key, ''), 1)"
-_NAMES = "('queued_drafts', 'queued_drafts:' || coalesce({row}.requested_key, ''))"
+_ADD = (
+    "INSERT INTO store_counters (name, value) VALUES ('queued_drafts', 1),"
+    " ('queued_drafts:' || coalesce(NEW.requested_key, ''), 1)"
+    " ON CONFLICT (name) DO UPDATE SET value = value + 1"
+)
+_SUBTRACT = (
+    "UPDATE store_counters SET value = value - 1"
+    " WHERE name IN ('queued_drafts', 'queued_drafts:' || coalesce(OLD.requested_key, ''))"
+)
+_CHANGED = "UPDATE OF status, requested_key"
 TRIGGERS = {
-    "drafts_queue_added": f"""
-        CREATE TRIGGER drafts_queue_added AFTER INSERT ON drafts WHEN NEW.status = 'queued'
-        BEGIN
-            INSERT INTO store_counters (name, value) VALUES {_COUNTS.format(row="NEW")}
-            ON CONFLICT (name) DO UPDATE SET value = value + 1;
-        END""",
-    "drafts_queue_entered": f"""
-        CREATE TRIGGER drafts_queue_entered AFTER UPDATE OF status, requested_key ON drafts
-        WHEN NEW.status = 'queued'
-        BEGIN
-            INSERT INTO store_counters (name, value) VALUES {_COUNTS.format(row="NEW")}
-            ON CONFLICT (name) DO UPDATE SET value = value + 1;
-        END""",
-    "drafts_queue_left": f"""
-        CREATE TRIGGER drafts_queue_left AFTER UPDATE OF status, requested_key ON drafts
-        WHEN OLD.status = 'queued'
-        BEGIN
-            UPDATE store_counters SET value = value - 1 WHERE name IN {_NAMES.format(row="OLD")};
-        END""",
-    "drafts_queue_removed": f"""
-        CREATE TRIGGER drafts_queue_removed AFTER DELETE ON drafts WHEN OLD.status = 'queued'
-        BEGIN
-            UPDATE store_counters SET value = value - 1 WHERE name IN {_NAMES.format(row="OLD")};
-        END""",
+    "drafts_queue_added": ("INSERT", "NEW.status = 'queued'", _ADD),
+    "drafts_queue_entered": (_CHANGED, "NEW.status = 'queued'", _ADD),
+    "drafts_queue_left": (_CHANGED, "OLD.status = 'queued'", _SUBTRACT),
+    "drafts_queue_removed": ("DELETE", "OLD.status = 'queued'", _SUBTRACT),
 }
-"""An update that keeps a draft queued runs both update triggers: one less, one more."""
+"""Each trigger on drafts: after what, when, and what it does to the counts. An update that
+keeps a draft queued runs both update triggers: one less, one more."""
 
 
 def upgrade() -> None:
@@ -66,8 +55,8 @@ def upgrade() -> None:
         " coalesce(requested_key, ''), COUNT(*) FROM drafts WHERE status = 'queued'"
         " GROUP BY coalesce(requested_key, '')"
     )
-    for trigger in TRIGGERS.values():
-        op.execute(trigger)
+    for name, (event, when, action) in TRIGGERS.items():
+        op.execute(f"CREATE TRIGGER {name} AFTER {event} ON drafts WHEN {when} BEGIN {action}; END")
 
 
 def downgrade() -> None:

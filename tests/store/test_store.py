@@ -183,7 +183,7 @@ def test_reopening_runs_no_migration_twice(settings: Settings) -> None:
     second = Store.open(settings)
     assert second.counts()["postmortems"] == 1
     with second.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0016"
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0017"
     second.close()
 
 
@@ -233,7 +233,9 @@ def test_the_integrity_check_finds_a_revision_counter_out_of_step(store: Store) 
     store.save_postmortem(Postmortem.model_validate(postmortem_data(id="pm-a")), source="test")
     assert check(store.engine) == []
     with store.engine.begin() as conn:
-        conn.execute(text("UPDATE store_counters SET value = 7"))
+        conn.execute(
+            text("UPDATE store_counters SET value = 7 WHERE name = 'postmortem_revisions'")
+        )
     problems = check(store.engine)
     assert [p.rule for p in problems] == [
         "the count of postmortem revisions kept (the store's fingerprint) is the number stored"

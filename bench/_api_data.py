@@ -288,7 +288,11 @@ def drop_queued_drafts(deployment: Deployment) -> None:
     store = Store.open(deployment.settings())
     try:
         with write_transaction(store.engine) as conn:
-            conn.execute(update(drafts).where(drafts.c.status == "queued").values(status="failed"))
+            conn.execute(
+                update(drafts)
+                .where(drafts.c.status == "queued")
+                .values(status="failed", error="dropped by bench/api.py after its round")
+            )
     finally:
         store.close()
 

@@ -1,5 +1,5 @@
 """`rca serve` for the crash rounds: started in a process group of its own (one server process,
-or `--workers 2`: uvicorn's supervisor, its two server processes and the `rca worker`), and
+or `--workers 2`: rca's supervisor, its two server processes and the `rca worker`), and
 killed whole with SIGKILL.
 
 Two ways to start it: `Forker.start` forks it from a process that imported rca once (fast);

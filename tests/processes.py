@@ -73,6 +73,12 @@ def descendants(pid: int) -> list[Proc]:
         parents = {p.pid for p in found}
 
 
+def server_processes(supervisor: int) -> list[Proc]:
+    """The server processes `rca serve --workers N` (process `supervisor`) spawned (not its
+    embedding service, draft worker or resource tracker)."""
+    return [p for p in descendants(supervisor) if "multiprocessing.spawn" in p.command]
+
+
 def marked(value: str) -> list[Proc]:
     """The running processes (but this one) whose environment carries `MARK=value`."""
     entry = f"{MARK}={value}".encode()

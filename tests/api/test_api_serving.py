@@ -27,7 +27,7 @@ from rca.store import Store
 from rca.store.engine import write_transaction
 from tests.api.support import INCIDENT_FILE, Api, free_port
 from tests.factories import incident_data
-from tests.processes import descendants, is_running, kill, rca_serve
+from tests.processes import descendants, is_running, kill, rca_serve, server_processes
 
 ROOT = Path(__file__).parents[2]
 
@@ -195,7 +195,7 @@ def test_a_killed_supervisor_takes_its_server_processes_with_it(tmp_path: Path) 
     port = free_port()
     with rca_serve(tmp_path / "data", port, "--workers", "2") as served:
         below = descendants(served.process.pid)
-        servers = [p for p in below if "multiprocessing.spawn" in p.command]
+        servers = server_processes(served.process.pid)
         assert len(servers) == 2, below
         served.process.kill()  # SIGKILL: no chance to stop its children itself
         served.process.wait(30)

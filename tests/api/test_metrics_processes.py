@@ -26,7 +26,7 @@ from rca.store import Store
 from rca.store.integrations import IntegrationKind, Integrations
 from tests.api.support import INCIDENT_FILE, free_port
 from tests.api.test_metrics import ALERT, Samples, parse, value
-from tests.processes import descendants, rca_serve
+from tests.processes import rca_serve, server_processes
 
 # --- the multi-process directory -----------------------------------------------------------
 
@@ -151,9 +151,7 @@ def test_one_scrape_counts_every_process_of_rca_serve(tmp_path: Path) -> None:
         def healthz() -> None:
             urllib.request.urlopen(base + "/healthz", timeout=30).close()
 
-        servers = [
-            p for p in descendants(served.process.pid) if "multiprocessing.spawn" in p.command
-        ]
+        servers = server_processes(served.process.pid)
         assert len(servers) == 2
         first = value(scrape_all(), "rca_http_requests_total", route="/healthz")
         assert first < 1000

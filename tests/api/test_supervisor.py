@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.support import free_port
-from tests.processes import descendants, is_running, kill, rca_serve
+from tests.processes import descendants, is_running, kill, rca_serve, server_processes
 
 # The supervisor is the same whatever the database: once is enough.
 pytestmark = pytest.mark.sqlite_only
@@ -65,8 +65,8 @@ def serve_refused(port: int, data_dir: Path) -> str:
     return done.stdout + done.stderr
 
 
-def server_processes(supervisor: int) -> list[int]:
-    return [p.pid for p in descendants(supervisor) if "multiprocessing.spawn" in p.command]
+def server_pids(supervisor: int) -> list[int]:
+    return [p.pid for p in server_processes(supervisor)]
 
 
 def wait_listening(port: int, count: int, timeout_s: float = 180) -> set[str]:
@@ -95,7 +95,7 @@ def test_each_server_process_listens_on_its_own_socket_and_gets_connections(
     port = free_port()
     with rca_serve(tmp_path / "data", port, "--workers", "2") as served:
         listening = wait_listening(port, 2)
-        servers = server_processes(served.process.pid)
+        servers = server_pids(served.process.pid)
         assert len(servers) == 2
         assert [len(socket_inodes(pid) & listening) for pid in servers] == [1, 1]
         clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(64)]
@@ -137,11 +137,11 @@ def test_a_server_process_that_dies_is_replaced_and_sigterm_stops_them_all(
     port = free_port()
     with rca_serve(tmp_path / "data", port, "--workers", "2") as served:
         wait_listening(port, 2)
-        first, second = server_processes(served.process.pid)
+        first, second = server_pids(served.process.pid)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 180
         while True:
-            now = server_processes(served.process.pid)
+            now = server_pids(served.process.pid)
             if first not in now and len(now) == 2 and len(listening_inodes(port)) == 2:
                 break
             assert time.monotonic() < deadline, f"not replaced: {now}"
@@ -152,7 +152,7 @@ def test_a_server_process_that_dies_is_replaced_and_sigterm_stops_them_all(
         client.request("GET", "/healthz")
         assert client.getresponse().status == 200
         client.close()
-        below = server_processes(served.process.pid)
+        below = server_pids(served.process.pid)
         served.process.send_signal(signal.SIGTERM)
         assert served.process.wait(60) == 0
         left = [pid for pid in below if is_running(pid)]

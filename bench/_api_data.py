@@ -19,11 +19,12 @@ index was made for (a different model means a rebuild) and how long the build to
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -223,6 +224,9 @@ def postgresql(scale: Scale, cache: Path, scratch: Path) -> Iterator[Deployment]
             deployment = Deployment("postgresql", scratch / "data", url, chroma.url)
         if chroma.process is not None:
             deployment.pids["chroma server"] = chroma.process.pid
+        postmaster = cluster.root / "db" / "postmaster.pid"
+        with suppress(OSError, ValueError, IndexError):
+            deployment.pids["postgresql"] = int(postmaster.read_text().split()[0])
         yield deployment
     finally:
         if chroma is not None:
@@ -314,6 +318,18 @@ def descendants(pid: int) -> list[int]:
             for child in (task / "children").read_text().split():
                 found += [int(child), *descendants(int(child))]
     return found
+
+
+def cpu_seconds(pids: Iterable[int]) -> float:
+    """User and system CPU time used so far by these processes and every process below them
+    (a process that ended in between is not counted: `rca serve` replaces none in a run)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in {p for top in pids for p in (top, *descendants(top))}:
+        with suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
 
 
 def command_name(pid: int) -> str:

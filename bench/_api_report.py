@@ -1,13 +1,19 @@
 """The table `bench/api.py` prints: one row per scenario, one group of columns per back end.
 
 Each statistic is the median over rounds; `ratio` is a scenario's p50 over the p50 of the
-baseline (`GET /healthz`) of the same back end and run. A scenario with a target meets it when
+baseline (`GET /healthz`) of the same back end and run. `CPU ms` is the CPU time the server side
+spent per answer (all its processes, see `Result.cpu_ms`), and `floor` what that costs at
+best: `clients` x `CPU ms` / cores. A closed loop's mean latency is clients / throughput, and
+the cores answer at most cores / `CPU ms` requests a second, so no scheduling brings the mean
+latency below the floor; a scenario whose floor is above its target cannot meet it without
+spending less CPU per request (or more cores). A scenario with a target meets it when
 its p99 is at most the target and it had no error; one that got no answer at all within the run
 (wrk then reports zero latencies) is marked NONE, whatever its target.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +31,8 @@ class Run:
     backend: str
     results: dict[str, list[Result]]
     peak_rss_mib: dict[str, float] = field(default_factory=dict)
+    clients: int = 32
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 @dataclass
@@ -36,6 +44,8 @@ class Row:
     p99_ms: float
     ratio: float
     errors: float
+    cpu_ms: float | None = None
+    floor_ms: float | None = None
 
 
 def rows(run: Run, scenarios: Sequence[Scenario]) -> dict[str, Row]:
@@ -44,18 +54,26 @@ def rows(run: Run, scenarios: Sequence[Scenario]) -> dict[str, Row]:
     def mid(name: str, attr: str) -> float:
         return median([getattr(r, attr) for r in run.results[name]])
 
+    def cpu(name: str) -> float | None:
+        read = [r.cpu_ms for r in run.results[name] if r.cpu_ms is not None]
+        return median(read) if read else None
+
     base = mid(scenarios[0].name, "p50_ms")
-    return {
-        s.name: Row(
+    found: dict[str, Row] = {}
+    for s in scenarios:
+        if not run.results.get(s.name):
+            continue
+        cpu_ms = cpu(s.name)
+        found[s.name] = Row(
             mid(s.name, "rps"),
             mid(s.name, "p50_ms"),
             mid(s.name, "p99_ms"),
             mid(s.name, "p50_ms") / base if base > 0 else float("nan"),
             mid(s.name, "errors"),
+            cpu_ms,
+            None if cpu_ms is None else run.clients * cpu_ms / run.cores,
         )
-        for s in scenarios
-        if run.results.get(s.name)
-    }
+    return found
 
 
 def verdict(scenario: Scenario, row: Row | None) -> str:
@@ -74,7 +92,10 @@ def verdict(scenario: Scenario, row: Row | None) -> str:
 def table(runs: Sequence[Run], scenarios: Sequence[Scenario]) -> str:
     """The side-by-side table, then the peak RSS of each back end's processes."""
     by_backend = [(run, rows(run, scenarios)) for run in runs]
-    cells = f"{'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} {'errors':>6} {'target':>6}"
+    cells = (
+        f"{'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6} {'errors':>6} {'target':>6}"
+        f" {'CPU ms':>6} {'floor':>6}"
+    )
     width = len(cells)
     lines = [
         f"{'':<40} {'':<16} {'':<8}" + "".join(f" | {run.backend:^{width}}" for run in runs),
@@ -92,9 +113,18 @@ def table(runs: Sequence[Run], scenarios: Sequence[Scenario]) -> str:
             line += (
                 f" | {row.rps:7.0f} {row.p50_ms:7.1f} {row.p99_ms:7.1f} {row.ratio:6.1f}"
                 f" {row.errors:6.0f} {verdict(scenario, row):>6}"
+                f" {_number(row.cpu_ms, 2):>6} {_number(row.floor_ms, 0):>6}"
             )
         lines.append(line)
+    lines.append(
+        "CPU ms: the server side's CPU time per answer; floor: the lowest mean latency that "
+        "CPU allows at this many clients (clients x CPU ms / cores)"
+    )
     for run in runs:
         memory = ", ".join(f"{name} {mib:.0f}" for name, mib in run.peak_rss_mib.items())
         lines.append(f"peak RSS (VmHWM) on {run.backend}, MiB: {memory or 'not read'}")
     return "\n".join(lines)
+
+
+def _number(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:.{decimals}f}"

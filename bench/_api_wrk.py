@@ -67,6 +67,12 @@ class Result:
     p99_ms: float
     errors: int
     """Answers that were not 2xx/3xx, plus socket errors (connect, read, write, timeout)."""
+    requests: int = 0
+    """Answers counted (wrk's `N requests in`)."""
+    cpu_ms: float | None = None
+    """CPU time the server side spent per answer: every process of the deployment (`rca
+    serve` and all below it, the draft worker, PostgreSQL, the Chroma server), user and
+    system, over the run, divided by `requests`; None when not read."""
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -91,7 +97,14 @@ def parse_wrk(output: str) -> Result:
     )
     if socket:
         errors += sum(int(n) for n in socket.groups())
-    return Result(float(rps.group(1)), _ms(percentiles["50"]), _ms(percentiles["99"]), errors)
+    answered = re.search(r"^\s*(\d+) requests in", output, re.MULTILINE)
+    return Result(
+        float(rps.group(1)),
+        _ms(percentiles["50"]),
+        _ms(percentiles["99"]),
+        errors,
+        int(answered.group(1)) if answered else 0,
+    )
 
 
 def wrk(base_url: str, scenario: Scenario, key: str, clients: int, seconds: float) -> Result:

@@ -35,6 +35,12 @@ median over rounds of each statistic. Every answer that is not 2xx counts as an 
 targets ask for none). After each round of draft submissions the queued jobs are dropped, so
 the server's one draft worker does not spend the next scenarios drafting thousands of them.
 Below the table: the peak RSS (VmHWM) of the server, draft worker and Chroma server processes.
+
+Each row also says what its requests cost: the CPU time of every process of the deployment
+(`rca serve` and everything below it, the draft worker, PostgreSQL, the Chroma server) over
+the timed run, per answer, read from /proc; and the floor that cost puts under the mean
+latency of `--clients` closed-loop clients on this machine's cores (`bench/_api_report.py`).
+When the floor is above a target, no scheduling meets it: the request must cost less CPU.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from bench._api_data import (
     Deployment,
     admin_key,
     command_name,
+    cpu_seconds,
     deployment,
     descendants,
     drop_queued_drafts,
@@ -127,8 +134,10 @@ def measure(
     key: str,
     server: subprocess.Popen[bytes],
     log: Path,
+    watched: list[int],
 ) -> tuple[list[Scenario], Run]:
-    """Every chosen scenario, `--rounds` times, interleaved."""
+    """Every chosen scenario, `--rounds` times, interleaved; the server side's CPU time per
+    answer read from the `watched` processes (and those below them) around each timed run."""
     wait_ready(base_url, server, log)
     chosen = [
         s
@@ -139,11 +148,16 @@ def measure(
     for round_no in range(args.rounds):
         for scenario in chosen:
             wrk(base_url, scenario, key, args.clients, min(2.0, args.seconds))  # warm-up
-            results[scenario.name].append(wrk(base_url, scenario, key, args.clients, args.seconds))
+            used = cpu_seconds(watched)
+            result = wrk(base_url, scenario, key, args.clients, args.seconds)
+            used = cpu_seconds(watched) - used
+            if result.requests:
+                result.cpu_ms = 1000 * used / result.requests
+            results[scenario.name].append(result)
             if scenario.group == "draft submission":
                 drop_queued_drafts(running)
         note(f"{running.backend}: round {round_no + 1}/{args.rounds} done")
-    return chosen, Run(running.backend, results)
+    return chosen, Run(running.backend, results, clients=args.clients)
 
 
 def peak_rss(processes: dict[str, int]) -> dict[str, float]:
@@ -183,7 +197,9 @@ def run_backend(args: argparse.Namespace, backend: Backend) -> tuple[list[Scenar
                     )
                 )
             worker, server = started
-            chosen, measured = measure(args, running, f"http://127.0.0.1:{port}", key, server, log)
+            watched = [server.pid, worker.pid, *running.pids.values()]
+            base_url = f"http://127.0.0.1:{port}"
+            chosen, measured = measure(args, running, base_url, key, server, log, watched)
             measured.peak_rss_mib = peak_rss(
                 {"rca serve": server.pid, "draft worker": worker.pid, **running.pids}
             )

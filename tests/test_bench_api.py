@@ -3,8 +3,13 @@ side-by-side table."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 
+from bench._api_data import cpu_seconds
 from bench._api_report import Run, table
 from bench._api_wrk import Result, Scenario, lua_string, parse_wrk
 from bench.api import main, parser
@@ -59,7 +64,9 @@ def test_bad_options_are_refused_in_one_line(
 
 
 def test_wrk_output_is_read_with_its_errors() -> None:
-    assert parse_wrk(WRK_OUTPUT) == Result(rps=400.5, p50_ms=4.2, p99_ms=1200.0, errors=6)
+    assert parse_wrk(WRK_OUTPUT) == Result(
+        rps=400.5, p50_ms=4.2, p99_ms=1200.0, errors=6, requests=2000
+    )
     with pytest.raises(SystemExit, match="cannot read wrk's output"):
         parse_wrk("wrk: connection refused")
 
@@ -81,25 +88,60 @@ def test_the_table_puts_back_ends_side_by_side() -> None:
         return Run(
             backend,
             {
-                scenarios[0].name: [Result(1000, 2.0, 5.0, 0), Result(900, 4.0, 7.0, 0)],
-                scenarios[1].name: [Result(500, 6.0, p99, errors)],
+                scenarios[0].name: [
+                    Result(1000, 2.0, 5.0, 0, 10_000, 0.5),
+                    Result(900, 4.0, 7.0, 0, 9_000, 0.25),
+                ],
+                scenarios[1].name: [Result(500, 6.0, p99, errors, 5_000, 6.25)],
                 scenarios[2].name: [],
             },
             {"server process 1": 180.4},
+            clients=32,
+            cores=2,
         )
 
     text = table([run("sqlite", 50.0, 0), run("postgresql", 120.0, 0)], scenarios)
     lines = text.splitlines()
     assert "sqlite" in lines[0] and "postgresql" in lines[0]
+    # CPU ms: the median over rounds; floor: 32 clients x CPU ms / 2 cores
     assert lines[2].split() == (
-        "GET /healthz (baseline) baseline | 950 3.0 6.0 1.0 0 | 950 3.0 6.0 1.0 0".split()
+        "GET /healthz (baseline) baseline | 950 3.0 6.0 1.0 0 0.38 6 "
+        "| 950 3.0 6.0 1.0 0 0.38 6".split()
     )
     assert lines[3].split() == (
-        "GET /v1/incidents/{id} reads 100 ms | 500 6.0 50.0 2.0 0 met "
-        "| 500 6.0 120.0 2.0 0 MISSED".split()
+        "GET /v1/incidents/{id} reads 100 ms | 500 6.0 50.0 2.0 0 met 6.25 100 "
+        "| 500 6.0 120.0 2.0 0 MISSED 6.25 100".split()
     )
     assert lines[4].split()[-4:] == ["run", "|", "not", "run"]
     stalled = Run("sqlite", {scenarios[0].name: [Result(1000, 2.0, 5.0, 0)]})
     stalled.results[scenarios[2].name] = [Result(0, 0.0, 0.0, 0)]
-    assert table([stalled], scenarios).splitlines()[4].split()[-2:] == ["0", "NONE"]
-    assert lines[5] == "peak RSS (VmHWM) on sqlite, MiB: server process 1 180"
+    assert table([stalled], scenarios).splitlines()[4].split()[-4:] == ["0", "NONE", "-", "-"]
+    assert lines[5].startswith("CPU ms: the server side's CPU time per answer")
+    assert lines[6] == "peak RSS (VmHWM) on sqlite, MiB: server process 1 180"
+
+
+def test_cpu_time_is_read_for_a_process_and_its_children() -> None:
+    """A parent that only waits, and a child that spins for 0.3 s of CPU: the tree's CPU time
+    grows by about that much, and a pid that does not exist counts nothing."""
+    spin = (
+        "import sys, time\nend = time.process_time() + 0.3\n"
+        "while time.process_time() < end: pass\nsys.stdin.read()"
+    )
+    script = (
+        "import subprocess, sys\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {spin!r}], stdin=subprocess.PIPE)\n"
+        "print('started', flush=True); sys.stdin.read(); child.communicate()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as parent:
+        try:
+            assert parent.stdout is not None
+            parent.stdout.readline()
+            before = cpu_seconds([parent.pid])
+            time.sleep(1.0)  # the child spins its 0.3 s, then waits
+            used = cpu_seconds([parent.pid]) - before
+            assert 0.2 <= used <= 0.9
+            assert cpu_seconds([2**22 + 1]) == 0.0
+        finally:
+            parent.kill()

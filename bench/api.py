@@ -41,6 +41,8 @@ Each row also says what its requests cost: the CPU time of every process of the 
 the timed run, per answer, read from /proc; and the floor that cost puts under the mean
 latency of `--clients` closed-loop clients on this machine's cores (`bench/_api_report.py`).
 When the floor is above a target, no scheduling meets it: the request must cost less CPU.
+Before each scenario the script waits for those processes to go idle (at most a minute), so
+that no scenario pays for the requests the previous one left in flight.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -147,6 +150,9 @@ def measure(
     results: dict[str, list[Result]] = {s.name: [] for s in chosen}
     for round_no in range(args.rounds):
         for scenario in chosen:
+            waited = settle(watched)
+            if waited is None:
+                note(f"{scenario.name}: the server side was still busy after {SETTLE_S:g} s")
             wrk(base_url, scenario, key, args.clients, min(2.0, args.seconds))  # warm-up
             used = cpu_seconds(watched)
             result = wrk(base_url, scenario, key, args.clients, args.seconds)
@@ -158,6 +164,26 @@ def measure(
                 drop_queued_drafts(running)
         note(f"{running.backend}: round {round_no + 1}/{args.rounds} done")
     return chosen, Run(running.backend, results, clients=args.clients)
+
+
+SETTLE_S = 60.0
+"""Longest wait for the server side to go idle before a scenario."""
+IDLE_SHARE = 0.1
+"""Idle: the watched processes used at most this share of one core over half a second."""
+
+
+def settle(watched: list[int], limit_s: float = SETTLE_S) -> float | None:
+    """Wait until the previous scenario's requests are done: wrk stops sending, but the
+    server still answers what it had accepted (after the insights scenario, 32 requests of
+    ~140 ms of CPU each, which the next scenario's run would otherwise pay for). The seconds
+    waited, or None if the processes never went idle within `limit_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = cpu_seconds(watched)
+        time.sleep(0.5)
+        if cpu_seconds(watched) - before <= IDLE_SHARE * 0.5:
+            return time.monotonic() - started
+    return None
 
 
 def peak_rss(processes: dict[str, int]) -> dict[str, float]:

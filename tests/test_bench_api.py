@@ -12,7 +12,7 @@ import pytest
 from bench._api_data import cpu_seconds
 from bench._api_report import Run, table
 from bench._api_wrk import Result, Scenario, lua_string, parse_wrk
-from bench.api import main, parser
+from bench.api import main, parser, settle
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8000
   1 threads and 32 connections
@@ -145,3 +145,23 @@ def test_cpu_time_is_read_for_a_process_and_its_children() -> None:
             assert cpu_seconds([2**22 + 1]) == 0.0
         finally:
             parent.kill()
+
+
+def test_a_scenario_starts_once_the_server_side_is_idle() -> None:
+    """`settle` returns at once for an idle process, waits while one still works, and gives
+    up (None) on one that never stops."""
+    spin = "import time\nend = time.monotonic() + {s}\nwhile time.monotonic() < end: pass"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) as idle:
+        try:
+            waited = settle([idle.pid])
+            assert waited is not None and waited < 2.0
+        finally:
+            idle.kill()
+    with subprocess.Popen([sys.executable, "-c", spin.format(s=1.5)]) as busy:
+        waited = settle([busy.pid])
+        assert waited is not None and waited >= 1.0
+    with subprocess.Popen([sys.executable, "-c", spin.format(s=30)]) as endless:
+        try:
+            assert settle([endless.pid], limit_s=1.5) is None
+        finally:
+            endless.kill()

@@ -72,7 +72,9 @@ class Result:
     cpu_ms: float | None = None
     """CPU time the server side spent per answer: every process of the deployment (`rca
     serve` and all below it, the draft worker, PostgreSQL, the Chroma server), user and
-    system, over the run, divided by `requests`; None when not read."""
+    system, over the run, divided by `requests`; None when not read. It counts what the
+    requests set off in the background too: in the draft-submission row, the worker drafting
+    the jobs submitted."""
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}

@@ -95,6 +95,14 @@ class EmbeddingService:
         # queries wait together and the embedder encodes them as one batch.
         self._calls = ThreadPoolExecutor(MAX_CONCURRENT, thread_name_prefix="rca-embed-call")
 
+    def close(self) -> None:
+        """Stop the request threads (calls still waiting are dropped: the server has stopped
+        answering) and the embedder's model thread, if it has one."""
+        self._calls.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.embedder, "close", None)
+        if callable(close):
+            close()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
@@ -220,8 +228,9 @@ def serve(settings: Settings, socket_path: Path | None, host: str, port: int) ->
         where = f"http://{host}:{port}"
     if settings.api.warm_up:  # the model loads while the socket already accepts
         threading.Thread(target=_warm_up, args=(embedder,), daemon=True).start()
+    service = EmbeddingService(embedder)
     config = uvicorn.Config(
-        EmbeddingService(embedder),
+        service,
         log_level="warning",
         access_log=False,
         limit_concurrency=MAX_CONCURRENT,
@@ -236,6 +245,7 @@ def serve(settings: Settings, socket_path: Path | None, host: str, port: int) ->
     try:
         uvicorn.Server(config).run(sockets=[listener])
     finally:
+        service.close()
         listener.close()
         if socket_path is not None:
             with contextlib.suppress(FileNotFoundError):

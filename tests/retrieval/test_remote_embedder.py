@@ -242,3 +242,24 @@ def test_a_second_service_on_a_socket_in_use_is_refused(service: Path) -> None:
     assert f"another process listens on {service}" in done.stderr
     with _client(service) as client:  # the first still serves
         assert client.get("/healthz").status_code == 200
+
+
+def test_closing_the_service_stops_its_threads_and_the_model_thread() -> None:
+    """What `serve` does when uvicorn has stopped: no request thread takes more work, and an
+    embedder with a model thread of its own is closed too."""
+    from api.embedder_service import EmbeddingService
+
+    class Closable(FakeEmbedder):
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    embedder = Closable()
+    service = EmbeddingService(embedder)
+    assert service._calls.submit(lambda: 1).result() == 1
+    service.close()
+    assert embedder.closed == 1
+    with pytest.raises(RuntimeError, match="shutdown"):
+        service._calls.submit(lambda: 1)
+    EmbeddingService(FakeEmbedder()).close()  # no close of its own: nothing else to stop

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 from rca.config import Settings
 from rca.errors import ConfigurationError, RcaError
 from rca.ports import Embedder
-from retrieval.embedder import local_embedder
+from retrieval.embedder import close_embedder, local_embedder
 from retrieval.remote_embedder import MAX_REQUEST_BYTES, MAX_TEXTS
 
 log = logging.getLogger(__name__)
@@ -99,9 +99,7 @@ class EmbeddingService:
         """Stop the request threads (calls still waiting are dropped: the server has stopped
         answering) and the embedder's model thread, if it has one."""
         self._calls.shutdown(wait=False, cancel_futures=True)
-        close = getattr(self.embedder, "close", None)
-        if callable(close):
-            close()
+        close_embedder(self.embedder)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -281,6 +281,14 @@ class SentenceTransformerEmbedder:
             torch.set_num_threads(threads)
 
 
+def close_embedder(embedder: Embedder) -> None:
+    """Stop what an embedder runs beside its callers (a model thread, connections to the
+    embedding service), if it runs anything: the `Embedder` port has no `close`."""
+    close = getattr(embedder, "close", None)
+    if callable(close):
+        close()
+
+
 def local_embedder(settings: Settings) -> Embedder:
     """The embedder the settings name that runs in this process: the fake, or the model
     (loaded on first use); ConfigurationError for `remote`, which runs elsewhere."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from rca.config import Settings
 from rca.ports import Embedder
 from rca.store import Store
-from retrieval.embedder import SentenceTransformerEmbedder, local_embedder
+from retrieval.embedder import close_embedder, local_embedder
 from retrieval.indexer import Indexer
 from retrieval.remote_embedder import RemoteEmbedder
 from retrieval.search import SimilarSearch
@@ -40,8 +40,7 @@ class Retrieval:
         """Release the vector index client; stop the embedding thread (or close the
         connections to the embedding service)."""
         self.vectors.close()
-        if isinstance(self.embedder, SentenceTransformerEmbedder | RemoteEmbedder):
-            self.embedder.close()
+        close_embedder(self.embedder)
 
 
 def open_retrieval(settings: Settings, store: Store, embedder: Embedder | None = None) -> Retrieval:

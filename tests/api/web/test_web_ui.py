@@ -190,8 +190,17 @@ def test_a_reviewer_drafts_reviews_finalizes_and_finds_it_in_similar_search(
     deadline = time.monotonic() + 60  # the draft worker indexes finalized ones between jobs
     while site.services.store.index_state.pending_count() and time.monotonic() < deadline:
         time.sleep(0.2)
-    page.goto(f"{site.url}/ui/postmortems?q=checkout latency database connection pool")
-    titles = page.locator("#search-results .hit h3").all_inner_texts()
+    assert not site.services.store.index_state.pending_count(), "never indexed"
+    # A search while another thread catches the lexical index up answers from its last commit
+    # (by design), and a dense hit the lexical index does not hold yet is left out: search
+    # until the catch-up shows (it did not within the first search once, in a full run).
+    deadline = time.monotonic() + 30
+    while True:
+        page.goto(f"{site.url}/ui/postmortems?q=checkout latency database connection pool")
+        titles = page.locator("#search-results .hit h3").all_inner_texts()
+        if incident["title"] in titles or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert incident["title"] in titles, titles
     shot(page, "search")
 

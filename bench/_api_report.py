@@ -71,9 +71,15 @@ def rows(run: Run, scenarios: Sequence[Scenario]) -> dict[str, Row]:
             mid(s.name, "p50_ms") / base if base > 0 else float("nan"),
             mid(s.name, "errors"),
             cpu_ms,
-            None if cpu_ms is None else run.clients * cpu_ms / run.cores,
+            None if cpu_ms is None else floor_ms(cpu_ms, run.clients, run.cores),
         )
     return found
+
+
+def floor_ms(cpu_ms: float, clients: int, cores: int) -> float:
+    """The lowest mean latency `clients` closed-loop clients can see on `cores` cores when each
+    request costs `cpu_ms` of CPU (see the module's docstring)."""
+    return clients * cpu_ms / cores
 
 
 def verdict(scenario: Scenario, row: Row | None) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -47,8 +46,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._api_report import floor_ms
 from bench._api_scenarios import query_texts
-from bench._common import scratch_settings
+from bench._common import median, scratch_settings
 from rca.domain import Incident
 from rca.ports import Embedder
 from rca.store import Store
@@ -72,9 +72,9 @@ def per_op_ms(run: Callable[[int], None], count: int) -> float:
     return (time.process_time() - started) * 1000 / count
 
 
-def floor_ms(cpu_ms: float) -> float:
+def floor(cpu_ms: float) -> float:
     """The lowest mean latency of CLIENTS closed-loop clients on CORES cores at this cost."""
-    return CLIENTS * cpu_ms / CORES
+    return floor_ms(cpu_ms, CLIENTS, CORES)
 
 
 def copied_data(source: Path, scratch: Path) -> Path:
@@ -166,7 +166,7 @@ def measure(parts: Parts, rounds: int, depth: int) -> dict[str, float]:
         parts.round = round_no
         for name, (run, calls, per_call) in rows.items():
             found[name].append(per_op_ms(run, calls) / per_call)
-    return {name: statistics.median(values) for name, values in found.items()}
+    return {name: median(values) for name, values in found.items()}
 
 
 def report(cpu: dict[str, float], depth: int, embed_row: str) -> list[str]:
@@ -174,10 +174,7 @@ def report(cpu: dict[str, float], depth: int, embed_row: str) -> list[str]:
     base = cpu[BASELINE]
     lines = [
         f"{'part':48s} {'CPU ms':>8s} {'x baseline':>11s} {'floor ms':>9s}",
-        *(
-            f"{name:48s} {ms:8.2f} {ms / base:11.1f} {floor_ms(ms):9.0f}"
-            for name, ms in cpu.items()
-        ),
+        *(f"{name:48s} {ms:8.2f} {ms / base:11.1f} {floor(ms):9.0f}" for name, ms in cpu.items()),
     ]
     chroma = cpu[f"chroma query, {depth} nearest"]
     unavoidable_new = cpu[embed_row] + chroma
@@ -186,9 +183,9 @@ def report(cpu: dict[str, float], depth: int, embed_row: str) -> list[str]:
         f"floor = {CLIENTS} clients x CPU ms / {CORES} cores (the lowest mean latency at that "
         "cost; p99 is above the mean).",
         f"parts no tuning of rca's code removes, new text: batched embedding + chroma "
-        f"{depth} = {unavoidable_new:.2f} ms, floor {floor_ms(unavoidable_new):.0f} ms",
+        f"{depth} = {unavoidable_new:.2f} ms, floor {floor(unavoidable_new):.0f} ms",
         f"parts no tuning of rca's code removes, incident (vector kept): chroma {depth} = "
-        f"{chroma:.2f} ms, floor {floor_ms(chroma):.0f} ms",
+        f"{chroma:.2f} ms, floor {floor(chroma):.0f} ms",
         "not counted here: HTTP to rca and, with `rca serve --workers N`, to the embedding "
         "service; JSON of the answer",
     ]

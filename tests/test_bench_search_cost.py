@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.search_cost import BASELINE, floor_ms, main, per_op_ms, report
+from bench.search_cost import BASELINE, floor, main, per_op_ms, report
 from rca.config import Settings
 from rca.formats.importer import import_paths
 from rca.store import Store
@@ -19,8 +19,8 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 def test_the_floor_is_32_clients_over_2_cores() -> None:
-    assert floor_ms(5.0) == 80.0
-    assert floor_ms(0.0) == 0.0
+    assert floor(5.0) == 80.0
+    assert floor(0.0) == 0.0
 
 
 def test_per_op_ms_counts_cpu_not_waiting() -> None:
